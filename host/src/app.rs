@@ -1,0 +1,168 @@
+//! Assembles the gateway from its configuration (store, keys, projects, backend, commands) and
+//! runs it until SIGINT/SIGTERM, then shuts down in order.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Authenticator, NewKey, TokenHasher};
+use crate::commands::Commands;
+use crate::config::Config;
+use crate::exec::{ExecBackend, LocalBackend};
+use crate::http::AppState;
+use crate::plugins::{PassThroughDiscovery, Policies};
+use crate::projects::{LocalDirectories, ProjectRegistry};
+use crate::store::Store;
+use crate::streaming::OutputHub;
+
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Opens the configured database (creating the data directory for SQLite).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let url = config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| crate::store::sqlite_url(&config.data_dir));
+    let store = crate::store::open(&url).await.context("cannot open the database")?;
+    Ok(Arc::new(store))
+}
+
+/// The authenticator, with the key-hashing secret from the data directory.
+pub fn authenticator(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Authenticator> {
+    let secret = config.data_dir.join("key-hash.secret");
+    let hasher = TokenHasher::load_or_create(&secret).with_context(|| format!("cannot load {}", secret.display()))?;
+    Ok(Authenticator::new(store, hasher))
+}
+
+/// Creates the workspaces root and, on first start, a `demo` project (a git repository).
+fn prepare_workspaces(root: &Path) -> anyhow::Result<()> {
+    if root.exists() {
+        return Ok(());
+    }
+    let demo = root.join("demo");
+    std::fs::create_dir_all(&demo).with_context(|| format!("cannot create {}", demo.display()))?;
+    std::fs::write(
+        demo.join("README.md"),
+        "# demo\n\nA project created by rdev on first start.\n",
+    )?;
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(["-c", "user.name=rdev", "-c", "user.email=rdev@localhost"])
+            .args(args)
+            .current_dir(&demo)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(git(&["init", "-q"]) && git(&["add", "README.md"]) && git(&["commit", "-q", "-m", "Initial commit"])) {
+        tracing::warn!("git is unavailable; the demo project is not a repository");
+    }
+    Ok(())
+}
+
+/// Builds the application state and recovers commands left by an earlier run.
+pub async fn build(config: Config) -> anyhow::Result<AppState> {
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let auth = authenticator(&config, store.clone())?;
+    let root = &config.backend.workspaces;
+    prepare_workspaces(root)?;
+    let backend: Arc<dyn ExecBackend> = Arc::new(LocalBackend::new(root.clone()));
+    let source = Arc::new(LocalDirectories::new(root.clone()));
+    let projects = ProjectRegistry::new(source, Arc::new(PassThroughDiscovery), config.clone());
+    if let Err(e) = projects.refresh().await {
+        tracing::warn!(error = %e, "initial project discovery failed");
+    }
+    let hub = OutputHub::default();
+    let commands = Commands::new(
+        store.clone(),
+        backend.clone(),
+        projects.clone(),
+        hub.clone(),
+        Policies::default(),
+        config.clone(),
+    );
+    commands.recover().await.context("cannot recover commands")?;
+    Ok(AppState {
+        config,
+        store,
+        auth,
+        projects,
+        commands,
+        hub,
+        backend,
+        shutdown: CancellationToken::new(),
+    })
+}
+
+/// Creates the first admin key when no usable key exists; returns its token.
+pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<Option<String>> {
+    if state.store.count_active_keys().await? > 0 {
+        return Ok(None);
+    }
+    let new = NewKey {
+        name: "bootstrap-admin".into(),
+        scopes: vec!["admin".into()],
+        ..NewKey::default()
+    };
+    let (_, token) = state.auth.create(new, None).await?;
+    Ok(Some(token))
+}
+
+fn print_banner(addr: SocketAddr, token: Option<&str>) {
+    println!("rdev listening on http://{addr}");
+    if let Some(token) = token {
+        println!("\nFirst start: created an admin API key. It is shown only once:\n\n  {token}\n");
+        println!("Try it:\n");
+        println!("  export RDEV_TOKEN={token}");
+        println!("  curl -s -H \"Authorization: Bearer $RDEV_TOKEN\" http://{addr}/v1/projects\n");
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+/// Runs the gateway until a signal; then stops accepting connections, lets running commands
+/// finish within the grace period, interrupts the rest, and closes open streams.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let state = build(config).await?;
+    let refresher = state.projects.spawn_refresher(DISCOVERY_INTERVAL);
+    let token = bootstrap_admin(&state).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    print_banner(addr, token.as_deref());
+    tracing::info!(%addr, "listening");
+    let stop_accepting = CancellationToken::new();
+    let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let mut server = tokio::spawn(server.into_future());
+    tokio::select! {
+        () = wait_for_signal() => {}
+        result = &mut server => return result.context("server task failed")?.context("server failed"),
+    }
+    tracing::info!("shutting down: no new connections; waiting for running commands");
+    stop_accepting.cancel();
+    state.commands.shutdown(grace).await;
+    state.shutdown.cancel();
+    refresher.abort();
+    if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
+        tracing::warn!("connections still open after shutdown; closing them");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Key life cycle and request authentication, with a short-lived cache so that verifying a key
+//! does not cost a database round trip per request. Revocations on this replica take effect at
+//! once; other replicas see them within [`CACHE_TTL`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::token::{TokenHasher, key_id_of};
+use super::{AuthError, Principal};
+use crate::store::{AuditEntry, KeyRecord, Store};
+use crate::time::now_ms;
+
+/// How long a verified key record is trusted without re-reading it.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// What a new key may do.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    /// Name shown in listings.
+    pub name: String,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// Projects it may see (`None`: all).
+    pub projects: Option<Vec<String>>,
+    /// Networks it may be used from (`None`: any).
+    pub allowed_cidrs: Option<Vec<ipnet::IpNet>>,
+    /// Expiry, Unix ms.
+    pub expires_at: Option<i64>,
+}
+
+struct Cached {
+    key: Arc<KeyRecord>,
+    fetched: Instant,
+}
+
+/// Creates, verifies and revokes keys.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    hasher: TokenHasher,
+    cache: Arc<RwLock<HashMap<String, Cached>>>,
+    revoked: broadcast::Sender<String>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticator")
+    }
+}
+
+impl Authenticator {
+    /// An authenticator over a store.
+    pub fn new(store: Arc<dyn Store>, hasher: TokenHasher) -> Self {
+        Self {
+            store,
+            hasher,
+            cache: Arc::default(),
+            revoked: broadcast::channel(64).0,
+        }
+    }
+
+    /// Creates a key; returns its record and the token, which is never available again.
+    pub async fn create(
+        &self,
+        new: NewKey,
+        audit: Option<AuditEntry>,
+    ) -> Result<(KeyRecord, String), crate::store::StoreError> {
+        let (id, token) = self.hasher.generate();
+        let record = KeyRecord {
+            hash: self.hasher.hash(&token),
+            id,
+            name: new.name,
+            scopes: new.scopes,
+            projects: new.projects,
+            allowed_cidrs: new.allowed_cidrs,
+            expires_at: new.expires_at,
+            created_at: now_ms(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let audit = audit.map(|a| AuditEntry {
+            target: record.id.clone(),
+            ..a
+        });
+        self.store.insert_key(&record, audit.as_ref()).await?;
+        Ok((record, token))
+    }
+
+    /// Revokes a key; open streams of that key are told at once.
+    pub async fn revoke(&self, id: &str) -> Result<bool, crate::store::StoreError> {
+        let done = self.store.revoke_key(id, now_ms()).await?;
+        self.cache.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let _ = self.revoked.send(id.to_owned());
+        Ok(done)
+    }
+
+    /// Revocation notices (key ids) from this replica.
+    pub fn revocations(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
+    }
+
+    /// Authenticates a bearer token used from `client_ip`.
+    pub async fn authenticate(&self, token: &str, client_ip: IpAddr) -> Result<Principal, AuthError> {
+        let id = key_id_of(token).ok_or(AuthError::Invalid)?;
+        let key = self.lookup(id).await?.ok_or(AuthError::Invalid)?;
+        if !self.hasher.verify(token, &key.hash) {
+            return Err(AuthError::Invalid);
+        }
+        Self::check_usable(&key, now_ms())?;
+        if let Some(nets) = &key.allowed_cidrs
+            && !nets.iter().any(|n| n.contains(&client_ip))
+        {
+            return Err(AuthError::Network);
+        }
+        self.touch(&key);
+        Ok(Principal { key, client_ip })
+    }
+
+    /// Whether a key is still usable now (re-read from the store when the cache is stale).
+    pub async fn still_valid(&self, id: &str) -> Result<(), AuthError> {
+        let key = self.lookup(id).await?.ok_or(AuthError::Revoked)?;
+        Self::check_usable(&key, now_ms())
+    }
+
+    fn check_usable(key: &KeyRecord, now: i64) -> Result<(), AuthError> {
+        if key.revoked_at.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        if key.expires_at.is_some_and(|e| e <= now) {
+            return Err(AuthError::Expired);
+        }
+        Ok(())
+    }
+
+    async fn lookup(&self, id: &str) -> Result<Option<Arc<KeyRecord>>, AuthError> {
+        if let Some(hit) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(id)
+            && hit.fetched.elapsed() < CACHE_TTL
+        {
+            return Ok(Some(hit.key.clone()));
+        }
+        let Some(key) = self.store.get_key(id).await.map_err(|e| {
+            tracing::error!(error = %e, "key lookup failed");
+            AuthError::Unavailable
+        })?
+        else {
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        let entry = Cached {
+            key: key.clone(),
+            fetched: Instant::now(),
+        };
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), entry);
+        Ok(Some(key))
+    }
+
+    fn touch(&self, key: &KeyRecord) {
+        let now = now_ms();
+        if key.last_used_at.is_some_and(|t| now - t < TOUCH_EVERY_MS) {
+            return;
+        }
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache.get_mut(&key.id) {
+            let mut updated = (*hit.key).clone();
+            updated.last_used_at = Some(now);
+            hit.key = Arc::new(updated);
+        }
+        let store = self.store.clone();
+        let id = key.id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_key(&id, now).await {
+                tracing::warn!(error = %e, key_id = %id, "could not record key use");
+            }
+        });
+    }
+}

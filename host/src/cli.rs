@@ -1,0 +1,168 @@
+//! Command line: `rdev serve` and `rdev keys create`. Every option has an `RDEV_*` environment
+//! equivalent; flags override the environment, which overrides the config file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{NewKey, SCOPES};
+use crate::config::{Config, LogFormat};
+
+/// rdev: run commands in project workspaces through a REST API and stream their output.
+#[derive(Debug, Parser)]
+#[command(name = "rdev", version)]
+pub struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "RDEV_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database, key-hashing secret).
+    #[arg(long, env = "RDEV_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (`postgres://…`); default: SQLite in the data directory.
+    #[arg(long, env = "RDEV_DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "RDEV_LOG_FORMAT", global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the gateway.
+    Serve(ServeArgs),
+    /// Manages API keys directly in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RDEV_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Root directory of local workspaces.
+    #[arg(long, env = "RDEV_WORKSPACES")]
+    workspaces: Option<PathBuf>,
+    /// Directory watched for plugin components.
+    #[arg(long, env = "RDEV_PLUGINS_DIR")]
+    plugins_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Creates a key and prints its token alone on stdout.
+    Create(CreateKeyArgs),
+}
+
+#[derive(Debug, Args)]
+struct CreateKeyArgs {
+    /// Key name.
+    #[arg(long)]
+    name: String,
+    /// Grants every scope.
+    #[arg(long)]
+    admin: bool,
+    /// Grants a scope (repeatable).
+    #[arg(long = "scope", value_parser = clap::builder::PossibleValuesParser::new(SCOPES))]
+    scopes: Vec<String>,
+    /// Limits the key to a project (repeatable).
+    #[arg(long = "project")]
+    projects: Vec<String>,
+    /// Limits the key to a network, as a CIDR (repeatable).
+    #[arg(long = "allow-cidr")]
+    cidrs: Vec<ipnet::IpNet>,
+}
+
+impl CommonArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &self.database_url {
+            config.database_url = Some(url.clone());
+        }
+        if let Some(format) = self.log_format {
+            config.log_format = format;
+        }
+        Ok(config)
+    }
+}
+
+fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.workspaces {
+        config.backend.workspaces = dir;
+    }
+    if let Some(dir) = args.plugins_dir {
+        config.plugins_dir = dir;
+    }
+    config.validate()?;
+    runtime()?.block_on(crate::app::serve(config))
+}
+
+fn create_key(config: Config, args: CreateKeyArgs) -> anyhow::Result<()> {
+    config.validate()?;
+    let mut scopes = args.scopes;
+    if args.admin {
+        scopes.push("admin".into());
+    }
+    anyhow::ensure!(!scopes.is_empty(), "give --admin or at least one --scope");
+    let new = NewKey {
+        name: args.name,
+        scopes,
+        projects: (!args.projects.is_empty()).then_some(args.projects),
+        allowed_cidrs: (!args.cidrs.is_empty()).then_some(args.cidrs),
+        expires_at: None,
+    };
+    let token = runtime()?.block_on(async {
+        let store = crate::app::open_store(&config).await?;
+        let auth = crate::app::authenticator(&config, store)?;
+        let entry =
+            crate::commands::Actor::default().audit("key.create", "", "created", Some("{\"via\":\"cli\"}".into()));
+        anyhow::Ok(auth.create(new, Some(entry)).await?.1)
+    })?;
+    println!("{token}");
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = cli.common.load().and_then(|config| {
+        crate::telemetry::init(config.log_format);
+        match cli.command {
+            Command::Serve(args) => serve(config, args),
+            Command::Keys(KeysCommand::Create(args)) => create_key(config, args),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rdev: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Commands: acceptance (validation, policies, idempotency), the per-project priority queue,
+//! execution and cancellation. Every accepted command ends in exactly one terminal state.
+
+mod output;
+mod runner;
+mod scheduler;
+mod spec;
+
+pub use spec::{CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Principal;
+use crate::config::Config;
+use crate::exec::ExecBackend;
+use crate::plugins::{Policies, Refusal, SanitizeInput};
+use crate::projects::{Project, ProjectRegistry};
+use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, Transition};
+use crate::streaming::OutputHub;
+use crate::time::now_ms;
+
+/// Who asked, for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// Key id.
+    pub key_id: Option<String>,
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    /// An audit entry by this actor.
+    pub fn audit(&self, action: &str, target: &str, outcome: &str, detail: Option<String>) -> AuditEntry {
+        AuditEntry {
+            at: now_ms(),
+            key_id: self.key_id.clone(),
+            client_ip: self.client_ip.clone(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            outcome: outcome.to_owned(),
+            request_id: self.request_id.clone(),
+            detail,
+        }
+    }
+}
+
+/// Why a command was not accepted or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The request is invalid.
+    #[error("{}: {}", .0.field, .0.message)]
+    Invalid(SpecError),
+    /// A policy refused it.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// The idempotency key was used with a different request.
+    #[error("idempotency key already used for a different request")]
+    IdempotencyConflict,
+    /// The command already ended.
+    #[error("command already ended ({0})")]
+    AlreadyEnded(CommandState),
+    /// The gateway is shutting down.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a running command is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Cancelled,
+    Interrupted,
+}
+
+struct RunningCommand {
+    stop: watch::Sender<Option<StopReason>>,
+    done: watch::Receiver<bool>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    backend: Arc<dyn ExecBackend>,
+    projects: ProjectRegistry,
+    hub: OutputHub,
+    policies: Policies,
+    config: Arc<Config>,
+    inherited_env: BTreeMap<String, String>,
+    running: Mutex<HashMap<String, RunningCommand>>,
+    dispatching: tokio::sync::Mutex<()>,
+    accepting: AtomicBool,
+    tasks: TaskTracker,
+    last_queue_seq: AtomicI64,
+}
+
+/// The command service.
+#[derive(Clone)]
+pub struct Commands {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Commands")
+    }
+}
+
+fn request_hash(project: &str, request: &CommandRequest) -> String {
+    let canonical = serde_json::to_string(&(project, request)).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+impl Commands {
+    /// A command service; call [`recover`](Self::recover) once before serving.
+    pub fn new(
+        store: Arc<dyn Store>,
+        backend: Arc<dyn ExecBackend>,
+        projects: ProjectRegistry,
+        hub: OutputHub,
+        policies: Policies,
+        config: Arc<Config>,
+    ) -> Self {
+        let inherited_env = config
+            .commands
+            .inherit_env
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+            .collect();
+        let inner = Inner {
+            store,
+            backend,
+            projects,
+            hub,
+            policies,
+            config,
+            inherited_env,
+            running: Mutex::default(),
+            dispatching: tokio::sync::Mutex::new(()),
+            accepting: AtomicBool::new(true),
+            tasks: TaskTracker::new(),
+            last_queue_seq: AtomicI64::new(0),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    fn next_queue_seq(&self) -> i64 {
+        let now_us = now_ms() * 1000;
+        let mut last = self.inner.last_queue_seq.load(Ordering::Relaxed);
+        loop {
+            let next = now_us.max(last + 1);
+            match self
+                .inner
+                .last_queue_seq
+                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(current) => last = current,
+            }
+        }
+    }
+
+    /// Validates, runs the policies and queues a command. Returns it and whether it is new
+    /// (false when an idempotency key matched an earlier identical request).
+    pub async fn submit(
+        &self,
+        who: &Principal,
+        actor: &Actor,
+        project: &Project,
+        request: CommandRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<(CommandRecord, bool), CommandError> {
+        if !self.inner.accepting.load(Ordering::SeqCst) {
+            return Err(CommandError::ShuttingDown);
+        }
+        let config = &self.inner.config;
+        let priority = request.priority.unwrap_or(0);
+        if !PRIORITY_RANGE.contains(&priority) {
+            let message = format!(
+                "must be between {} and {}",
+                PRIORITY_RANGE.start(),
+                PRIORITY_RANGE.end()
+            );
+            return Err(CommandError::Invalid(SpecError {
+                field: "priority",
+                message,
+            }));
+        }
+        let timeout_secs = request.timeout_secs.unwrap_or(project.settings.default_timeout_secs);
+        if timeout_secs == 0 || timeout_secs > config.commands.max_timeout_secs {
+            let message = format!("must be between 1 and {}", config.commands.max_timeout_secs);
+            return Err(CommandError::Invalid(SpecError {
+                field: "timeout_secs",
+                message,
+            }));
+        }
+        let recheck = |spec: &CommandSpec| spec.validate(&config.commands, &project.settings);
+        let spec = CommandSpec::from_request(&request);
+        recheck(&spec).map_err(CommandError::Invalid)?;
+        let body = serde_json::to_value(&request).unwrap_or_default();
+        self.inner
+            .policies
+            .validate("command", &body)
+            .await
+            .map_err(CommandError::Refused)?;
+        let input = SanitizeInput {
+            project: project.name.clone(),
+            command: spec,
+            key_id: who.key.id.clone(),
+            scopes: who.key.scopes.clone(),
+        };
+        let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
+        let (spec, decisions) = match self.inner.policies.sanitize(input, recheck_message).await {
+            Ok(done) => done,
+            Err((refusal, decisions)) => {
+                let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
+                let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
+                self.inner.store.append_audit(&entry).await?;
+                return Err(CommandError::Refused(refusal));
+            }
+        };
+        let record = CommandRecord {
+            id: format!("cmd_{}", uuid::Uuid::new_v4().simple()),
+            project: project.name.clone(),
+            kind: spec.kind.clone(),
+            spec: serde_json::to_string(&spec).unwrap_or_default(),
+            state: CommandState::Queued,
+            priority,
+            timeout_secs: timeout_secs as i64,
+            exit_code: None,
+            reason: None,
+            key_id: who.key.id.clone(),
+            request_hash: idempotency_key.as_ref().map(|_| request_hash(&project.name, &request)),
+            idempotency_key,
+            queue_seq: self.next_queue_seq(),
+            pgid: None,
+            created_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+        };
+        let detail = serde_json::json!({ "kind": record.kind, "decisions": decisions }).to_string();
+        let audit = actor.audit("command.accepted", &record.id, "queued", Some(detail));
+        match self.inner.store.insert_command(&record, &audit).await? {
+            Inserted::Existing(existing) if existing.request_hash == record.request_hash => Ok((*existing, false)),
+            Inserted::Existing(_) => Err(CommandError::IdempotencyConflict),
+            Inserted::New => {
+                self.dispatch(&record.project).await;
+                let current = self.inner.store.get_command(&record.id).await?;
+                Ok((current.unwrap_or(record), true))
+            }
+        }
+    }
+
+    /// Cancels a queued or running command; returns it as it is afterwards.
+    pub async fn cancel(&self, actor: &Actor, cmd: &CommandRecord) -> Result<CommandRecord, CommandError> {
+        if cmd.state.is_terminal() {
+            return Err(CommandError::AlreadyEnded(cmd.state));
+        }
+        let change = Transition {
+            id: &cmd.id,
+            from: &[CommandState::Queued],
+            to: CommandState::Cancelled,
+            exit_code: None,
+            reason: Some("cancelled while queued"),
+            at: now_ms(),
+            audit: actor.audit("command.cancelled", &cmd.id, "cancelled", None),
+        };
+        if self.inner.store.transition(&change).await? {
+            self.inner.hub.close(&cmd.id, CommandState::Cancelled, None);
+        } else if let Some(mut done) = self.stop(&cmd.id, StopReason::Cancelled) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), done.wait_for(|d| *d)).await;
+        }
+        let current = self.inner.store.get_command(&cmd.id).await?;
+        current.ok_or_else(|| CommandError::Store(StoreError::Corrupt("command vanished".into())))
+    }
+
+    /// The policy chains commands and other requests pass through.
+    pub fn policies(&self) -> &Policies {
+        &self.inner.policies
+    }
+
+    fn stop(&self, id: &str, reason: StopReason) -> Option<watch::Receiver<bool>> {
+        let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        let cmd = running.get(id)?;
+        let _ = cmd.stop.send(Some(reason));
+        Some(cmd.done.clone())
+    }
+}

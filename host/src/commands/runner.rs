@@ -1,0 +1,150 @@
+//! Runs one claimed command: starts its process, streams its output, enforces its timeout and
+//! cancellation (killing the whole process group), and records exactly one terminal state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::output::OutputWriter;
+use super::{Actor, CommandSpec, Commands, StopReason};
+use crate::exec::Execution;
+use crate::projects::Project;
+use crate::store::{CommandRecord, CommandState, Transition};
+use crate::time::now_ms;
+
+/// How a run ended.
+struct Ending {
+    state: CommandState,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+}
+
+impl Ending {
+    fn new(state: CommandState, exit_code: Option<i32>, reason: Option<String>) -> Self {
+        Self {
+            state,
+            exit_code,
+            reason,
+        }
+    }
+}
+
+/// What woke the runner up.
+enum Wake {
+    Exited(std::io::Result<crate::exec::ExitOutcome>),
+    TimedOut,
+    Stopped(Option<StopReason>),
+}
+
+impl Commands {
+    pub(super) async fn run(
+        &self,
+        project: Arc<Project>,
+        cmd: CommandRecord,
+        stop: watch::Receiver<Option<StopReason>>,
+    ) {
+        let ending = self.execute(&project, &cmd, stop).await;
+        let change = Transition {
+            id: &cmd.id,
+            from: &[CommandState::Running],
+            to: ending.state,
+            exit_code: ending.exit_code,
+            reason: ending.reason.as_deref(),
+            at: now_ms(),
+            audit: Actor::default().audit(
+                &format!("command.{}", ending.state),
+                &cmd.id,
+                ending.state.as_str(),
+                ending.exit_code.map(|c| format!("{{\"exit_code\":{c}}}")),
+            ),
+        };
+        if let Err(e) = self.inner.store.transition(&change).await {
+            tracing::error!(error = %e, command_id = %cmd.id, "could not record the end of a command");
+        }
+        tracing::info!(command_id = %cmd.id, state = %ending.state, exit_code = ?ending.exit_code, "command ended");
+        self.inner.hub.close(&cmd.id, ending.state, ending.exit_code);
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&cmd.id);
+        self.dispatch(&cmd.project).await;
+    }
+
+    async fn execute(
+        &self,
+        project: &Project,
+        cmd: &CommandRecord,
+        mut stop: watch::Receiver<Option<StopReason>>,
+    ) -> Ending {
+        let spec: CommandSpec = match serde_json::from_str(&cmd.spec) {
+            Ok(spec) => spec,
+            Err(e) => return Ending::new(CommandState::Failed, None, Some(format!("unreadable command: {e}"))),
+        };
+        let invocation = spec.invocation(&self.inner.config.commands, &self.inner.inherited_env);
+        let mut exec = match self.inner.backend.start(project, &invocation).await {
+            Ok(exec) => exec,
+            Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
+        };
+        if let Some(pgid) = exec.process_group()
+            && let Err(e) = self.inner.store.set_process_group(&cmd.id, pgid).await
+        {
+            tracing::warn!(error = %e, command_id = %cmd.id, "could not record the process group");
+        }
+        let writer = OutputWriter::new(
+            self.inner.store.clone(),
+            self.inner.hub.clone(),
+            &cmd.id,
+            self.inner.config.commands.max_output_bytes,
+        );
+        let output = tokio::spawn(writer.run(exec.take_output()));
+        let timeout = Duration::from_secs(cmd.timeout_secs.max(1) as u64);
+        let wake = tokio::select! {
+            status = exec.wait() => Wake::Exited(status),
+            () = tokio::time::sleep(timeout) => Wake::TimedOut,
+            reason = stop.wait_for(Option::is_some) => Wake::Stopped(reason.ok().and_then(|r| *r)),
+        };
+        let ending = match wake {
+            Wake::Exited(Ok(outcome)) if outcome.code == 0 => Ending::new(CommandState::Succeeded, Some(0), None),
+            Wake::Exited(Ok(outcome)) => Ending::new(CommandState::Failed, Some(outcome.code), None),
+            Wake::Exited(Err(e)) => Ending::new(CommandState::Failed, None, Some(format!("wait failed: {e}"))),
+            Wake::TimedOut => {
+                let code = kill(exec.as_mut()).await;
+                Ending::new(
+                    CommandState::TimedOut,
+                    code,
+                    Some(format!("timed out after {}s", timeout.as_secs())),
+                )
+            }
+            Wake::Stopped(Some(StopReason::Interrupted)) => {
+                let code = kill(exec.as_mut()).await;
+                Ending::new(CommandState::Interrupted, code, Some("the gateway shut down".into()))
+            }
+            Wake::Stopped(_) => {
+                let code = kill(exec.as_mut()).await;
+                Ending::new(CommandState::Cancelled, code, Some("cancelled".into()))
+            }
+        };
+        exec.kill().await;
+        match output.await {
+            Ok(Ok(())) => ending,
+            Ok(Err(e)) => Ending::new(
+                CommandState::Failed,
+                ending.exit_code,
+                Some(format!("output could not be stored: {e}")),
+            ),
+            Err(e) => Ending::new(
+                CommandState::Failed,
+                ending.exit_code,
+                Some(format!("output task failed: {e}")),
+            ),
+        }
+    }
+}
+
+/// Kills the process group and reaps the process; its exit status if it could be read.
+async fn kill(exec: &mut dyn Execution) -> Option<i32> {
+    exec.kill().await;
+    exec.wait().await.ok().map(|o| o.code)
+}

@@ -1,0 +1,141 @@
+//! The per-project queue: starts queued commands while their project has free slots (higher
+//! priority first, FIFO within a priority), recovers after a restart and drains on shutdown.
+//! The queue lives in the store, so a restart neither loses nor double-runs commands.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use super::{Actor, Commands, RunningCommand, StopReason};
+use crate::store::{CommandState, StoreResult, Transition};
+use crate::time::now_ms;
+
+impl Commands {
+    /// Starts queued commands of `project` while it has free slots. Boxed because it is
+    /// recursive through the runner, which dispatches again when a command ends.
+    pub(super) fn dispatch<'a>(&'a self, project: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.try_dispatch(project).await {
+                tracing::error!(error = %e, project, "could not start queued commands");
+            }
+        })
+    }
+
+    async fn try_dispatch(&self, project_name: &str) -> StoreResult<()> {
+        let _serialized = self.inner.dispatching.lock().await;
+        let store = &self.inner.store;
+        loop {
+            if !self.inner.accepting.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let Some(next) = store.next_queued(project_name).await? else {
+                return Ok(());
+            };
+            let Some(project) = self.inner.projects.get(project_name) else {
+                self.fail_orphan(&next.id).await?;
+                continue;
+            };
+            let limit = i64::from(project.settings.max_concurrent_commands);
+            if store.count_running(project_name).await? >= limit {
+                return Ok(());
+            }
+            let change = Transition {
+                id: &next.id,
+                from: &[CommandState::Queued],
+                to: CommandState::Running,
+                exit_code: None,
+                reason: None,
+                at: now_ms(),
+                audit: Actor::default().audit("command.started", &next.id, "running", None),
+            };
+            if !store.transition(&change).await? {
+                continue;
+            }
+            let (stop, stop_rx) = watch::channel(None);
+            let (done_tx, done) = watch::channel(false);
+            self.inner
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(next.id.clone(), RunningCommand { stop, done });
+            let this = self.clone();
+            self.inner.tasks.spawn(async move {
+                this.run(project, next, stop_rx).await;
+                let _ = done_tx.send(true);
+            });
+        }
+    }
+
+    async fn fail_orphan(&self, id: &str) -> StoreResult<()> {
+        let reason = "the project no longer exists";
+        let change = Transition {
+            id,
+            from: &[CommandState::Queued],
+            to: CommandState::Failed,
+            exit_code: None,
+            reason: Some(reason),
+            at: now_ms(),
+            audit: Actor::default().audit("command.failed", id, "failed", Some(reason.into())),
+        };
+        if self.inner.store.transition(&change).await? {
+            self.inner.hub.close(id, CommandState::Failed, None);
+        }
+        Ok(())
+    }
+
+    /// After a start: commands that were running when the gateway died become `interrupted`
+    /// (their leftover process groups are killed), and queued commands start.
+    pub async fn recover(&self) -> StoreResult<()> {
+        let store = &self.inner.store;
+        for cmd in store.commands_in_state(CommandState::Running).await? {
+            if let Some(pgid) = cmd.pgid {
+                self.inner.backend.kill_leftover(pgid).await;
+            }
+            let reason = "the gateway stopped while the command ran";
+            let change = Transition {
+                id: &cmd.id,
+                from: &[CommandState::Running],
+                to: CommandState::Interrupted,
+                exit_code: None,
+                reason: Some(reason),
+                at: now_ms(),
+                audit: Actor::default().audit("command.interrupted", &cmd.id, "interrupted", Some(reason.into())),
+            };
+            store.transition(&change).await?;
+            tracing::warn!(command_id = %cmd.id, "marked interrupted after restart");
+        }
+        for project in store.projects_with_queued().await? {
+            self.dispatch(&project).await;
+        }
+        Ok(())
+    }
+
+    /// Stops starting commands, lets running ones finish within `grace`, then interrupts the rest.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.accepting.store(false, Ordering::SeqCst);
+        let _serialized = self.inner.dispatching.lock().await;
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+            let ids: Vec<String> = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            tracing::warn!(count = ids.len(), "grace period over; interrupting running commands");
+            for id in ids {
+                self.stop(&id, StopReason::Interrupted);
+            }
+            self.inner.tasks.wait().await;
+        }
+    }
+
+    /// Whether new commands are accepted (false while shutting down).
+    pub fn is_accepting(&self) -> bool {
+        self.inner.accepting.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,292 @@
+//! Gateway configuration: a strictly parsed TOML file, overridden by `RDEV_*` environment
+//! variables and command-line flags (see `cli`), checked once by [`Config::validate`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML for this schema (unknown keys are named here).
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, the key-hashing secret and caches.
+    pub data_dir: PathBuf,
+    /// Database URL; empty means the embedded SQLite file in `data_dir`.
+    /// `postgres://…` selects PostgreSQL.
+    pub database_url: Option<String>,
+    /// Directory watched for plugin components.
+    pub plugins_dir: PathBuf,
+    /// Seconds running commands may take to finish after SIGTERM/SIGINT before they are interrupted.
+    pub shutdown_grace_secs: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Log format: `json` (default) or `text`.
+    pub log_format: LogFormat,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Execution backend settings.
+    pub backend: BackendConfig,
+    /// How commands are turned into processes.
+    pub commands: CommandsConfig,
+    /// Settings applied to every project unless overridden in `projects`.
+    pub project_defaults: ProjectSettings,
+    /// Per-project overrides, keyed by project name.
+    pub projects: BTreeMap<String, ProjectOverride>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Proxies whose `X-Forwarded-For` header is believed; the socket address is used otherwise.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Execution backend settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// Backend kind; only `local` exists so far.
+    pub kind: BackendKind,
+    /// Root directory of local workspaces: each subdirectory is a project.
+    pub workspaces: PathBuf,
+}
+
+/// Which execution backend runs commands.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Local directories and processes.
+    Local,
+}
+
+/// How command kinds map to programs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommandsConfig {
+    /// Argv command kinds and the program each runs (`git = "git"`). `claude` is the program for prompts.
+    pub programs: BTreeMap<String, String>,
+    /// Arguments placed before the prompt for `claude` commands.
+    pub claude_args: Vec<String>,
+    /// Environment variable names a request may set.
+    pub env_allowlist: Vec<String>,
+    /// Variables copied from the gateway's own environment into every command.
+    pub inherit_env: Vec<String>,
+    /// Longest `timeout_secs` a request may ask for.
+    pub max_timeout_secs: u64,
+    /// Output kept per command, in bytes; later output is dropped with a notice.
+    pub max_output_bytes: u64,
+}
+
+/// Settings of one project.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectSettings {
+    /// Command kinds this project accepts.
+    pub allowed_kinds: Vec<String>,
+    /// Commands running at once; more wait in the queue.
+    pub max_concurrent_commands: u32,
+    /// Timeout for commands that do not ask for one.
+    pub default_timeout_secs: u64,
+}
+
+/// Per-project settings; unset fields fall back to `project_defaults`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectOverride {
+    /// Free-text description shown in the project list.
+    pub description: Option<String>,
+    /// Command kinds this project accepts.
+    pub allowed_kinds: Option<Vec<String>>,
+    /// Commands running at once.
+    pub max_concurrent_commands: Option<u32>,
+    /// Timeout for commands that do not ask for one.
+    pub default_timeout_secs: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".rdev"),
+            database_url: None,
+            plugins_dir: PathBuf::from("plugins/target/wasm32-wasip2/release"),
+            shutdown_grace_secs: 10,
+            max_body_bytes: 1024 * 1024,
+            log_format: LogFormat::Json,
+            auth: AuthConfig::default(),
+            backend: BackendConfig::default(),
+            commands: CommandsConfig::default(),
+            project_defaults: ProjectSettings::default(),
+            projects: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        Self {
+            kind: BackendKind::Local,
+            workspaces: PathBuf::from("workspaces"),
+        }
+    }
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        let programs = [("git", "git"), ("claude", "claude")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self {
+            programs,
+            claude_args: vec!["-p".to_owned()],
+            env_allowlist: [
+                "GIT_AUTHOR_NAME",
+                "GIT_AUTHOR_EMAIL",
+                "GIT_COMMITTER_NAME",
+                "GIT_COMMITTER_EMAIL",
+                "CI",
+            ]
+            .map(String::from)
+            .to_vec(),
+            inherit_env: ["PATH", "HOME", "LANG", "TZ"].map(String::from).to_vec(),
+            max_timeout_secs: 24 * 3600,
+            max_output_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for ProjectSettings {
+    fn default() -> Self {
+        Self {
+            allowed_kinds: ["shell", "git", "claude"].map(String::from).to_vec(),
+            max_concurrent_commands: 4,
+            default_timeout_secs: 600,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are an error that names them.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_body_bytes < 1024 {
+            return invalid("max_body_bytes must be at least 1024".into());
+        }
+        for kind in self.commands.programs.keys() {
+            if kind == "shell" || !crate::projects::is_valid_name(kind) {
+                return invalid(format!("commands.programs: `{kind}` is not a usable command kind"));
+            }
+        }
+        let known = |k: &String| k == "shell" || self.commands.programs.contains_key(k);
+        let all_settings = std::iter::once(("project_defaults", &self.project_defaults.allowed_kinds)).chain(
+            self.projects
+                .iter()
+                .filter_map(|(name, p)| p.allowed_kinds.as_ref().map(|k| (name.as_str(), k))),
+        );
+        for (owner, kinds) in all_settings {
+            if let Some(unknown) = kinds.iter().find(|k| !known(k)) {
+                return invalid(format!(
+                    "{owner}: allowed kind `{unknown}` has no program in commands.programs"
+                ));
+            }
+        }
+        if self.project_defaults.max_concurrent_commands == 0
+            || self.projects.values().any(|p| p.max_concurrent_commands == Some(0))
+        {
+            return invalid("max_concurrent_commands must be at least 1".into());
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+        {
+            return invalid("database_url must start with postgres://, postgresql:// or sqlite:".into());
+        }
+        Ok(())
+    }
+
+    /// Effective settings of a project.
+    pub fn project_settings(&self, name: &str) -> (Option<String>, ProjectSettings) {
+        let d = &self.project_defaults;
+        match self.projects.get(name) {
+            None => (None, d.clone()),
+            Some(p) => (
+                p.description.clone(),
+                ProjectSettings {
+                    allowed_kinds: p.allowed_kinds.clone().unwrap_or_else(|| d.allowed_kinds.clone()),
+                    max_concurrent_commands: p.max_concurrent_commands.unwrap_or(d.max_concurrent_commands),
+                    default_timeout_secs: p.default_timeout_secs.unwrap_or(d.default_timeout_secs),
+                },
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named_in_the_error() {
+        let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+        let err = toml::from_str::<Config>("[backend]\nroot = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("root"), "{err}");
+    }
+
+    #[test]
+    fn project_override_falls_back_to_defaults() {
+        let cfg: Config = toml::from_str("[projects.demo]\nmax_concurrent_commands = 2\n").unwrap();
+        cfg.validate().unwrap();
+        let (_, s) = cfg.project_settings("demo");
+        assert_eq!(s.max_concurrent_commands, 2);
+        assert_eq!(s.default_timeout_secs, 600);
+    }
+
+    #[test]
+    fn rejects_kinds_without_a_program() {
+        let cfg: Config = toml::from_str("[project_defaults]\nallowed_kinds = [\"make\"]\n").unwrap();
+        assert!(cfg.validate().unwrap_err().to_string().contains("make"));
+    }
+}

@@ -1,0 +1,106 @@
+//! Execution backends: how a command becomes a running process in a project's workspace, and
+//! how the workspace's Claude configuration files are read and written.
+
+mod local;
+
+pub use local::LocalBackend;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::claude::{ItemKind, ItemSummary};
+use crate::projects::Project;
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl StreamKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+/// A program to run: never through an implicit shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Program name or path.
+    pub program: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// The complete environment of the process.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A backend failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The process could not be started.
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        /// Program.
+        program: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A workspace file operation failed.
+    #[error("workspace I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The item does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The workspace layout is unsafe to touch (for example a symlink where a directory should be).
+    #[error("{0}")]
+    Unsafe(String),
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitOutcome {
+    /// Exit status; 128 + signal number when killed by a signal.
+    pub code: i32,
+}
+
+/// A running process.
+#[async_trait]
+pub trait Execution: Send {
+    /// The process group, used to kill it and everything it started.
+    fn process_group(&self) -> Option<i64>;
+    /// Output chunks as they arrive; closed when both streams end.
+    fn take_output(&mut self) -> mpsc::Receiver<(StreamKind, Vec<u8>)>;
+    /// Waits for the process to exit.
+    async fn wait(&mut self) -> std::io::Result<ExitOutcome>;
+    /// Kills the whole process group.
+    async fn kill(&mut self);
+}
+
+/// Runs commands and manages workspace files for projects.
+#[async_trait]
+pub trait ExecBackend: Send + Sync {
+    /// Whether the backend can run commands now; the error says why not.
+    async fn ready(&self) -> Result<(), String>;
+    /// Starts a process in the project's workspace.
+    async fn start(&self, project: &Project, invocation: &Invocation) -> Result<Box<dyn Execution>, ExecError>;
+    /// Kills a process group left over from an earlier run of the gateway.
+    async fn kill_leftover(&self, pgid: i64);
+    /// Claude configuration items of a kind.
+    async fn list_items(&self, project: &Project, kind: ItemKind) -> Result<Vec<ItemSummary>, ExecError>;
+    /// One item's content.
+    async fn read_item(&self, project: &Project, kind: ItemKind, name: &str) -> Result<String, ExecError>;
+    /// Creates or replaces an item; true if it was created.
+    async fn write_item(&self, project: &Project, kind: ItemKind, name: &str, content: &str)
+    -> Result<bool, ExecError>;
+    /// Deletes an item.
+    async fn delete_item(&self, project: &Project, kind: ItemKind, name: &str) -> Result<(), ExecError>;
+}

@@ -1,0 +1,154 @@
+//! The HTTP API: routes, the layer stack, and the OpenAPI document built from the same route
+//! table (a handler cannot be routed without being described).
+
+mod audit;
+mod claude;
+mod commands;
+pub mod context;
+pub mod error;
+mod extract;
+mod health;
+mod keys;
+mod projects;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::{Extension, Router};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Authenticator, Principal};
+use crate::commands::Commands;
+use crate::config::Config;
+use crate::exec::ExecBackend;
+use crate::projects::{Project, ProjectRegistry};
+use crate::store::Store;
+use crate::streaming::OutputHub;
+use error::ApiError;
+
+/// Everything handlers need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Keys.
+    pub auth: Authenticator,
+    /// Projects.
+    pub projects: ProjectRegistry,
+    /// Commands.
+    pub commands: Commands,
+    /// Live output.
+    pub hub: OutputHub,
+    /// Execution backend.
+    pub backend: Arc<dyn ExecBackend>,
+    /// Cancelled when the gateway stops: open streams end.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl AppState {
+    /// A project the caller may see; 404 otherwise (also when it exists but is not allowed).
+    pub fn visible_project(&self, who: &Principal, name: &str) -> Result<Arc<Project>, ApiError> {
+        self.projects
+            .get(name)
+            .filter(|_| who.can_see(name))
+            .ok_or_else(|| ApiError::not_found("project"))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "rdev", description = "Gateway for remote development: run commands in project workspaces and stream their output."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", scheme);
+    }
+}
+
+/// The API routes, authenticated and audited, with their OpenAPI description.
+fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::get_key, keys::revoke_key))
+        .routes(routes!(projects::list_projects))
+        .routes(routes!(projects::get_project))
+        .routes(routes!(commands::create_command, commands::list_commands))
+        .routes(routes!(commands::get_command))
+        .routes(routes!(commands::cancel_command))
+        .routes(routes!(stream::stream_output))
+        .routes(routes!(claude::list_items))
+        .routes(routes!(claude::get_item, claude::put_item, claude::delete_item))
+        .routes(routes!(audit::list_audit))
+        .route_layer(from_fn_with_state(state.clone(), context::audit))
+        .route_layer(from_fn_with_state(state.clone(), context::authenticate))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    router_parts(state).1
+}
+
+fn router_parts(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::openapi_json))
+        .merge(api_routes(state))
+        .split_for_parts()
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    ApiError::internal(&"handler panicked").into_response()
+}
+
+/// The whole application: routes, OpenAPI document and the layer stack.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = router_parts(&state);
+    routes
+        .layer(Extension(Arc::new(doc)))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(
+            ServiceBuilder::new()
+                // Outermost: every response, even a panic's, carries a request id.
+                .layer(from_fn(context::request_id))
+                // A panic becomes a 500 with the JSON envelope instead of a dropped connection.
+                .layer(CatchPanicLayer::custom(panic_response))
+                // Bodies beyond the limit are refused by the JSON extractor with 413.
+                .layer(DefaultBodyLimit::max(state.config.max_body_bytes)),
+        )
+        .with_state(state)
+}

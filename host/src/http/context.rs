@@ -1,0 +1,146 @@
+//! Per-request context: the request id (taken from a well-formed `X-Request-Id` or generated,
+//! echoed on every response, available to error bodies through a task-local), the
+//! authenticated caller, and the audit record of every authenticated mutating request.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{AuthError, Principal};
+use crate::commands::Actor;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// Header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of the request being handled ("" outside a request).
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+fn usable_request_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then(|| text.to_owned())
+}
+
+/// Assigns the request id, logs the request, and sets `X-Request-Id` on the response.
+pub async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(usable_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let started = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "handled"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Authenticates the bearer token and stores the [`Principal`] in the request.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(AuthError::Missing)?;
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = crate::auth::client_ip(peer_ip(&req), forwarded, &state.config.auth.trusted_proxies);
+    let principal = state.auth.authenticate(token, ip).await.inspect_err(|e| {
+        tracing::info!(reason = %e, client_ip = %ip, "authentication refused");
+    })?;
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
+/// Appends an audit event for every authenticated mutating request, with its outcome.
+pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let principal = req.extensions().get::<Principal>().cloned();
+    let (Some(principal), true) = (principal, mutating) else {
+        return next.run(req).await;
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let action = format!("{} {route}", req.method());
+    let target = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let entry = actor_of(&principal).audit(&action, &target, response.status().as_str(), None);
+    if let Err(e) = state.store.append_audit(&entry).await {
+        tracing::error!(error = %e, "could not append audit event");
+    }
+    response
+}
+
+fn actor_of(principal: &Principal) -> Actor {
+    Actor {
+        key_id: Some(principal.key.id.clone()),
+        client_ip: Some(principal.client_ip.to_string()),
+        request_id: Some(current_request_id()),
+    }
+}
+
+/// The authenticated caller of a handler.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Key and address.
+    pub principal: Principal,
+    /// The same, for audit entries.
+    pub actor: Actor,
+}
+
+impl Caller {
+    /// Fails with 403 unless the key has `scope`.
+    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+        Ok(self.principal.require(scope)?)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let principal = parts.extensions.get::<Principal>().cloned().ok_or(AuthError::Missing)?;
+        let actor = actor_of(&principal);
+        Ok(Self { principal, actor })
+    }
+}

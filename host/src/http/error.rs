@@ -1,0 +1,160 @@
+//! The one HTTP error type and its JSON envelope:
+//! `{"error": {"code", "message", "request_id", "fields"?}}`. Details of internal failures go to
+//! the log, never to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::context::current_request_id;
+use crate::auth::AuthError;
+use crate::commands::CommandError;
+use crate::exec::ExecError;
+use crate::plugins::{FieldError, Refusal};
+use crate::store::StoreError;
+
+/// An error answered to a client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// Field errors, for validation failures.
+    pub fields: Vec<FieldError>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    code: &'static str,
+    message: String,
+    request_id: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<FieldError>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// 400.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 for a resource (also used for resources the key may not see).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    /// 422 with one field error.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            format!("{field}: {message}"),
+        );
+        e.fields.push(FieldError {
+            field: field.to_owned(),
+            message,
+        });
+        e
+    }
+
+    /// 500; the cause is logged, not shown.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                request_id: current_request_id(),
+                fields: self.fields,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let (status, code) = match e {
+            AuthError::Missing | AuthError::Invalid | AuthError::Revoked | AuthError::Expired => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            AuthError::Network | AuthError::Scope(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Denied { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "denied_by_policy", message),
+            Refusal::Invalid { errors, .. } => Self {
+                fields: errors,
+                ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+            },
+            Refusal::Failed(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_failed", message),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Invalid(spec) => Self::invalid_field(spec.field, spec.message),
+            CommandError::Refused(refusal) => refusal.into(),
+            CommandError::IdempotencyConflict => Self::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string()),
+            CommandError::AlreadyEnded(_) => Self::new(StatusCode::CONFLICT, "already_ended", e.to_string()),
+            CommandError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
+            CommandError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ExecError> for ApiError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            ExecError::NotFound => Self::not_found("item"),
+            ExecError::Unsafe(why) => Self::new(StatusCode::CONFLICT, "unsafe_workspace", why),
+            other => Self::internal(&other),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Persistence contract: API keys, commands and their queue, output chunks and the audit log.
+//! One SQL implementation ([`sql::SqlStore`]) serves both databases; the per-database files
+//! hold what differs (connection setup and migrations).
+
+mod postgres;
+mod records;
+mod sql;
+mod sqlite;
+
+pub use records::*;
+pub use sql::SqlStore;
+
+use async_trait::async_trait;
+
+/// A storage failure; never shown verbatim to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database answered with an error or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Outcome of inserting a command that may carry an idempotency key.
+#[derive(Debug)]
+pub enum Inserted {
+    /// The command is new.
+    New,
+    /// A command with the same key and idempotency key already exists.
+    Existing(Box<CommandRecord>),
+}
+
+/// Everything the gateway persists. Implemented once over SQL for SQLite and PostgreSQL.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Stores a new key (only its hash).
+    async fn insert_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()>;
+    /// One key by id, revoked or not.
+    async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>>;
+    /// All keys, newest first.
+    async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
+    /// Number of keys that are not revoked.
+    async fn count_active_keys(&self) -> StoreResult<i64>;
+    /// Marks a key revoked; false if it was unknown or already revoked.
+    async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// Records that a key was used.
+    async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()>;
+
+    /// Inserts a queued command and its acceptance audit event in one transaction.
+    async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted>;
+    /// One command by id.
+    async fn get_command(&self, id: &str) -> StoreResult<Option<CommandRecord>>;
+    /// Commands of a project, newest first.
+    async fn list_commands(&self, query: &CommandQuery) -> StoreResult<Vec<CommandRecord>>;
+    /// The queued command of a project that should start next (priority, then FIFO).
+    async fn next_queued(&self, project: &str) -> StoreResult<Option<CommandRecord>>;
+    /// How many commands of a project are running.
+    async fn count_running(&self, project: &str) -> StoreResult<i64>;
+    /// Projects that have queued commands.
+    async fn projects_with_queued(&self) -> StoreResult<Vec<String>>;
+    /// Commands in a given state.
+    async fn commands_in_state(&self, state: CommandState) -> StoreResult<Vec<CommandRecord>>;
+    /// Moves a command between states if it is in one of `from`, with its audit event, atomically.
+    /// Returns false (and changes nothing) if the command was not in one of those states.
+    async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool>;
+    /// Remembers the process group of a running command (to kill leftovers after a crash).
+    async fn set_process_group(&self, id: &str, pgid: i64) -> StoreResult<()>;
+
+    /// Appends output chunks (sequence numbers assigned by the caller).
+    async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()>;
+    /// Output chunks of a command with `seq > after`, in order, at most `limit`.
+    async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>>;
+
+    /// Appends one audit event.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Audit events matching a query, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Opens the database named by `url` (SQLite file or PostgreSQL), creating and migrating it.
+pub async fn open(url: &str) -> StoreResult<SqlStore> {
+    sqlx::any::install_default_drivers();
+    if url.starts_with("sqlite:") {
+        sqlite::open(url).await
+    } else {
+        postgres::open(url).await
+    }
+}
+
+/// The SQLite URL of the embedded database in a data directory.
+pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+    sqlite::url_for(&data_dir.join("rdev.db"))
+}
