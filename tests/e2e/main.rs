@@ -1,1 +1,14 @@
-fn main() {}
+//! End-to-end tests: the real `rdev` binary with a real database and real processes.
+
+mod access;
+mod api_errors;
+mod audit;
+mod claude_items;
+mod commands;
+mod common;
+mod keys;
+mod lifecycle;
+mod queue;
+mod smoke;
+mod store;
+mod streaming;

@@ -1,0 +1,273 @@
+//! Test harness: starts the real `rdev` binary on a free port with its own data directory,
+//! workspaces and (optionally) a fresh PostgreSQL database, and talks to it over HTTP.
+
+pub mod postgres;
+pub mod sse;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Which database a gateway uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per database from an `async fn(Db)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::common::Db::Postgres).await })*
+        }
+    };
+}
+
+/// A running gateway and what it was started with.
+pub struct Gateway {
+    pub url: String,
+    pub admin_token: String,
+    pub dir: PathBuf,
+    database_url: Option<String>,
+    extra_config: String,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+    pub client: reqwest::Client,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rdev")
+}
+
+impl Gateway {
+    /// Starts a gateway with the default configuration plus `extra_config` (TOML).
+    pub async fn start(db: Db, extra_config: &str) -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let database_url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(postgres::fresh_database().await),
+        };
+        let mut gw = Gateway {
+            url: String::new(),
+            admin_token: String::new(),
+            dir,
+            database_url,
+            extra_config: extra_config.to_owned(),
+            child: None,
+            _tmp: Some(tmp),
+            client: reqwest::Client::new(),
+        };
+        let token = gw.spawn();
+        gw.admin_token = token.expect("first start prints an admin key");
+        gw
+    }
+
+    pub fn workspaces(&self) -> PathBuf {
+        self.dir.join("workspaces")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("rdev.toml")
+    }
+
+    /// Writes the config and starts the process; returns the bootstrap token if one was printed.
+    fn spawn(&mut self) -> Option<String> {
+        let mut config = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\n",
+            self.dir.join("data")
+        );
+        if let Some(url) = &self.database_url {
+            config += &format!("database_url = {url:?}\n");
+        }
+        config += &format!("[backend]\nworkspaces = {:?}\n", self.workspaces());
+        config += &self.extra_config;
+        std::fs::write(self.config_path(), config).unwrap();
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("banner").unwrap();
+        self.url = first
+            .strip_prefix("rdev listening on ")
+            .expect("banner line")
+            .to_owned();
+        let mut token = None;
+        for line in lines.by_ref().take(5) {
+            let line = line.unwrap();
+            if let Some(t) = line.trim().strip_prefix("rdev_") {
+                token = Some(format!("rdev_{t}"));
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        self.child = Some(child);
+        token
+    }
+
+    /// Kills the process without warning (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().unwrap()
+    }
+
+    /// Starts the process again on the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        assert!(
+            self.spawn().is_none(),
+            "a restart must not create another bootstrap key"
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends a request with a token and optional JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, &self.admin_token, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, &self.admin_token, Some(body)).await
+    }
+
+    /// Creates a key through the API and returns (id, token).
+    pub async fn key(&self, body: Value) -> (String, String) {
+        let (status, key) = self.post("/v1/keys", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        (
+            key["id"].as_str().unwrap().to_owned(),
+            key["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a project directory.
+    pub fn project(&self, name: &str) -> PathBuf {
+        let dir = self.workspaces().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Waits until a project is listed (discovery runs periodically).
+    pub async fn wait_for_project(&self, name: &str) {
+        let path = format!("/v1/projects/{name}");
+        wait_until(Duration::from_secs(10), || async {
+            self.get(&path).await.0 == StatusCode::OK
+        })
+        .await;
+    }
+
+    /// Starts a command in a project and returns its JSON.
+    pub async fn run(&self, project: &str, body: Value) -> Value {
+        let (status, cmd) = self.post(&format!("/v1/projects/{project}/commands"), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{cmd}");
+        cmd
+    }
+
+    pub async fn shell(&self, project: &str, script: &str) -> String {
+        self.run(project, json!({"kind": "shell", "script": script})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn command(&self, id: &str) -> Value {
+        self.get(&format!("/v1/commands/{id}")).await.1
+    }
+
+    /// Waits for a command to reach a terminal state and returns it.
+    pub async fn wait_done(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let cmd = self.command(id).await;
+            let state = cmd["state"].as_str().unwrap_or_default().to_owned();
+            if !["queued", "running"].contains(&state.as_str()) {
+                return cmd;
+            }
+            assert!(Instant::now() < deadline, "command {id} did not finish: {cmd}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a command to be in `state`.
+    pub async fn wait_state(&self, id: &str, state: &str) {
+        wait_until(Duration::from_secs(20), || async {
+            self.command(id).await["state"] == state
+        })
+        .await;
+    }
+
+    /// All audit events (newest first) matching a query string.
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let (status, page) = self.get(&format!("/v1/audit?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["events"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes (then panics).
+pub async fn wait_until<F, Fut>(limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "condition not reached within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Whether a process exists.
+pub fn process_alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}

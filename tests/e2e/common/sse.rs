@@ -1,0 +1,96 @@
+//! A small SSE client for tests: parses `event:`, `id:` and `data:` fields.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+
+/// One received event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// An open stream.
+pub struct SseStream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+    pub status: reqwest::StatusCode,
+}
+
+impl SseStream {
+    pub async fn open(url: &str, token: &str, last_event_id: Option<&str>) -> SseStream {
+        let mut req = reqwest::Client::new().get(url).bearer_auth(token);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        SseStream {
+            body: resp.bytes_stream().boxed(),
+            buffer: String::new(),
+            status,
+        }
+    }
+
+    /// The next event, skipping comments; `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse(&block) {
+                    return Some(event);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.body.next())
+                .await
+                .expect("stream stalled")?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk.ok()?));
+        }
+    }
+
+    /// Every remaining event until the stream ends.
+    pub async fn collect(mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(e) = self.next().await {
+            events.push(e);
+        }
+        events
+    }
+}
+
+fn parse(block: &str) -> Option<SseEvent> {
+    let mut event = String::from("message");
+    let mut id = None;
+    let mut data = Vec::new();
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim().to_owned();
+        } else if let Some(v) = line.strip_prefix("id:") {
+            id = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+        }
+    }
+    if data.is_empty() {
+        return None;
+    }
+    let data = data.join("\n");
+    Some(SseEvent {
+        event,
+        id,
+        data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+    })
+}
+
+/// The concatenated text of `output` events.
+pub fn output_text(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.event == "output")
+        .map(|e| e.data["text"].as_str().unwrap().to_owned())
+        .collect()
+}
