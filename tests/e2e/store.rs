@@ -1,1 +1,339 @@
-//! (being written)
+//! The store contract, run against SQLite and PostgreSQL: keys, the command queue and its
+//! transitions, output paging and the audit log.
+
+use rdev::store::{
+    AuditEntry, AuditQuery, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, SqlStore,
+    Store, Transition,
+};
+
+use crate::common::Db;
+
+struct Opened {
+    store: SqlStore,
+    _dir: tempfile::TempDir,
+}
+
+async fn open(db: Db) -> Opened {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match db {
+        Db::Sqlite => rdev::store::sqlite_url(dir.path()),
+        Db::Postgres => crate::common::postgres::fresh_database().await,
+    };
+    // Opening twice proves migrations are idempotent.
+    drop(rdev::store::open(&url).await.unwrap());
+    Opened {
+        store: rdev::store::open(&url).await.unwrap(),
+        _dir: dir,
+    }
+}
+
+fn audit(action: &str, target: &str, at: i64) -> AuditEntry {
+    AuditEntry {
+        at,
+        action: action.into(),
+        target: target.into(),
+        outcome: "ok".into(),
+        ..AuditEntry::default()
+    }
+}
+
+fn command(id: &str, project: &str, priority: i32, queue_seq: i64) -> CommandRecord {
+    CommandRecord {
+        id: id.into(),
+        project: project.into(),
+        kind: "shell".into(),
+        spec: r#"{"kind":"shell","script":"true"}"#.into(),
+        state: CommandState::Queued,
+        priority,
+        timeout_secs: 60,
+        exit_code: None,
+        reason: None,
+        key_id: "key_a".into(),
+        idempotency_key: None,
+        request_hash: None,
+        queue_seq,
+        pgid: None,
+        created_at: queue_seq,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+async fn keys_round_trip_and_revoke(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    let key = KeyRecord {
+        id: "key_1".into(),
+        name: "ci".into(),
+        hash: "abc".into(),
+        scopes: vec!["projects:read".into()],
+        projects: Some(vec!["demo".into()]),
+        allowed_cidrs: Some(vec!["10.0.0.0/8".parse().unwrap()]),
+        expires_at: Some(99),
+        created_at: 1,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    s.insert_key(&key, Some(&audit("key.create", "key_1", 1)))
+        .await
+        .unwrap();
+    assert_eq!(s.get_key("key_1").await.unwrap(), Some(key.clone()));
+    assert_eq!(s.count_active_keys().await.unwrap(), 1);
+    s.touch_key("key_1", 5).await.unwrap();
+    assert_eq!(s.get_key("key_1").await.unwrap().unwrap().last_used_at, Some(5));
+    assert!(s.revoke_key("key_1", 7).await.unwrap());
+    assert!(
+        !s.revoke_key("key_1", 8).await.unwrap(),
+        "a second revoke changes nothing"
+    );
+    assert_eq!(s.get_key("key_1").await.unwrap().unwrap().revoked_at, Some(7));
+    assert_eq!(s.count_active_keys().await.unwrap(), 0);
+    assert_eq!(s.list_keys().await.unwrap().len(), 1);
+    assert_eq!(s.get_key("nope").await.unwrap(), None);
+    assert_eq!(
+        s.list_audit(&AuditQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+}
+
+async fn idempotency_key_returns_the_existing_command(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    let mut first = command("cmd_1", "demo", 0, 1);
+    first.idempotency_key = Some("k".into());
+    first.request_hash = Some("h1".into());
+    assert!(matches!(
+        s.insert_command(&first, &audit("command.accepted", "cmd_1", 1))
+            .await
+            .unwrap(),
+        Inserted::New
+    ));
+    let mut again = command("cmd_2", "demo", 0, 2);
+    again.idempotency_key = Some("k".into());
+    again.request_hash = Some("h2".into());
+    match s
+        .insert_command(&again, &audit("command.accepted", "cmd_2", 2))
+        .await
+        .unwrap()
+    {
+        Inserted::Existing(existing) => assert_eq!(*existing, first),
+        Inserted::New => panic!("duplicate idempotency key inserted"),
+    }
+    assert_eq!(s.get_command("cmd_2").await.unwrap(), None);
+    let accepted = AuditQuery {
+        action: Some("command.accepted".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_audit(&accepted).await.unwrap().len(),
+        1,
+        "no audit event for the rejected duplicate"
+    );
+    let mut other_key = again.clone();
+    other_key.key_id = "key_b".into();
+    assert!(matches!(
+        s.insert_command(&other_key, &audit("a", "t", 3)).await.unwrap(),
+        Inserted::New
+    ));
+}
+
+async fn queue_orders_by_priority_then_fifo(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    for (id, priority, seq) in [("low", 0, 1), ("high1", 5, 2), ("high2", 5, 3), ("other", 9, 4)] {
+        let project = if id == "other" { "elsewhere" } else { "demo" };
+        s.insert_command(
+            &command(id, project, priority, seq),
+            &audit("command.accepted", id, seq),
+        )
+        .await
+        .unwrap();
+    }
+    let mut order = Vec::new();
+    while let Some(next) = s.next_queued("demo").await.unwrap() {
+        let change = Transition {
+            id: &next.id,
+            from: &[CommandState::Queued],
+            to: CommandState::Running,
+            exit_code: None,
+            reason: None,
+            at: 10,
+            audit: audit("command.started", &next.id, 10),
+        };
+        assert!(s.transition(&change).await.unwrap());
+        order.push(next.id);
+    }
+    assert_eq!(order, ["high1", "high2", "low"]);
+    assert_eq!(s.count_running("demo").await.unwrap(), 3);
+    assert_eq!(s.projects_with_queued().await.unwrap(), ["elsewhere"]);
+    assert_eq!(s.commands_in_state(CommandState::Running).await.unwrap().len(), 3);
+}
+
+async fn transitions_apply_only_from_expected_states(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    s.insert_command(&command("c", "demo", 0, 1), &audit("command.accepted", "c", 1))
+        .await
+        .unwrap();
+    let to = |to, from: &'static [CommandState], exit_code| Transition {
+        id: "c",
+        from,
+        to,
+        exit_code,
+        reason: Some("why"),
+        at: 20,
+        audit: audit(&format!("command.{to}"), "c", 20),
+    };
+    assert!(
+        !s.transition(&to(CommandState::Succeeded, &[CommandState::Running], Some(0)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.transition(&to(CommandState::Running, &[CommandState::Queued], None))
+            .await
+            .unwrap()
+    );
+    s.set_process_group("c", 4242).await.unwrap();
+    assert!(
+        s.transition(&to(CommandState::Failed, &[CommandState::Running], Some(3)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.transition(&to(
+            CommandState::Cancelled,
+            &[CommandState::Queued, CommandState::Running],
+            None
+        ))
+        .await
+        .unwrap()
+    );
+    let c = s.get_command("c").await.unwrap().unwrap();
+    assert_eq!(
+        (c.state, c.exit_code, c.pgid, c.reason.as_deref()),
+        (CommandState::Failed, Some(3), Some(4242), Some("why"))
+    );
+    assert_eq!((c.started_at, c.finished_at), (Some(20), Some(20)));
+    let events = s
+        .list_audit(&AuditQuery {
+            target: Some("c".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<_> = events.iter().rev().map(|e| e.entry.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["command.accepted", "command.running", "command.failed"],
+        "refused transitions leave no audit"
+    );
+}
+
+async fn output_pages_in_order(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    s.insert_command(&command("c", "demo", 0, 1), &audit("a", "c", 1))
+        .await
+        .unwrap();
+    let chunks: Vec<_> = (1..=2500)
+        .map(|seq| OutputChunk {
+            command_id: "c".into(),
+            seq,
+            stream: if seq % 2 == 0 { "stderr" } else { "stdout" }.into(),
+            text: format!("line {seq}\n\u{1F600}"),
+        })
+        .collect();
+    s.append_output(&chunks).await.unwrap();
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = s.output_after("c", after, 1000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        seen.extend(page);
+    }
+    assert_eq!(seen, chunks);
+    assert!(s.output_after("other", 0, 10).await.unwrap().is_empty());
+}
+
+async fn audit_filters_and_pages(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    for i in 0..25 {
+        let mut e = audit(
+            if i % 2 == 0 { "even" } else { "odd" },
+            &format!("t{}", i % 3),
+            1000 + i,
+        );
+        e.key_id = Some(if i < 10 { "key_a" } else { "key_b" }.into());
+        s.append_audit(&e).await.unwrap();
+    }
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        s.list_audit(&q(|q| q.action = Some("even".into())))
+            .await
+            .unwrap()
+            .len(),
+        13
+    );
+    assert_eq!(
+        s.list_audit(&q(|q| q.key_id = Some("key_a".into())))
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(
+        s.list_audit(&q(|q| q.target = Some("t0".into()))).await.unwrap().len(),
+        9
+    );
+    assert_eq!(
+        s.list_audit(&q(|q| (q.since, q.until) = (Some(1005), Some(1010))))
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    let mut ids = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .list_audit(&AuditQuery {
+                limit: 7,
+                before,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        ids.extend(page.iter().map(|r| r.id));
+    }
+    assert_eq!(ids.len(), 25);
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first, no duplicates");
+}
+
+crate::on_both_databases!(
+    keys_round_trip_and_revoke,
+    idempotency_key_returns_the_existing_command,
+    queue_orders_by_priority_then_fifo,
+    transitions_apply_only_from_expected_states,
+    output_pages_in_order,
+    audit_filters_and_pages,
+);
