@@ -1,0 +1,239 @@
+//! Gateway benchmarks, each reported as a ratio or percentile measured in the same run:
+//! 1. authenticated `GET /v1/projects` throughput against a bare axum route on the same server;
+//! 2. a command printing 100,000 lines followed live over SSE (write-to-client latency);
+//! 3. replaying 1,000 events after `Last-Event-ID`.
+//!
+//! Run with `cargo bench --bench gateway`. When invoked as `gateway emit N` the binary is the
+//! line emitter used by benchmark 2.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use futures::StreamExt;
+use rdev::config::Config;
+
+const LOAD_CONNECTIONS: usize = 16;
+const LOAD_ROUND: Duration = Duration::from_secs(2);
+const LOAD_ROUNDS: usize = 5;
+const LINES: usize = 100_000;
+const REPLAY_EVENTS: i64 = 1_000;
+const REPLAY_RUNS: usize = 50;
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
+
+/// Prints `N` lines, each carrying its write time, flushing every line.
+fn emit(lines: usize) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for i in 1..=lines {
+        let _ = writeln!(out, "{} {i}", now_ns());
+        let _ = out.flush();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// Requests per second over `LOAD_CONNECTIONS` keep-alive connections for one round.
+async fn throughput(client: &reqwest::Client, url: &str, token: &str) -> f64 {
+    let deadline = Instant::now() + LOAD_ROUND;
+    let workers = (0..LOAD_CONNECTIONS).map(|_| {
+        let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
+        tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let resp = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                assert!(resp.status().is_success(), "{}", resp.status());
+                resp.bytes().await.unwrap();
+                done += 1;
+            }
+            done
+        })
+    });
+    let total: u64 = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    total as f64 / LOAD_ROUND.as_secs_f64()
+}
+
+async fn bench_projects(base: &str, token: &str) {
+    let client = reqwest::Client::new();
+    let (mut bare, mut auth) = (Vec::new(), Vec::new());
+    for _ in 0..LOAD_ROUNDS {
+        bare.push(throughput(&client, &format!("{base}/bare"), token).await);
+        auth.push(throughput(&client, &format!("{base}/v1/projects"), token).await);
+    }
+    bare.sort_by(f64::total_cmp);
+    auth.sort_by(f64::total_cmp);
+    let (b, a) = (bare[LOAD_ROUNDS / 2], auth[LOAD_ROUNDS / 2]);
+    println!("GET /v1/projects (authenticated): {a:.0} req/s (median of {LOAD_ROUNDS} rounds)");
+    println!("GET /bare (bare axum route):      {b:.0} req/s");
+    println!(
+        "ratio authenticated / bare:       {:.1}%  (target >= 85%)",
+        100.0 * a / b
+    );
+}
+
+async fn start_command(client: &reqwest::Client, base: &str, token: &str, script: String) -> String {
+    let body = serde_json::json!({ "kind": "shell", "script": script, "timeout_secs": 600 });
+    let resp = client
+        .post(format!("{base}/v1/projects/demo/commands"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await;
+    let cmd: serde_json::Value = resp.unwrap().json().await.unwrap();
+    cmd["id"].as_str().expect("command id").to_owned()
+}
+
+/// Reads SSE events from a response, calling `on_event(event, id, data)` per event until `end`.
+async fn read_events(resp: reqwest::Response, mut on_event: impl FnMut(&str, &str, &str)) {
+    let mut body = resp.bytes_stream();
+    let mut buffer = String::new();
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        let mut consumed = 0;
+        let mut ended = false;
+        while let Some(len) = buffer[consumed..].find("\n\n") {
+            let block = &buffer[consumed..consumed + len];
+            consumed += len + 2;
+            let (mut event, mut id, mut data) = ("", "", "");
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    event = v;
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = v;
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = v;
+                }
+            }
+            on_event(event, id, data);
+            ended |= event == "end";
+        }
+        buffer.drain(..consumed);
+        if ended {
+            return;
+        }
+    }
+}
+
+async fn bench_stream(base: &str, token: &str) -> (String, i64) {
+    let client = reqwest::Client::new();
+    let exe = std::env::current_exe().unwrap();
+    let id = start_command(&client, base, token, format!("{} emit {LINES}", exe.display())).await;
+    let started = Instant::now();
+    let resp = client
+        .get(format!("{base}/v1/commands/{id}/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let (mut latencies, mut next_line, mut last_seq, mut partial) = (Vec::new(), 1usize, 0i64, String::new());
+    read_events(resp, |event, seq, data| {
+        if event != "output" {
+            return;
+        }
+        let received = now_ns();
+        let seq: i64 = seq.parse().unwrap();
+        assert_eq!(seq, last_seq + 1, "events in order without gaps");
+        last_seq = seq;
+        let chunk: serde_json::Value = serde_json::from_str(data).unwrap();
+        partial.push_str(chunk["text"].as_str().unwrap());
+        while let Some(nl) = partial.find('\n') {
+            let line: String = partial.drain(..=nl).collect();
+            let (written, number) = line.trim_end().split_once(' ').unwrap();
+            assert_eq!(number.parse::<usize>().unwrap(), next_line, "lines in order");
+            next_line += 1;
+            latencies.push((received - written.parse::<u128>().unwrap()) as f64 / 1e6);
+        }
+    })
+    .await;
+    assert_eq!(next_line - 1, LINES, "every line arrived");
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "{LINES} lines live over SSE in {last_seq} events, {:.2} s: write-to-client latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms  (target p99 <= 50 ms)",
+        started.elapsed().as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1],
+    );
+    (id, last_seq)
+}
+
+async fn bench_replay(base: &str, token: &str, id: &str, total: i64) {
+    let client = reqwest::Client::new();
+    let after = total - REPLAY_EVENTS;
+    assert!(
+        after >= 0,
+        "the streamed command produced fewer than {REPLAY_EVENTS} events"
+    );
+    let mut times = Vec::new();
+    for _ in 0..REPLAY_RUNS {
+        let started = Instant::now();
+        let req = client.get(format!("{base}/v1/commands/{id}/stream")).bearer_auth(token);
+        let resp = req.header("Last-Event-ID", after.to_string()).send().await.unwrap();
+        let mut received = 0;
+        read_events(resp, |event, _, _| received += i64::from(event == "output")).await;
+        assert_eq!(received, REPLAY_EVENTS);
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "replay of {REPLAY_EVENTS} events after Last-Event-ID: p50 {:.2} ms, p99 {:.2} ms over {REPLAY_RUNS} runs  (target <= 20 ms)",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.data_dir = dir.path().join("data");
+    config.backend.workspaces = dir.path().join("workspaces");
+    let state = rdev::app::build(config).await.unwrap();
+    let token = rdev::app::bootstrap_admin(&state)
+        .await
+        .unwrap()
+        .expect("fresh database");
+    let bare = Router::new().route(
+        "/bare",
+        get(|| async { axum::Json(serde_json::json!({"projects": []})) }),
+    );
+    let base = serve(rdev::http::router(state).merge(bare)).await;
+    bench_projects(&base, &token).await;
+    let (id, events) = bench_stream(&base, &token).await;
+    bench_replay(&base, &token, &id, events).await;
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(n) = args.iter().position(|a| a == "emit").and_then(|i| args.get(i + 1)) {
+        emit(n.parse().expect("line count"));
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(run());
+}
