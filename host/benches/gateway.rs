@@ -208,9 +208,14 @@ async fn bench_replay(base: &str, token: &str, id: &str, total: i64) {
 
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().join("data");
-    config.backend.workspaces = dir.path().join("workspaces");
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        backend: rdev::config::BackendConfig {
+            workspaces: dir.path().join("workspaces"),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
     let state = rdev::app::build(config).await.unwrap();
     let token = rdev::app::bootstrap_admin(&state)
         .await

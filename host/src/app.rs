@@ -18,6 +18,7 @@ use crate::plugins::{PassThroughDiscovery, Policies};
 use crate::projects::{LocalDirectories, ProjectRegistry};
 use crate::store::Store;
 use crate::streaming::OutputHub;
+use crate::telemetry::Metrics;
 
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -79,6 +80,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         tracing::warn!(error = %e, "initial project discovery failed");
     }
     let hub = OutputHub::default();
+    let metrics = Metrics::new();
     let commands = Commands::new(
         store.clone(),
         backend.clone(),
@@ -86,6 +88,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         hub.clone(),
         Policies::default(),
         config.clone(),
+        metrics.clone(),
     );
     commands.recover().await.context("cannot recover commands")?;
     Ok(AppState {
@@ -96,6 +99,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         commands,
         hub,
         backend,
+        metrics,
         shutdown: CancellationToken::new(),
     })
 }

@@ -50,6 +50,21 @@ pub enum AuthError {
     Unavailable,
 }
 
+impl AuthError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Invalid => "invalid",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Network => "network",
+            Self::Scope(_) => "scope",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Principal {

@@ -24,6 +24,7 @@ use crate::plugins::{Policies, Refusal, SanitizeInput};
 use crate::projects::{Project, ProjectRegistry};
 use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, Transition};
 use crate::streaming::OutputHub;
+use crate::telemetry::Metrics;
 use crate::time::now_ms;
 
 /// Who asked, for the audit trail.
@@ -101,6 +102,7 @@ struct Inner {
     accepting: AtomicBool,
     tasks: TaskTracker,
     last_queue_seq: AtomicI64,
+    metrics: Metrics,
 }
 
 /// The command service.
@@ -129,6 +131,7 @@ impl Commands {
         hub: OutputHub,
         policies: Policies,
         config: Arc<Config>,
+        metrics: Metrics,
     ) -> Self {
         let inherited_env = config
             .commands
@@ -149,6 +152,7 @@ impl Commands {
             accepting: AtomicBool::new(true),
             tasks: TaskTracker::new(),
             last_queue_seq: AtomicI64::new(0),
+            metrics,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -253,6 +257,7 @@ impl Commands {
             Inserted::Existing(existing) if existing.request_hash == record.request_hash => Ok((*existing, false)),
             Inserted::Existing(_) => Err(CommandError::IdempotencyConflict),
             Inserted::New => {
+                self.inner.metrics.commands_accepted.inc();
                 self.dispatch(&record.project).await;
                 let current = self.inner.store.get_command(&record.id).await?;
                 Ok((current.unwrap_or(record), true))
@@ -281,6 +286,11 @@ impl Commands {
         }
         let current = self.inner.store.get_command(&cmd.id).await?;
         current.ok_or_else(|| CommandError::Store(StoreError::Corrupt("command vanished".into())))
+    }
+
+    /// Commands running on this replica.
+    pub fn running_count(&self) -> usize {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// The policy chains commands and other requests pass through.

@@ -15,7 +15,7 @@ mod stream;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
@@ -51,6 +51,8 @@ pub struct AppState {
     pub hub: OutputHub,
     /// Execution backend.
     pub backend: Arc<dyn ExecBackend>,
+    /// Prometheus metrics.
+    pub metrics: crate::telemetry::Metrics,
     /// Cancelled when the gateway stops: open streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -114,6 +116,7 @@ fn router_parts(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(health::openapi_json))
+        .routes(routes!(health::metrics))
         .merge(api_routes(state))
         .split_for_parts()
 }
@@ -143,8 +146,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(
             ServiceBuilder::new()
-                // Outermost: every response, even a panic's, carries a request id.
-                .layer(from_fn(context::request_id))
+                // Outermost: every response, even a panic's, carries a request id and is counted.
+                .layer(from_fn_with_state(state.clone(), context::track_request))
                 // A panic becomes a 500 with the JSON envelope instead of a dropped connection.
                 .layer(CatchPanicLayer::custom(panic_response))
                 // Bodies beyond the limit are refused by the JSON extractor with 413.

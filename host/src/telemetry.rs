@@ -1,5 +1,9 @@
 //! Logging: JSON lines (or text) on stderr, filtered by `RUST_LOG` (default `info`). Stdout is
-//! left to what the CLI prints for people and scripts.
+//! left to what the CLI prints for people and scripts. Metrics live in [`metrics`].
+
+pub mod metrics;
+
+pub use metrics::Metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -271,3 +271,130 @@ pub fn process_alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
+
+/// A whole response: status, headers, and the body as JSON (or as a JSON string when it is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// A header's value ("" when absent or not text).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+/// Sends a request and reads the whole response.
+pub async fn send(req: reqwest::RequestBuilder) -> Reply {
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+impl Gateway {
+    /// A request to `path`, without credentials.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url))
+    }
+
+    /// The configuration file the gateway was started with.
+    pub fn config_file(&self) -> PathBuf {
+        self.config_path()
+    }
+
+    /// Starts a gateway whose configuration also sets top-level keys (such as `max_body_bytes`),
+    /// which `start`'s `extra_config` cannot do because it follows the `[backend]` table. The
+    /// top-level keys are not kept by `restart`.
+    pub async fn start_with_top_level(db: Db, top_level: &str, extra_config: &str) -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let database_url = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(postgres::fresh_database().await),
+        };
+        let mut config = format!(
+            "{top_level}\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\n",
+            dir.join("data")
+        );
+        if let Some(url) = &database_url {
+            config += &format!("database_url = {url:?}\n");
+        }
+        config += &format!("[backend]\nworkspaces = {:?}\n{extra_config}", dir.join("workspaces"));
+        let mut gw = Gateway {
+            url: String::new(),
+            admin_token: String::new(),
+            dir,
+            database_url,
+            extra_config: extra_config.to_owned(),
+            child: None,
+            _tmp: Some(tmp),
+            client: reqwest::Client::new(),
+        };
+        std::fs::write(gw.config_path(), config).unwrap();
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(gw.config_path())
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("banner").unwrap();
+        gw.url = first
+            .strip_prefix("rdev listening on ")
+            .expect("banner line")
+            .to_owned();
+        let token = lines
+            .by_ref()
+            .take(5)
+            .map(Result::unwrap)
+            .find_map(|line| line.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")));
+        std::thread::spawn(move || lines.for_each(drop));
+        gw.child = Some(child);
+        gw.admin_token = token.expect("first start prints an admin key");
+        gw
+    }
+}
+
+/// The key id inside a token (`rdev_<key id>_<secret>`).
+pub fn key_id_of(token: &str) -> String {
+    let rest = token.strip_prefix("rdev_").expect("token prefix");
+    rest.rsplit_once('_').expect("token shape").0.to_owned()
+}
+
+impl Gateway {
+    /// Starts the process again on the same data and configuration (killing it first if it
+    /// runs), with extra environment variables set on the gateway process itself.
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.kill();
+        let mut child = Command::new(binary())
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("banner").unwrap();
+        self.url = first
+            .strip_prefix("rdev listening on ")
+            .expect("banner line")
+            .to_owned();
+        std::thread::spawn(move || lines.for_each(drop));
+        self.child = Some(child);
+    }
+}

@@ -2,8 +2,7 @@
 //! transitions, output paging and the audit log.
 
 use rdev::store::{
-    AuditEntry, AuditQuery, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, SqlStore,
-    Store, Transition,
+    AuditEntry, AuditQuery, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, SqlStore, Store, Transition,
 };
 
 use crate::common::Db;

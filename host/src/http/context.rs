@@ -39,18 +39,24 @@ fn usable_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
-/// Assigns the request id, logs the request, and sets `X-Request-Id` on the response.
-pub async fn request_id(req: Request, next: Next) -> Response {
+/// Assigns the request id, logs and counts the request, and sets `X-Request-Id` on the response.
+pub async fn track_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(usable_request_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = req.method().clone();
     let started = Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(req).instrument(span.clone()))
         .await;
+    let metrics = &state.metrics;
+    let status = response.status();
+    metrics.http_requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
+    metrics.http_duration.with_label_values(&[route.as_str()]).observe(started.elapsed().as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
@@ -83,6 +89,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let ip = crate::auth::client_ip(peer_ip(&req), forwarded, &state.config.auth.trusted_proxies);
     let principal = state.auth.authenticate(token, ip).await.inspect_err(|e| {
+        state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
         tracing::info!(reason = %e, client_ip = %ip, "authentication refused");
     })?;
     req.extensions_mut().insert(principal);

@@ -1,0 +1,97 @@
+//! Prometheus metrics of the gateway, served at `GET /metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// The gateway's metrics, registered in their own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route template, method and status.
+    pub http_requests: IntCounterVec,
+    /// Request latency by route template.
+    pub http_duration: HistogramVec,
+    /// Refused authentications by reason.
+    pub auth_failures: IntCounterVec,
+    /// Commands accepted into the queue.
+    pub commands_accepted: IntCounter,
+    /// Commands ended, by terminal state.
+    pub commands_finished: IntCounterVec,
+    /// Commands running on this replica.
+    pub commands_running: IntGauge,
+    /// Open output streams.
+    pub streams_open: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("rdev_http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("rdev_http_request_duration_seconds", "HTTP request latency by route"),
+            &["route"],
+        )
+        .expect("valid metric");
+        let auth_failures =
+            IntCounterVec::new(Opts::new("rdev_auth_failures_total", "Refused authentications by reason"), &["reason"])
+                .expect("valid metric");
+        let commands_accepted =
+            IntCounter::new("rdev_commands_accepted_total", "Commands accepted into the queue").expect("valid metric");
+        let commands_finished = IntCounterVec::new(
+            Opts::new("rdev_commands_finished_total", "Commands ended, by terminal state"),
+            &["state"],
+        )
+        .expect("valid metric");
+        let commands_running =
+            IntGauge::new("rdev_commands_running", "Commands running on this replica").expect("valid metric");
+        let streams_open = IntGauge::new("rdev_streams_open", "Open output streams").expect("valid metric");
+        let metrics = Self {
+            registry,
+            http_requests,
+            http_duration,
+            auth_failures,
+            commands_accepted,
+            commands_finished,
+            commands_running,
+            streams_open,
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.http_duration.clone()),
+            Box::new(metrics.auth_failures.clone()),
+            Box::new(metrics.commands_accepted.clone()),
+            Box::new(metrics.commands_finished.clone()),
+            Box::new(metrics.commands_running.clone()),
+            Box::new(metrics.streams_open.clone()),
+        ];
+        for collector in collectors {
+            metrics.registry.register(collector).expect("metric names are unique");
+        }
+        metrics
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
