@@ -63,7 +63,11 @@ impl Commands {
             tracing::error!(error = %e, command_id = %cmd.id, "could not record the end of a command");
         }
         tracing::info!(command_id = %cmd.id, state = %ending.state, exit_code = ?ending.exit_code, "command ended");
-        self.inner.metrics.commands_finished.with_label_values(&[ending.state.as_str()]).inc();
+        self.inner
+            .metrics
+            .commands_finished
+            .with_label_values(&[ending.state.as_str()])
+            .inc();
         self.inner.hub.close(&cmd.id, ending.state, ending.exit_code);
         self.inner
             .running

@@ -80,7 +80,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "health", security(()), responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    state.metrics.commands_running.set(state.commands.running_count() as i64);
+    state
+        .metrics
+        .commands_running
+        .set(state.commands.running_count() as i64);
     let body = state.metrics.render();
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

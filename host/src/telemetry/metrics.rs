@@ -50,9 +50,11 @@ impl Metrics {
             &["route"],
         )
         .expect("valid metric");
-        let auth_failures =
-            IntCounterVec::new(Opts::new("rdev_auth_failures_total", "Refused authentications by reason"), &["reason"])
-                .expect("valid metric");
+        let auth_failures = IntCounterVec::new(
+            Opts::new("rdev_auth_failures_total", "Refused authentications by reason"),
+            &["reason"],
+        )
+        .expect("valid metric");
         let commands_accepted =
             IntCounter::new("rdev_commands_accepted_total", "Commands accepted into the queue").expect("valid metric");
         let commands_finished = IntCounterVec::new(
