@@ -28,13 +28,17 @@ fn now_ns() -> u128 {
         .as_nanos()
 }
 
-/// Prints `N` lines, each carrying its write time, flushing every line.
-fn emit(lines: usize) {
+/// Prints `N` lines, each carrying its write time, flushing every line and pausing `pause_us`
+/// microseconds between lines.
+fn emit(lines: usize, pause_us: u64) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     for i in 1..=lines {
         let _ = writeln!(out, "{} {i}", now_ns());
         let _ = out.flush();
+        if pause_us > 0 {
+            std::thread::sleep(Duration::from_micros(pause_us));
+        }
     }
 }
 
@@ -46,9 +50,8 @@ async fn serve(router: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
     });
     format!("http://{addr}")
 }
@@ -138,10 +141,15 @@ async fn read_events(resp: reqwest::Response, mut on_event: impl FnMut(&str, &st
     }
 }
 
-async fn bench_stream(base: &str, token: &str) -> (String, i64) {
+async fn bench_stream(base: &str, token: &str, workspace: &std::path::Path) {
     let client = reqwest::Client::new();
     let exe = std::env::current_exe().unwrap();
-    let id = start_command(&client, base, token, format!("{} emit {LINES}", exe.display())).await;
+    // The emitter waits for the subscriber, so that every line is measured live.
+    let script = format!(
+        "while [ ! -e go ]; do sleep 0.01; done; rm go; {} emit {LINES}",
+        exe.display()
+    );
+    let id = start_command(&client, base, token, script).await;
     let started = Instant::now();
     let resp = client
         .get(format!("{base}/v1/commands/{id}/stream"))
@@ -149,6 +157,7 @@ async fn bench_stream(base: &str, token: &str) -> (String, i64) {
         .send()
         .await
         .unwrap();
+    std::fs::write(workspace.join("go"), "").unwrap();
     let (mut latencies, mut next_line, mut last_seq, mut partial) = (Vec::new(), 1usize, 0i64, String::new());
     read_events(resp, |event, seq, data| {
         if event != "output" {
@@ -178,15 +187,31 @@ async fn bench_stream(base: &str, token: &str) -> (String, i64) {
         percentile(&latencies, 0.99),
         latencies[latencies.len() - 1],
     );
-    (id, last_seq)
 }
 
-async fn bench_replay(base: &str, token: &str, id: &str, total: i64) {
+async fn bench_replay(base: &str, token: &str) {
     let client = reqwest::Client::new();
+    let exe = std::env::current_exe().unwrap();
+    // Lines far enough apart that each becomes its own event, as interactive output does.
+    let lines = REPLAY_EVENTS + 200;
+    let id = start_command(&client, base, token, format!("{} emit {lines} 500", exe.display())).await;
+    let resp = client
+        .get(format!("{base}/v1/commands/{id}/stream"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let mut total = 0i64;
+    read_events(resp, |event, seq, _| {
+        if event == "output" {
+            total = seq.parse().unwrap();
+        }
+    })
+    .await;
     let after = total - REPLAY_EVENTS;
     assert!(
         after >= 0,
-        "the streamed command produced fewer than {REPLAY_EVENTS} events"
+        "the command produced {total} events, fewer than {REPLAY_EVENTS}"
     );
     let mut times = Vec::new();
     for _ in 0..REPLAY_RUNS {
@@ -226,15 +251,17 @@ async fn run() {
         get(|| async { axum::Json(serde_json::json!({"projects": []})) }),
     );
     let base = serve(rdev::http::router(state).merge(bare)).await;
+
     bench_projects(&base, &token).await;
-    let (id, events) = bench_stream(&base, &token).await;
-    bench_replay(&base, &token, &id, events).await;
+    bench_stream(&base, &token, &dir.path().join("workspaces/demo")).await;
+    bench_replay(&base, &token).await;
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(n) = args.iter().position(|a| a == "emit").and_then(|i| args.get(i + 1)) {
-        emit(n.parse().expect("line count"));
+    if let Some(i) = args.iter().position(|a| a == "emit") {
+        let lines = args.get(i + 1).and_then(|n| n.parse().ok()).expect("line count");
+        emit(lines, args.get(i + 2).and_then(|n| n.parse().ok()).unwrap_or(0));
         return;
     }
     if args.iter().any(|a| a == "--list") {

@@ -13,7 +13,7 @@ use crate::auth::{Authenticator, NewKey, TokenHasher};
 use crate::commands::Commands;
 use crate::config::Config;
 use crate::exec::{ExecBackend, LocalBackend};
-use crate::http::AppState;
+use crate::http::{AppState, Services};
 use crate::plugins::{PassThroughDiscovery, Policies};
 use crate::projects::{LocalDirectories, ProjectRegistry};
 use crate::store::Store;
@@ -91,7 +91,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         metrics.clone(),
     );
     commands.recover().await.context("cannot recover commands")?;
-    Ok(AppState {
+    Ok(AppState::new(Services {
         config,
         store,
         auth,
@@ -101,7 +101,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         backend,
         metrics,
         shutdown: CancellationToken::new(),
-    })
+    }))
 }
 
 /// Creates the first admin key when no usable key exists; returns its token.
@@ -153,7 +153,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     let stop_accepting = CancellationToken::new();
     let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+    let server = axum::serve(crate::http::without_nagle(listener), app)
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
     let mut server = tokio::spawn(server.into_future());
     tokio::select! {
         () = wait_for_signal() => {}

@@ -18,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::{Extension, Router};
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -34,9 +35,27 @@ use crate::store::Store;
 use crate::streaming::OutputHub;
 use error::ApiError;
 
-/// Everything handlers need; cheap to clone.
+/// Everything handlers need, behind one `Arc` so that cloning it per request costs one atomic.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Shares the services.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The gateway's services.
+pub struct Services {
     /// Configuration.
     pub config: Arc<Config>,
     /// Persistence.
@@ -57,7 +76,7 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-impl AppState {
+impl Services {
     /// A project the caller may see; 404 otherwise (also when it exists but is not allowed).
     pub fn visible_project(&self, who: &Principal, name: &str) -> Result<Arc<Project>, ApiError> {
         self.projects
@@ -102,7 +121,6 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(claude::list_items))
         .routes(routes!(claude::get_item, claude::put_item, claude::delete_item))
         .routes(routes!(audit::list_audit))
-        .route_layer(from_fn_with_state(state.clone(), context::audit))
         .route_layer(from_fn_with_state(state.clone(), context::authenticate))
 }
 
@@ -135,6 +153,19 @@ async fn wrong_method() -> ApiError {
 
 fn panic_response(_: Box<dyn std::any::Any + Send>) -> axum::response::Response {
     ApiError::internal(&"handler panicked").into_response()
+}
+
+/// A listener whose connections send small writes at once: SSE events must not wait for
+/// Nagle's algorithm and the client's delayed ACK (tens of milliseconds per event).
+pub fn without_nagle(listener: TcpListener) -> axum::serve::TapIo<TcpListener, fn(&mut TcpStream)> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(set_nodelay as fn(&mut TcpStream))
+}
+
+fn set_nodelay(tcp: &mut TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+    }
 }
 
 /// The whole application: routes, OpenAPI document and the layer stack.

@@ -11,6 +11,22 @@ use crate::store::{OutputChunk, Store, StoreResult};
 use crate::streaming::OutputHub;
 
 const MAX_BATCH: usize = 64;
+const MAX_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Merges adjacent reads of the same stream (up to [`MAX_CHUNK_BYTES`]), so that output that
+/// arrives faster than it is stored travels in fewer, larger chunks instead of piling up.
+fn coalesce(batch: Vec<(StreamKind, Vec<u8>)>) -> Vec<(StreamKind, Vec<u8>)> {
+    let mut merged: Vec<(StreamKind, Vec<u8>)> = Vec::with_capacity(batch.len());
+    for (kind, bytes) in batch {
+        match merged.last_mut() {
+            Some((last_kind, last)) if *last_kind == kind && last.len() + bytes.len() <= MAX_CHUNK_BYTES => {
+                last.extend_from_slice(&bytes);
+            }
+            _ => merged.push((kind, bytes)),
+        }
+    }
+    merged
+}
 
 /// Length of an incomplete UTF-8 sequence at the end of `bytes` (0 if none).
 fn incomplete_tail_len(bytes: &[u8]) -> usize {
@@ -88,7 +104,7 @@ impl OutputWriter {
                     Err(_) => break,
                 }
             }
-            let chunks: Vec<_> = batch
+            let chunks: Vec<_> = coalesce(batch)
                 .into_iter()
                 .filter_map(|(kind, bytes)| self.chunk(kind, &bytes))
                 .collect();
@@ -153,6 +169,16 @@ impl OutputWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coalesces_adjacent_reads_of_one_stream() {
+        let out = |b: &[u8]| (StreamKind::Stdout, b.to_vec());
+        let err = |b: &[u8]| (StreamKind::Stderr, b.to_vec());
+        let merged = coalesce(vec![out(b"a"), out(b"b"), err(b"c"), out(b"d")]);
+        assert_eq!(merged, vec![out(b"ab"), err(b"c"), out(b"d")]);
+        let big = vec![0u8; MAX_CHUNK_BYTES];
+        assert_eq!(coalesce(vec![out(&big), out(b"x")]).len(), 2);
+    }
 
     #[test]
     fn holds_back_split_characters() {

@@ -121,7 +121,7 @@ pub async fn create_command(
     let idempotency_key = idempotency_key(&headers)?;
     let (record, created) = state
         .commands
-        .submit(&caller.principal, &caller.actor, &project, request, idempotency_key)
+        .submit(&caller.principal, &caller.actor(), &project, request, idempotency_key)
         .await?;
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(record.into())))
@@ -183,5 +183,5 @@ pub async fn cancel_command(
 ) -> Result<Json<CommandView>, ApiError> {
     caller.require("commands:run")?;
     let cmd = visible_command(&state, &caller, &id).await?;
-    Ok(Json(state.commands.cancel(&caller.actor, &cmd).await?.into()))
+    Ok(Json(state.commands.cancel(&caller.actor(), &cmd).await?.into()))
 }

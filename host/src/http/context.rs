@@ -29,6 +29,11 @@ pub fn current_request_id() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// 128 random bits from the thread-local generator (no system call per request).
+fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 fn usable_request_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
     let ok = !text.is_empty()
@@ -45,7 +50,7 @@ pub async fn track_request(State(state): State<AppState>, req: Request, next: Ne
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(usable_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        .unwrap_or_else(new_request_id);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
     let route = req
         .extensions()
@@ -87,7 +92,8 @@ fn peer_ip(req: &Request) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// Authenticates the bearer token and stores the [`Principal`] in the request.
+/// Authenticates the bearer token, stores the [`Principal`] in the request, and appends an audit
+/// event with the outcome of every authenticated mutating request.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let token = req
         .headers()
@@ -102,17 +108,10 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
         tracing::info!(reason = %e, client_ip = %ip, "authentication refused");
     })?;
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
-}
-
-/// Appends an audit event for every authenticated mutating request, with its outcome.
-pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let principal = req.extensions().get::<Principal>().cloned();
-    let (Some(principal), true) = (principal, mutating) else {
-        return next.run(req).await;
-    };
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        req.extensions_mut().insert(principal);
+        return Ok(next.run(req).await);
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -120,12 +119,13 @@ pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> R
         .unwrap_or_default();
     let action = format!("{} {route}", req.method());
     let target = req.uri().path().to_owned();
+    req.extensions_mut().insert(principal.clone());
     let response = next.run(req).await;
     let entry = actor_of(&principal).audit(&action, &target, response.status().as_str(), None);
     if let Err(e) = state.store.append_audit(&entry).await {
         tracing::error!(error = %e, "could not append audit event");
     }
-    response
+    Ok(response)
 }
 
 fn actor_of(principal: &Principal) -> Actor {
@@ -141,11 +141,14 @@ fn actor_of(principal: &Principal) -> Actor {
 pub struct Caller {
     /// Key and address.
     pub principal: Principal,
-    /// The same, for audit entries.
-    pub actor: Actor,
 }
 
 impl Caller {
+    /// The caller, for audit entries.
+    pub fn actor(&self) -> Actor {
+        actor_of(&self.principal)
+    }
+
     /// Fails with 403 unless the key has `scope`.
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
         Ok(self.principal.require(scope)?)
@@ -157,7 +160,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let principal = parts.extensions.get::<Principal>().cloned().ok_or(AuthError::Missing)?;
-        let actor = actor_of(&principal);
-        Ok(Self { principal, actor })
+        Ok(Self { principal })
     }
 }

@@ -132,7 +132,7 @@ pub async fn create_key(
         allowed_cidrs: req.allowed_cidrs,
         expires_at,
     };
-    let audit = caller.actor.audit("key.create", "", "created", None);
+    let audit = caller.actor().audit("key.create", "", "created", None);
     let (record, token) = state.auth.create(new, Some(audit)).await?;
     Ok((
         StatusCode::CREATED,

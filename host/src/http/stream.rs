@@ -1,15 +1,18 @@
 //! `GET /v1/commands/{id}/stream`: Server-Sent Events of a command's output. Replays from the
 //! store after `Last-Event-ID`, then follows live with no gap and no duplicate, and ends with an
-//! `end` event. Output text travels JSON-encoded, so it can never forge SSE fields. The stream
-//! closes as soon as the caller's key is revoked or expires.
+//! `end` event. The stream is framed here: every `data:` field is one line of JSON (which escapes
+//! CR, LF and NUL), so output can never forge SSE fields, and a replayed page goes out as one
+//! body frame. The stream closes as soon as the caller's key is revoked or expires.
 
 use std::convert::Infallible;
+use std::fmt::Write;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::Stream;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
@@ -51,7 +54,7 @@ fn parse_last_event_id(headers: &HeaderMap, params: &StreamParams) -> Result<i64
     params(("id" = String, Path, description = "Command id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this sequence number"),
            StreamParams),
-    responses((status = 200, description = "text/event-stream: `output` events (id = seq), then one `end` event"),
+    responses((status = 200, content_type = "text/event-stream", description = "`output` events (id = seq), then one `end` event; comment lines as heartbeats"),
               (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn stream_output(
     State(state): State<AppState>,
@@ -59,7 +62,7 @@ pub async fn stream_output(
     Path(id): Path<String>,
     Query(params): Query<StreamParams>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require("commands:read")?;
     let after = parse_last_event_id(&headers, &params)?;
     let cmd = visible_command(&state, &caller, &id).await?;
@@ -71,13 +74,19 @@ pub async fn stream_output(
         live: Subscription::new(&state.hub, &cmd.id),
         revocations: state.auth.revocations(),
         recheck: tokio::time::interval_at(Instant::now() + KEY_RECHECK, KEY_RECHECK),
+        heartbeat: tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
         expiry,
         state,
         caller,
         id: cmd.id,
         last: after,
     };
-    Ok(Sse::new(follower.events()).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+    let mut response = Response::new(Body::from_stream(follower.events().map(Ok::<_, Infallible>)));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
 }
 
 /// A live subscription that frees the command's channel when the stream goes away.
@@ -122,38 +131,61 @@ struct Follower {
     live: Subscription,
     revocations: broadcast::Receiver<String>,
     recheck: tokio::time::Interval,
+    heartbeat: tokio::time::Interval,
     expiry: Option<Instant>,
     last: i64,
 }
 
-fn output_event(chunk: &crate::store::OutputChunk) -> Event {
-    Event::default()
-        .event("output")
-        .id(chunk.seq.to_string())
-        .json_data(chunk)
-        .unwrap_or_default()
+/// Appends one SSE event; `data` is serialized as a single line of JSON.
+fn push_event(out: &mut String, event: &str, id: Option<i64>, data: &impl serde::Serialize) {
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+    let _ = write!(out, "event: {event}\n");
+    if let Some(id) = id {
+        let _ = write!(out, "id: {id}\n");
+    }
+    let _ = write!(out, "data: {data}\n\n");
 }
 
-fn end_event(state: CommandState, exit_code: Option<i32>) -> Event {
-    let data = serde_json::json!({ "state": state, "exit_code": exit_code });
-    Event::default().event("end").json_data(data).unwrap_or_default()
+fn output_event(chunk: &crate::store::OutputChunk) -> Bytes {
+    let mut out = String::new();
+    push_event(&mut out, "output", Some(chunk.seq), chunk);
+    out.into()
 }
 
-fn error_event(code: &str, message: &str) -> Event {
-    let data = serde_json::json!({ "code": code, "message": message });
-    Event::default().event("error").json_data(data).unwrap_or_default()
+fn end_event(state: CommandState, exit_code: Option<i32>) -> Bytes {
+    let mut out = String::new();
+    push_event(
+        &mut out,
+        "end",
+        None,
+        &serde_json::json!({ "state": state, "exit_code": exit_code }),
+    );
+    out.into()
 }
+
+fn error_event(code: &str, message: &str) -> Bytes {
+    let mut out = String::new();
+    push_event(
+        &mut out,
+        "error",
+        None,
+        &serde_json::json!({ "code": code, "message": message }),
+    );
+    out.into()
+}
+
+const HEARTBEAT_COMMENT: &[u8] = b": heartbeat\n\n";
 
 /// What the live phase ended with.
 enum Next {
     /// Re-read the store (after a gap, lag or the end).
     Replay,
     /// Stop with this final event.
-    Stop(Event),
+    Stop(Bytes),
 }
 
 impl Follower {
-    fn events(mut self) -> impl Stream<Item = Result<Event, Infallible>> {
+    fn events(mut self) -> impl Stream<Item = Bytes> {
         async_stream::stream! {
             loop {
                 // Read the state first: output is persisted before the terminal state, so a
@@ -162,7 +194,7 @@ impl Follower {
                     Ok(ended) => ended,
                     Err(e) => {
                         tracing::error!(error = %e, "stream state lookup failed");
-                        yield Ok(error_event("internal", "internal error"));
+                        yield error_event("internal", "internal error");
                         return;
                     }
                 };
@@ -170,30 +202,34 @@ impl Follower {
                     match self.state.store.output_after(&self.id, self.last, REPLAY_PAGE).await {
                         Ok(chunks) => {
                             let full = chunks.len() as i64 == REPLAY_PAGE;
-                            for chunk in chunks {
+                            let mut page = String::new();
+                            for chunk in &chunks {
                                 self.last = chunk.seq;
-                                yield Ok(output_event(&chunk));
+                                push_event(&mut page, "output", Some(chunk.seq), chunk);
+                            }
+                            if !page.is_empty() {
+                                yield Bytes::from(page);
                             }
                             if !full { break; }
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "stream replay failed");
-                            yield Ok(error_event("internal", "internal error"));
+                            yield error_event("internal", "internal error");
                             return;
                         }
                     }
                 }
                 if let Some((state, exit_code)) = ended {
-                    yield Ok(end_event(state, exit_code));
+                    yield end_event(state, exit_code);
                     return;
                 }
                 loop {
                     match self.follow_one().await {
-                        Ok(Some(event)) => yield Ok(event),
+                        Ok(Some(event)) => yield event,
                         Ok(None) => {}
                         Err(Next::Replay) => break,
                         Err(Next::Stop(event)) => {
-                            yield Ok(event);
+                            yield event;
                             return;
                         }
                     }
@@ -208,7 +244,7 @@ impl Follower {
     }
 
     /// Waits for the next live event, or for the key to stop being valid.
-    async fn follow_one(&mut self) -> Result<Option<Event>, Next> {
+    async fn follow_one(&mut self) -> Result<Option<Bytes>, Next> {
         let key = self.caller.principal.key.clone();
         loop {
             tokio::select! {
@@ -229,6 +265,7 @@ impl Follower {
                         return Err(Next::Stop(error_event("unauthorized", "API key revoked")));
                     }
                 }
+                _ = self.heartbeat.tick() => return Ok(Some(Bytes::from_static(HEARTBEAT_COMMENT))),
                 () = self.state.shutdown.cancelled() => {
                     return Err(Next::Stop(error_event("shutting_down", "the gateway is shutting down")));
                 }
