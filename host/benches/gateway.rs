@@ -241,6 +241,8 @@ async fn run() {
         },
         ..Config::default()
     };
+    // Log as in production (JSON at info), into a sink, so that logging costs are measured.
+    rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
     let state = rdev::app::build(config).await.unwrap();
     let token = rdev::app::bootstrap_admin(&state)
         .await

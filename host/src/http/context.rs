@@ -72,12 +72,15 @@ pub async fn track_request(State(state): State<AppState>, req: Request, next: Ne
         .http_duration
         .with_label_values(&[route.as_str()])
         .observe(started.elapsed().as_secs_f64());
+    // Successful requests are logged at debug (as tower-http's TraceLayer does); metrics count
+    // them all. Failures are logged at info with their request id.
+    let elapsed_ms = started.elapsed().as_millis() as u64;
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "handled"
-        );
+        if status.is_client_error() || status.is_server_error() {
+            tracing::info!(status = status.as_u16(), elapsed_ms, "handled");
+        } else {
+            tracing::debug!(status = status.as_u16(), elapsed_ms, "handled");
+        }
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
