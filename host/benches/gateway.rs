@@ -7,6 +7,7 @@
 //! line emitter used by benchmark 2.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -15,8 +16,8 @@ use futures::StreamExt;
 use rdev::config::Config;
 
 const LOAD_CONNECTIONS: usize = 16;
-const LOAD_ROUND: Duration = Duration::from_secs(2);
-const LOAD_ROUNDS: usize = 5;
+const LOAD_ROUND: Duration = Duration::from_secs(1);
+const LOAD_ROUNDS: usize = 9;
 const LINES: usize = 100_000;
 const REPLAY_EVENTS: i64 = 1_000;
 const REPLAY_RUNS: usize = 50;
@@ -46,14 +47,45 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
+/// Starts the gateway (plus a bare route) on its own thread with a one-worker runtime, so that
+/// server and load generator each have one of the machine's two cores, as with an external load
+/// tool. Returns the base URL and an admin token.
+fn start_server(workspaces: PathBuf, data_dir: PathBuf) -> (String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let config = Config {
+                data_dir,
+                backend: rdev::config::BackendConfig {
+                    workspaces,
+                    ..Default::default()
+                },
+                ..Config::default()
+            };
+            let state = rdev::app::build(config).await.unwrap();
+            let token = rdev::app::bootstrap_admin(&state)
+                .await
+                .unwrap()
+                .expect("fresh database");
+            let bare = Router::new().route(
+                "/bare",
+                get(|| async { axum::Json(serde_json::json!({"projects": []})) }),
+            );
+            let app = rdev::http::router(state)
+                .merge(bare)
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
+                .unwrap();
+            axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
+        });
     });
-    format!("http://{addr}")
+    rx.recv().expect("server started")
 }
 
 /// Requests per second over `LOAD_CONNECTIONS` keep-alive connections for one round.
@@ -189,30 +221,48 @@ async fn bench_stream(base: &str, token: &str, workspace: &std::path::Path) {
     );
 }
 
-async fn bench_replay(base: &str, token: &str) {
+/// Stores a finished command with `REPLAY_EVENTS + 200` one-line output chunks, written
+/// directly into the gateway's database so that the event count does not depend on timing.
+async fn replay_fixture(data_dir: &std::path::Path) -> String {
+    use rdev::store::{AuditEntry, CommandRecord, CommandState, OutputChunk, Store};
+    let store = rdev::store::open(&rdev::store::sqlite_url(data_dir)).await.unwrap();
+    let id = "cmd_replay_fixture".to_owned();
+    let record = CommandRecord {
+        id: id.clone(),
+        project: "demo".into(),
+        kind: "shell".into(),
+        spec: r#"{"kind":"shell","script":"fixture"}"#.into(),
+        state: CommandState::Succeeded,
+        priority: 0,
+        timeout_secs: 60,
+        exit_code: Some(0),
+        reason: None,
+        key_id: "bench".into(),
+        idempotency_key: None,
+        request_hash: None,
+        queue_seq: 1,
+        pgid: None,
+        created_at: 1,
+        started_at: Some(1),
+        finished_at: Some(2),
+    };
+    store.insert_command(&record, &AuditEntry::default()).await.unwrap();
+    let chunks: Vec<_> = (1..=REPLAY_EVENTS + 200)
+        .map(|seq| OutputChunk {
+            command_id: id.clone(),
+            seq,
+            stream: "stdout".into(),
+            text: format!("{} {seq} some typical build output\n", now_ns()),
+        })
+        .collect();
+    store.append_output(&chunks).await.unwrap();
+    id
+}
+
+async fn bench_replay(base: &str, token: &str, data_dir: &std::path::Path) {
     let client = reqwest::Client::new();
-    let exe = std::env::current_exe().unwrap();
-    // Lines far enough apart that each becomes its own event, as interactive output does.
-    let lines = REPLAY_EVENTS + 200;
-    let id = start_command(&client, base, token, format!("{} emit {lines} 500", exe.display())).await;
-    let resp = client
-        .get(format!("{base}/v1/commands/{id}/stream"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let mut total = 0i64;
-    read_events(resp, |event, seq, _| {
-        if event == "output" {
-            total = seq.parse().unwrap();
-        }
-    })
-    .await;
-    let after = total - REPLAY_EVENTS;
-    assert!(
-        after >= 0,
-        "the command produced {total} events, fewer than {REPLAY_EVENTS}"
-    );
+    let id = replay_fixture(data_dir).await;
+    let after = 200;
     let mut times = Vec::new();
     for _ in 0..REPLAY_RUNS {
         let started = Instant::now();
@@ -233,30 +283,13 @@ async fn bench_replay(base: &str, token: &str) {
 
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().join("data"),
-        backend: rdev::config::BackendConfig {
-            workspaces: dir.path().join("workspaces"),
-            ..Default::default()
-        },
-        ..Config::default()
-    };
     // Log as in production (JSON at info), into a sink, so that logging costs are measured.
     rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
-    let state = rdev::app::build(config).await.unwrap();
-    let token = rdev::app::bootstrap_admin(&state)
-        .await
-        .unwrap()
-        .expect("fresh database");
-    let bare = Router::new().route(
-        "/bare",
-        get(|| async { axum::Json(serde_json::json!({"projects": []})) }),
-    );
-    let base = serve(rdev::http::router(state).merge(bare)).await;
-
+    let workspaces = dir.path().join("workspaces");
+    let (base, token) = start_server(workspaces.clone(), dir.path().join("data"));
     bench_projects(&base, &token).await;
-    bench_stream(&base, &token, &dir.path().join("workspaces/demo")).await;
-    bench_replay(&base, &token).await;
+    bench_stream(&base, &token, &workspaces.join("demo")).await;
+    bench_replay(&base, &token, &dir.path().join("data")).await;
 }
 
 fn main() {
@@ -269,5 +302,9 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    tokio::runtime::Runtime::new().unwrap().block_on(run());
+    let client_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    client_runtime.block_on(run());
 }

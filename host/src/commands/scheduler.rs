@@ -115,7 +115,9 @@ impl Commands {
     /// Stops starting commands, lets running ones finish within `grace`, then interrupts the rest.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.accepting.store(false, Ordering::SeqCst);
-        let _serialized = self.inner.dispatching.lock().await;
+        // Wait for a dispatch in flight, then let go: a command that ends dispatches again
+        // (which now starts nothing), so holding the lock here would deadlock the wait below.
+        drop(self.inner.dispatching.lock().await);
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             let ids: Vec<String> = self

@@ -51,7 +51,9 @@ pub async fn track_request(State(state): State<AppState>, req: Request, next: Ne
         .get(REQUEST_ID_HEADER)
         .and_then(usable_request_id)
         .unwrap_or_else(new_request_id);
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // The span carries only the id; method and path go into the request's own log line.
+    let span = tracing::info_span!("request", request_id = %id);
+    let path = req.uri().path().to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -77,9 +79,9 @@ pub async fn track_request(State(state): State<AppState>, req: Request, next: Ne
     let elapsed_ms = started.elapsed().as_millis() as u64;
     span.in_scope(|| {
         if status.is_client_error() || status.is_server_error() {
-            tracing::info!(status = status.as_u16(), elapsed_ms, "handled");
+            tracing::info!(%method, path, status = status.as_u16(), elapsed_ms, "handled");
         } else {
-            tracing::debug!(status = status.as_u16(), elapsed_ms, "handled");
+            tracing::debug!(%method, path, status = status.as_u16(), elapsed_ms, "handled");
         }
     });
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -139,9 +139,9 @@ struct Follower {
 /// Appends one SSE event; `data` is serialized as a single line of JSON.
 fn push_event(out: &mut String, event: &str, id: Option<i64>, data: &impl serde::Serialize) {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
-    let _ = write!(out, "event: {event}\n");
+    let _ = writeln!(out, "event: {event}");
     if let Some(id) = id {
-        let _ = write!(out, "id: {id}\n");
+        let _ = writeln!(out, "id: {id}");
     }
     let _ = write!(out, "data: {data}\n\n");
 }
@@ -247,7 +247,23 @@ impl Follower {
     async fn follow_one(&mut self) -> Result<Option<Bytes>, Next> {
         let key = self.caller.principal.key.clone();
         loop {
+            // Checks in this order: a revoked or expired key wins over pending output, and output
+            // (including the end of the command) wins over shutdown, so a stream whose command
+            // ended before the gateway stopped still ends with its `end` event.
             tokio::select! {
+                biased;
+                revoked = self.revocations.recv() => {
+                    if matches!(revoked, Ok(ref id) if *id == key.id) {
+                        return Err(Next::Stop(error_event("unauthorized", "API key revoked")));
+                    }
+                }
+                () = sleep_until(self.expiry) => return Err(Next::Stop(error_event("unauthorized", "API key expired"))),
+                _ = self.recheck.tick() => {
+                    if let Err(e) = self.state.auth.still_valid(&key.id).await {
+                        return Err(Next::Stop(error_event("unauthorized", &e.to_string())));
+                    }
+                }
+                _ = self.heartbeat.tick() => return Ok(Some(Bytes::from_static(HEARTBEAT_COMMENT))),
                 event = self.live.recv() => return match event {
                     Ok(StreamEvent::Output(chunk)) if chunk.seq <= self.last => Ok(None),
                     Ok(StreamEvent::Output(chunk)) if chunk.seq == self.last + 1 => {
@@ -260,20 +276,8 @@ impl Follower {
                         Err(Next::Replay)
                     }
                 },
-                revoked = self.revocations.recv() => {
-                    if matches!(revoked, Ok(ref id) if *id == key.id) {
-                        return Err(Next::Stop(error_event("unauthorized", "API key revoked")));
-                    }
-                }
-                _ = self.heartbeat.tick() => return Ok(Some(Bytes::from_static(HEARTBEAT_COMMENT))),
                 () = self.state.shutdown.cancelled() => {
                     return Err(Next::Stop(error_event("shutting_down", "the gateway is shutting down")));
-                }
-                () = sleep_until(self.expiry) => return Err(Next::Stop(error_event("unauthorized", "API key expired"))),
-                _ = self.recheck.tick() => {
-                    if let Err(e) = self.state.auth.still_valid(&key.id).await {
-                        return Err(Next::Stop(error_event("unauthorized", &e.to_string())));
-                    }
                 }
             }
         }

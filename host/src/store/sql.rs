@@ -363,6 +363,8 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    /// Output text is stored JSON-encoded: process output may contain NUL, which a PostgreSQL
+    /// `TEXT` value cannot hold.
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for c in chunks {
@@ -370,7 +372,7 @@ impl Store for SqlStore {
                 .bind(c.command_id.clone())
                 .bind(c.seq)
                 .bind(c.stream.clone())
-                .bind(c.text.clone())
+                .bind(to_json(&c.text))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -394,7 +396,7 @@ impl Store for SqlStore {
                     command_id: command_id.to_owned(),
                     seq: r.try_get("seq")?,
                     stream: r.try_get("stream")?,
-                    text: r.try_get("text")?,
+                    text: serde_json::from_str(&r.try_get::<String, _>("text")?).map_err(corrupt)?,
                 })
             })
             .collect()
