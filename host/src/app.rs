@@ -104,9 +104,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     }))
 }
 
-/// Creates the first admin key when no usable key exists; returns its token.
+/// On the very first start (no key was ever created) creates an admin key; returns its token.
+/// After that, `rdev keys create --admin` is the way back in.
 pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<Option<String>> {
-    if state.store.count_active_keys().await? > 0 {
+    if state.store.count_keys().await? > 0 {
         return Ok(None);
     }
     let new = NewKey {

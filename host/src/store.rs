@@ -50,8 +50,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>>;
     /// All keys, newest first.
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
-    /// Number of keys that are not revoked.
-    async fn count_active_keys(&self) -> StoreResult<i64>;
+    /// Number of keys ever created, revoked ones included.
+    async fn count_keys(&self) -> StoreResult<i64>;
     /// Marks a key revoked; false if it was unknown or already revoked.
     async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool>;
     /// Records that a key was used.

@@ -184,8 +184,8 @@ impl Store for SqlStore {
         rows.iter().map(key_from_row).collect()
     }
 
-    async fn count_active_keys(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL")
+    async fn count_keys(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get("n")?)
