@@ -12,3 +12,4 @@ mod queue;
 mod smoke;
 mod store;
 mod streaming;
+mod cli;
