@@ -1,5 +1,6 @@
 -- Core tables: API keys, commands (and their queue), output chunks, audit events.
--- Timestamps are Unix milliseconds.
+-- Timestamps are Unix milliseconds. Output is stored as UTF-8 bytes: it may contain NUL,
+-- which a PostgreSQL TEXT value cannot hold.
 
 CREATE TABLE api_keys (
     id            TEXT PRIMARY KEY,
@@ -42,7 +43,7 @@ CREATE TABLE command_output (
     command_id TEXT NOT NULL REFERENCES commands (id),
     seq        BIGINT NOT NULL,
     stream     TEXT NOT NULL,
-    text       TEXT NOT NULL,
+    data       BYTEA NOT NULL,
     PRIMARY KEY (command_id, seq)
 );
 

@@ -71,7 +71,7 @@ async fn state_snapshot(gw: &Gateway) -> (Value, Value, Value) {
 }
 
 async fn bad_bodies_get_the_envelope_and_change_nothing(db: Db) {
-    let gw = Gateway::start_with_top_level(db, "max_body_bytes = 2048", "").await;
+    let gw = Gateway::start(db, "max_body_bytes = 2048\n").await;
     let (status, _) = gw
         .call(
             Method::PUT,

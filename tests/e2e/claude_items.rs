@@ -186,7 +186,7 @@ async fn unsafe_item_names_are_refused_and_nothing_is_written(db: Db) {
 }
 
 async fn content_over_256_kib_is_rejected_with_422(db: Db) {
-    let gw = Gateway::start_with_top_level(db, "max_body_bytes = 1048576", "").await;
+    let gw = Gateway::start(db, "max_body_bytes = 1048576\n").await;
     let path = "/v1/projects/demo/claude/skills/huge";
     let limit = 256 * 1024;
     let (status, body) = gw

@@ -4,9 +4,9 @@
 pub mod postgres;
 pub mod sse;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -69,7 +69,14 @@ impl Gateway {
             _tmp: Some(tmp),
             client: reqwest::Client::new(),
         };
-        let token = gw.spawn();
+        gw.write_config();
+        let mut lines = gw.launch(&[]);
+        let token = lines
+            .by_ref()
+            .take(5)
+            .map(Result::unwrap)
+            .find_map(|line| line.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")));
+        std::thread::spawn(move || lines.for_each(drop));
         gw.admin_token = token.expect("first start prints an admin key");
         gw
     }
@@ -82,23 +89,30 @@ impl Gateway {
         self.dir.join("rdev.toml")
     }
 
-    /// Writes the config and starts the process; returns the bootstrap token if one was printed.
-    fn spawn(&mut self) -> Option<String> {
+    /// Writes the configuration: the harness's own keys first (all top-level, so that
+    /// `extra_config` may add top-level keys as well as tables).
+    fn write_config(&self) {
         let mut config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\n",
-            self.dir.join("data")
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\nbackend.workspaces = {:?}\n",
+            self.dir.join("data"),
+            self.workspaces()
         );
         if let Some(url) = &self.database_url {
             config += &format!("database_url = {url:?}\n");
         }
-        config += &format!("[backend]\nworkspaces = {:?}\n", self.workspaces());
         config += &self.extra_config;
         std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    /// Starts the process with extra environment variables, reads the banner, and returns the
+    /// rest of its stdout.
+    fn launch(&mut self, env: &[(&str, &str)]) -> Lines<BufReader<ChildStdout>> {
         let mut child = Command::new(binary())
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -109,17 +123,8 @@ impl Gateway {
             .strip_prefix("rdev listening on ")
             .expect("banner line")
             .to_owned();
-        let mut token = None;
-        for line in lines.by_ref().take(5) {
-            let line = line.unwrap();
-            if let Some(t) = line.trim().strip_prefix("rdev_") {
-                token = Some(format!("rdev_{t}"));
-                break;
-            }
-        }
-        std::thread::spawn(move || lines.for_each(drop));
         self.child = Some(child);
-        token
+        lines
     }
 
     /// Kills the process without warning (SIGKILL), as a crash would.
@@ -137,17 +142,10 @@ impl Gateway {
         child.wait().unwrap()
     }
 
-    /// Starts the process again on the same data.
+    /// Starts the process again on the same data. Only the banner line is read: the bootstrap
+    /// key block follows it only on a first start, so waiting for it here would block forever.
     pub fn restart(&mut self) {
-        self.kill();
-        assert!(
-            self.spawn().is_none(),
-            "a restart must not create another bootstrap key"
-        );
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.restart_with_env(&[]);
     }
 
     /// Sends a request with a token and optional JSON body.
@@ -310,61 +308,6 @@ impl Gateway {
     pub fn config_file(&self) -> PathBuf {
         self.config_path()
     }
-
-    /// Starts a gateway whose configuration also sets top-level keys (such as `max_body_bytes`),
-    /// which `start`'s `extra_config` cannot do because it follows the `[backend]` table. The
-    /// top-level keys are not kept by `restart`.
-    pub async fn start_with_top_level(db: Db, top_level: &str, extra_config: &str) -> Gateway {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_owned();
-        let database_url = match db {
-            Db::Sqlite => None,
-            Db::Postgres => Some(postgres::fresh_database().await),
-        };
-        let mut config = format!(
-            "{top_level}\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\n",
-            dir.join("data")
-        );
-        if let Some(url) = &database_url {
-            config += &format!("database_url = {url:?}\n");
-        }
-        config += &format!("[backend]\nworkspaces = {:?}\n{extra_config}", dir.join("workspaces"));
-        let mut gw = Gateway {
-            url: String::new(),
-            admin_token: String::new(),
-            dir,
-            database_url,
-            extra_config: extra_config.to_owned(),
-            child: None,
-            _tmp: Some(tmp),
-            client: reqwest::Client::new(),
-        };
-        std::fs::write(gw.config_path(), config).unwrap();
-        let mut child = Command::new(binary())
-            .arg("--config")
-            .arg(gw.config_path())
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("banner").unwrap();
-        gw.url = first
-            .strip_prefix("rdev listening on ")
-            .expect("banner line")
-            .to_owned();
-        let token = lines
-            .by_ref()
-            .take(5)
-            .map(Result::unwrap)
-            .find_map(|line| line.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")));
-        std::thread::spawn(move || lines.for_each(drop));
-        gw.child = Some(child);
-        gw.admin_token = token.expect("first start prints an admin key");
-        gw
-    }
 }
 
 /// The key id inside a token (`rdev_<key id>_<secret>`).
@@ -374,27 +317,11 @@ pub fn key_id_of(token: &str) -> String {
 }
 
 impl Gateway {
-    /// Starts the process again on the same data and configuration (killing it first if it
-    /// runs), with extra environment variables set on the gateway process itself.
+    /// Like [`restart`](Self::restart), with extra environment variables set on the gateway
+    /// process itself.
     pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
         self.kill();
-        let mut child = Command::new(binary())
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("banner").unwrap();
-        self.url = first
-            .strip_prefix("rdev listening on ")
-            .expect("banner line")
-            .to_owned();
+        let lines = self.launch(env);
         std::thread::spawn(move || lines.for_each(drop));
-        self.child = Some(child);
     }
 }

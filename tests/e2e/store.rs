@@ -248,7 +248,7 @@ async fn output_pages_in_order(db: Db) {
             command_id: "c".into(),
             seq,
             stream: if seq % 2 == 0 { "stderr" } else { "stdout" }.into(),
-            text: format!("line {seq}\n\u{1F600}"),
+            text: format!("line {seq}\n\u{1F600}\0"),
         })
         .collect();
     s.append_output(&chunks).await.unwrap();

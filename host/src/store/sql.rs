@@ -363,16 +363,14 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    /// Output text is stored JSON-encoded: process output may contain NUL, which a PostgreSQL
-    /// `TEXT` value cannot hold.
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for c in chunks {
-            sqlx::query("INSERT INTO command_output (command_id, seq, stream, text) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO command_output (command_id, seq, stream, data) VALUES ($1, $2, $3, $4)")
                 .bind(c.command_id.clone())
                 .bind(c.seq)
                 .bind(c.stream.clone())
-                .bind(to_json(&c.text))
+                .bind(c.text.as_bytes().to_vec())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -382,7 +380,7 @@ impl Store for SqlStore {
 
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {
         let rows = sqlx::query(
-            "SELECT seq, stream, text FROM command_output WHERE command_id = $1 AND seq > $2 \
+            "SELECT seq, stream, data FROM command_output WHERE command_id = $1 AND seq > $2 \
              ORDER BY seq LIMIT $3",
         )
         .bind(command_id.to_owned())
@@ -396,7 +394,7 @@ impl Store for SqlStore {
                     command_id: command_id.to_owned(),
                     seq: r.try_get("seq")?,
                     stream: r.try_get("stream")?,
-                    text: serde_json::from_str(&r.try_get::<String, _>("text")?).map_err(corrupt)?,
+                    text: String::from_utf8(r.try_get("data")?).map_err(corrupt)?,
                 })
             })
             .collect()

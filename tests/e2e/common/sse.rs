@@ -94,3 +94,16 @@ pub fn output_text(events: &[SseEvent]) -> String {
         .map(|e| e.data["text"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Every event of a stream, read as one body before decoding, so that a character split
+/// across network chunks is never mangled by the client. Only for streams that end.
+pub async fn collect_whole(url: &str, token: &str) -> Vec<SseEvent> {
+    let resp = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let body = tokio::time::timeout(Duration::from_secs(60), resp.bytes())
+        .await
+        .expect("stream did not end")
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).expect("an SSE body is UTF-8");
+    text.split("\n\n").filter_map(parse).collect()
+}
