@@ -4,7 +4,8 @@
 //! 3. replaying 1,000 events after `Last-Event-ID`.
 //!
 //! Run with `cargo bench --bench gateway`. When invoked as `gateway emit N` the binary is the
-//! line emitter used by benchmark 2.
+//! line emitter used by benchmark 2; as `gateway serve` it only serves, for an external load tool
+//! (`scripts/bench-wrk.sh`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -72,9 +73,16 @@ fn start_server(workspaces: PathBuf, data_dir: PathBuf) -> (String, String) {
                 .await
                 .unwrap()
                 .expect("fresh database");
+            // The baseline: the same JSON body as `GET /v1/projects`, with no middleware at all.
+            let settings = Config::default().project_defaults;
             let bare = Router::new().route(
                 "/bare",
-                get(|| async { axum::Json(serde_json::json!({"projects": []})) }),
+                get(move || {
+                    let project = serde_json::json!({
+                        "name": "demo", "description": null, "backend": "local", "settings": settings.clone()
+                    });
+                    async move { axum::Json(serde_json::json!({ "projects": [project] })) }
+                }),
             );
             let app = rdev::http::router(state)
                 .merge(bare)
@@ -301,6 +309,16 @@ fn main() {
     }
     if args.iter().any(|a| a == "--list") {
         return;
+    }
+    if args.iter().any(|a| a == "serve") {
+        // For an external load tool (scripts/bench-wrk.sh): print the URL and token, then serve.
+        let dir = tempfile::tempdir().unwrap();
+        rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
+        let (base, token) = start_server(dir.path().join("workspaces"), dir.path().join("data"));
+        println!("{base} {token}");
+        loop {
+            std::thread::park();
+        }
     }
     let client_runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -107,8 +107,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The API routes, authenticated and audited, with their OpenAPI description.
-fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
+/// The API routes (all under `/v1`, which the pipeline authenticates and audits), with their
+/// OpenAPI description.
+fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::get_key, keys::revoke_key))
@@ -121,21 +122,15 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(claude::list_items))
         .routes(routes!(claude::get_item, claude::put_item, claude::delete_item))
         .routes(routes!(audit::list_audit))
-        .route_layer(from_fn_with_state(state.clone(), context::authenticate))
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
-    router_parts(state).1
-}
-
-fn router_parts(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(health::openapi_json))
         .routes(routes!(health::metrics))
-        .merge(api_routes(state))
+        .merge(api_routes())
         .split_for_parts()
 }
 
@@ -170,15 +165,16 @@ fn set_nodelay(tcp: &mut TcpStream) {
 
 /// The whole application: routes, OpenAPI document and the layer stack.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = router_parts(&state);
+    let (routes, doc) = router_parts();
     routes
         .layer(Extension(Arc::new(doc)))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(
             ServiceBuilder::new()
-                // Outermost: every response, even a panic's, carries a request id and is counted.
-                .layer(from_fn_with_state(state.clone(), context::track_request))
+                // Outermost: every response, even a panic's, carries a request id and is counted;
+                // `/v1` routes are authenticated and audited here too.
+                .layer(from_fn_with_state(state.clone(), context::pipeline))
                 // A panic becomes a 500 with the JSON envelope instead of a dropped connection.
                 .layer(CatchPanicLayer::custom(panic_response))
                 // Bodies beyond the limit are refused by the JSON extractor with 413.

@@ -5,7 +5,10 @@ use ::time::format_description::well_known::Rfc3339;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since_epoch.as_millis() as i64
 }
 
 /// Formats Unix milliseconds as RFC 3339 in UTC (`2026-11-22T10:00:00.123Z`).

@@ -297,18 +297,28 @@ async fn metrics_count_requests_and_commands(db: Db) {
     gw.wait_done(&id).await;
     let (status, _) = gw.get("/v1/projects/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let running = gw.shell("demo", "sleep 30").await;
+    let url = format!("{}/v1/commands/{running}/stream", gw.url);
+    let stream = crate::common::sse::SseStream::open(&url, &gw.admin_token, None).await;
+    assert_eq!(stream.status, StatusCode::OK);
     let metrics = send(gw.request(Method::GET, "/metrics")).await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = metrics.body.as_str().expect("plain text").to_owned();
     for expected in [
-        "rdev_commands_accepted_total 1",
+        "rdev_commands_accepted_total 2",
         "rdev_commands_finished_total{state=\"succeeded\"} 1",
         "rdev_http_requests_total{method=\"GET\",route=\"/v1/projects/{project}\",status=\"404\"} 1",
-        "rdev_streams_open 0",
+        "rdev_streams_open 1",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
     assert!(!text.contains(&gw.admin_token));
+    drop(stream);
+    crate::common::wait_until(std::time::Duration::from_secs(10), || async {
+        let text = send(gw.request(Method::GET, "/metrics")).await.body;
+        text.as_str().is_some_and(|t| t.contains("rdev_streams_open 0"))
+    })
+    .await;
 }
 
 async fn openapi_document_matches_the_routes_the_server_answers(db: Db) {
@@ -352,8 +362,12 @@ async fn openapi_document_matches_the_routes_the_server_answers(db: Db) {
             .replace("{type}", "commands")
             .replace("{name}", "x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let reply = send(gw.request(method.clone(), &path).bearer_auth(&gw.admin_token)).await;
         let what = format!("{method} {path}");
+        if template.starts_with("/v1/") {
+            let anonymous = send(gw.request(method.clone(), &path)).await;
+            assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{what} must require a key");
+        }
+        let reply = send(gw.request(method.clone(), &path).bearer_auth(&gw.admin_token)).await;
         assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{what}: {}", reply.body);
         let route_missing =
             reply.status == StatusCode::NOT_FOUND && reply.body["error"]["message"] == "route not found";

@@ -6,14 +6,14 @@ use std::path::Path;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 const PREFIX: &str = "rdev_";
 
 /// Hashes tokens with the gateway's secret.
 #[derive(Clone)]
 pub struct TokenHasher {
-    secret: [u8; 32],
+    /// The HMAC already keyed with the secret; cloned per token so the key schedule is computed once.
+    keyed: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for TokenHasher {
@@ -31,7 +31,8 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 impl TokenHasher {
     /// A hasher with a fixed secret.
     pub fn new(secret: [u8; 32]) -> Self {
-        Self { secret }
+        let keyed = Hmac::<Sha256>::new_from_slice(&secret).expect("HMAC accepts any key length");
+        Self { keyed }
     }
 
     /// Loads the secret from `path`, creating it (mode 0600) on first use.
@@ -63,16 +64,21 @@ impl TokenHasher {
         (id, token)
     }
 
-    /// The stored hash of a token.
-    pub fn hash(&self, token: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
+    fn mac(&self, token: &str) -> Hmac<Sha256> {
+        let mut mac = self.keyed.clone();
         mac.update(token.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        mac
     }
 
-    /// Whether `token` hashes to `stored`, in constant time.
+    /// The stored hash of a token (hex).
+    pub fn hash(&self, token: &str) -> String {
+        hex::encode(self.mac(token).finalize().into_bytes())
+    }
+
+    /// Whether `token` hashes to `stored` (hex), compared in constant time.
     pub fn verify(&self, token: &str, stored: &str) -> bool {
-        self.hash(token).as_bytes().ct_eq(stored.as_bytes()).into()
+        let mut expected = [0u8; 32];
+        hex::decode_to_slice(stored, &mut expected).is_ok() && self.mac(token).verify_slice(&expected).is_ok()
     }
 }
 

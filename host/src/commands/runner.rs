@@ -62,7 +62,7 @@ impl Commands {
         if let Err(e) = self.inner.store.transition(&change).await {
             tracing::error!(error = %e, command_id = %cmd.id, "could not record the end of a command");
         }
-        tracing::info!(command_id = %cmd.id, state = %ending.state, exit_code = ?ending.exit_code, "command ended");
+        tracing::info!(command_id = %cmd.id, state = %ending.state, exit_code = ending.exit_code, "command ended");
         self.inner
             .metrics
             .commands_finished

@@ -1,6 +1,8 @@
-//! Per-request context: the request id (taken from a well-formed `X-Request-Id` or generated,
-//! echoed on every response, available to error bodies through a task-local), the
-//! authenticated caller, and the audit record of every authenticated mutating request.
+//! The request pipeline, one layer for every route: the request id (taken from a well-formed
+//! `X-Request-Id` or generated, echoed on every response, available to error bodies through a
+//! task-local), authentication of every `/v1` route, the audit record of every authenticated
+//! mutating request, and request metrics and logs. One layer rather than several because each
+//! layer costs a boxed future and a service clone per request.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -9,7 +11,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::AppState;
@@ -44,15 +46,17 @@ fn usable_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
-/// Assigns the request id, logs and counts the request, and sets `X-Request-Id` on the response.
-pub async fn track_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs a request through the pipeline described at the top of this module.
+pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(usable_request_id)
         .unwrap_or_else(new_request_id);
-    // The span carries only the id; method and path go into the request's own log line.
-    let span = tracing::info_span!("request", request_id = %id);
+    // A span per request costs more than the rest of this layer, so it exists only at debug
+    // level (then every event inside carries the id); at info level the events a request can
+    // cause carry `request_id` themselves.
+    let span = tracing::debug_span!("request", request_id = %id);
     let path = req.uri().path().to_owned();
     let route = req
         .extensions()
@@ -61,9 +65,16 @@ pub async fn track_request(State(state): State<AppState>, req: Request, next: Ne
         .to_owned();
     let method = req.method().clone();
     let started = Instant::now();
-    let mut response = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span.clone()))
-        .await;
+    let handled = async {
+        if route.starts_with("/v1/") {
+            authenticated(&state, &route, req, next)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        } else {
+            next.run(req).await
+        }
+    };
+    let mut response = REQUEST_ID.scope(id.clone(), handled.instrument(span.clone())).await;
     let metrics = &state.metrics;
     let status = response.status();
     metrics
@@ -79,7 +90,7 @@ pub async fn track_request(State(state): State<AppState>, req: Request, next: Ne
     let elapsed_ms = started.elapsed().as_millis() as u64;
     span.in_scope(|| {
         if status.is_client_error() || status.is_server_error() {
-            tracing::info!(%method, path, status = status.as_u16(), elapsed_ms, "handled");
+            tracing::info!(request_id = %id, %method, path, status = status.as_u16(), elapsed_ms, "handled");
         } else {
             tracing::debug!(%method, path, status = status.as_u16(), elapsed_ms, "handled");
         }
@@ -99,7 +110,7 @@ fn peer_ip(req: &Request) -> IpAddr {
 
 /// Authenticates the bearer token, stores the [`Principal`] in the request, and appends an audit
 /// event with the outcome of every authenticated mutating request.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+async fn authenticated(state: &AppState, route: &str, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -111,24 +122,19 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let ip = crate::auth::client_ip(peer_ip(&req), forwarded, &state.config.auth.trusted_proxies);
     let principal = state.auth.authenticate(token, ip).await.inspect_err(|e| {
         state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
-        tracing::info!(reason = %e, client_ip = %ip, "authentication refused");
+        tracing::info!(request_id = %current_request_id(), reason = %e, client_ip = %ip, "authentication refused");
     })?;
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         req.extensions_mut().insert(principal);
         return Ok(next.run(req).await);
     }
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
     let action = format!("{} {route}", req.method());
     let target = req.uri().path().to_owned();
     req.extensions_mut().insert(principal.clone());
     let response = next.run(req).await;
     let entry = actor_of(&principal).audit(&action, &target, response.status().as_str(), None);
     if let Err(e) = state.store.append_audit(&entry).await {
-        tracing::error!(error = %e, "could not append audit event");
+        tracing::error!(request_id = %current_request_id(), error = %e, "could not append audit event");
     }
     Ok(response)
 }

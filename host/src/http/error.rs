@@ -78,7 +78,7 @@ impl ApiError {
 
     /// 500; the cause is logged, not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+        tracing::error!(request_id = %current_request_id(), error = %cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 }

@@ -57,7 +57,7 @@ pub async fn health() -> Json<Health> {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = check(state.store.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "database not ready");
+        tracing::warn!(request_id = %super::context::current_request_id(), error = %e, "database not ready");
         "database unreachable".to_owned()
     }));
     let backend = check(state.backend.ready().await);

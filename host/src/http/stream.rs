@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use futures::{Stream, StreamExt};
+use prometheus::IntGauge;
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
@@ -71,7 +72,8 @@ pub async fn stream_output(
         Instant::now() + Duration::from_millis(left)
     });
     let follower = Follower {
-        live: Subscription::new(&state.hub, &cmd.id),
+        live: Subscription::new(&state.hub, &cmd.id, state.metrics.streams_open.clone()),
+        request_id: super::context::current_request_id(),
         revocations: state.auth.revocations(),
         recheck: tokio::time::interval_at(Instant::now() + KEY_RECHECK, KEY_RECHECK),
         heartbeat: tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
@@ -94,11 +96,14 @@ struct Subscription {
     hub: OutputHub,
     id: String,
     rx: Option<broadcast::Receiver<StreamEvent>>,
+    open: IntGauge,
 }
 
 impl Subscription {
-    fn new(hub: &OutputHub, id: &str) -> Self {
+    fn new(hub: &OutputHub, id: &str, open: IntGauge) -> Self {
+        open.inc();
         Self {
+            open,
             hub: hub.clone(),
             id: id.to_owned(),
             rx: Some(hub.subscribe(id)),
@@ -121,6 +126,7 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         self.rx = None;
         self.hub.release(&self.id);
+        self.open.dec();
     }
 }
 
@@ -128,6 +134,7 @@ struct Follower {
     state: AppState,
     caller: Caller,
     id: String,
+    request_id: String,
     live: Subscription,
     revocations: broadcast::Receiver<String>,
     recheck: tokio::time::Interval,
@@ -193,7 +200,7 @@ impl Follower {
                 let ended = match self.terminal_state().await {
                     Ok(ended) => ended,
                     Err(e) => {
-                        tracing::error!(error = %e, "stream state lookup failed");
+                        tracing::error!(request_id = %self.request_id, error = %e, "stream state lookup failed");
                         yield error_event("internal", "internal error");
                         return;
                     }
@@ -213,7 +220,7 @@ impl Follower {
                             if !full { break; }
                         }
                         Err(e) => {
-                            tracing::error!(error = %e, "stream replay failed");
+                            tracing::error!(request_id = %self.request_id, error = %e, "stream replay failed");
                             yield error_event("internal", "internal error");
                             return;
                         }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Benchmark 1 with an external load tool: wrk (Debian package `wrk`) against the gateway built by
+# `cargo bench`, each pinned to its own core. Alternates the bare route and the authenticated
+# `GET /v1/projects` and prints the median throughput of each and their ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
+cargo bench --bench gateway --no-run 2>/dev/null
+bench=$(cargo bench --bench gateway --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json, sys
+print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("target", {}).get("name") == "gateway" and m.get("executable")))')
+out=$(mktemp)
+taskset -c 0 "$bench" serve >"$out" &
+server=$!
+trap 'kill $server 2>/dev/null; rm -f "$out"' EXIT
+until [ -s "$out" ]; do sleep 0.1; done
+read -r base token <"$out"
+rate() { taskset -c 1 wrk -t1 -c16 -d3s -H "Authorization: Bearer $token" "$base$1" | awk '/Requests\/sec/ {print $2}'; }
+bare=(); auth=()
+for _ in 1 2 3 4 5 6 7; do bare+=("$(rate /bare)"); auth+=("$(rate /v1/projects)"); done
+median() { printf '%s\n' "$@" | sort -n | sed -n 4p; }
+b=$(median "${bare[@]}"); a=$(median "${auth[@]}")
+echo "wrk, 1 thread, 16 connections, 7 x 3 s each (medians), server and wrk on separate cores"
+echo "GET /bare:        $b req/s"
+echo "GET /v1/projects: $a req/s"
+python3 -c "print(f'ratio authenticated / bare: {100 * $a / $b:.1f}%  (target >= 85%)')"
