@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::sse::{SseStream, output_text};
-use crate::common::{Db, Gateway, process_alive, wait_until};
+use crate::common::{Db, Gateway, process_alive, read_pid, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -194,19 +194,6 @@ async fn a_command_past_its_timeout_ends_timed_out(db: Db) {
     assert_eq!(cmd["timeout_secs"], 1);
     let pid = read_pid(&gw.workspaces().join("demo/sleep.pid")).await;
     wait_until(DEADLINE, || async { !process_alive(pid) }).await;
-}
-
-/// Waits for a pid file to be written and returns the pid.
-async fn read_pid(path: &std::path::Path) -> i32 {
-    let mut pid = None;
-    wait_until(DEADLINE, || {
-        pid = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok());
-        std::future::ready(pid.is_some())
-    })
-    .await;
-    pid.unwrap()
 }
 
 async fn cancelling_a_running_command_kills_its_process_group(db: Db) {

@@ -325,3 +325,16 @@ impl Gateway {
         std::thread::spawn(move || lines.for_each(drop));
     }
 }
+
+/// Waits (up to 20 s) for a pid file to be written and returns the pid.
+pub async fn read_pid(path: &Path) -> i32 {
+    let mut pid = None;
+    wait_until(Duration::from_secs(20), || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        std::future::ready(pid.is_some())
+    })
+    .await;
+    pid.unwrap()
+}

@@ -7,21 +7,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::sse::{SseStream, output_text};
-use crate::common::{Db, Gateway, process_alive, wait_until};
+use crate::common::{Db, Gateway, process_alive, read_pid, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-async fn read_pid(path: &Path) -> i32 {
-    let mut pid = None;
-    wait_until(DEADLINE, || {
-        pid = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok());
-        std::future::ready(pid.is_some())
-    })
-    .await;
-    pid.unwrap()
-}
 
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)

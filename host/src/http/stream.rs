@@ -153,32 +153,26 @@ fn push_event(out: &mut String, event: &str, id: Option<i64>, data: &impl serde:
     let _ = write!(out, "data: {data}\n\n");
 }
 
-fn output_event(chunk: &crate::store::OutputChunk) -> Bytes {
+fn single_event(event: &str, id: Option<i64>, data: &impl serde::Serialize) -> Bytes {
     let mut out = String::new();
-    push_event(&mut out, "output", Some(chunk.seq), chunk);
+    push_event(&mut out, event, id, data);
     out.into()
+}
+
+fn output_event(chunk: &crate::store::OutputChunk) -> Bytes {
+    single_event("output", Some(chunk.seq), chunk)
 }
 
 fn end_event(state: CommandState, exit_code: Option<i32>) -> Bytes {
-    let mut out = String::new();
-    push_event(
-        &mut out,
+    single_event(
         "end",
         None,
         &serde_json::json!({ "state": state, "exit_code": exit_code }),
-    );
-    out.into()
+    )
 }
 
 fn error_event(code: &str, message: &str) -> Bytes {
-    let mut out = String::new();
-    push_event(
-        &mut out,
-        "error",
-        None,
-        &serde_json::json!({ "code": code, "message": message }),
-    );
-    out.into()
+    single_event("error", None, &serde_json::json!({ "code": code, "message": message }))
 }
 
 const HEARTBEAT_COMMENT: &[u8] = b": heartbeat\n\n";
