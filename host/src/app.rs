@@ -36,8 +36,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 /// The authenticator, with the key-hashing secret from the data directory.
 pub fn authenticator(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Authenticator> {
-    let secret = config.data_dir.join("key-hash.secret");
-    let hasher = TokenHasher::load_or_create(&secret).with_context(|| format!("cannot load {}", secret.display()))?;
+    let default = config.data_dir.join("key-hash.secret");
+    let secret = config.auth.key_hash_secret_file.as_ref().unwrap_or(&default);
+    let hasher = TokenHasher::load_or_create(secret).with_context(|| format!("cannot load {}", secret.display()))?;
     Ok(Authenticator::new(store, hasher))
 }
 

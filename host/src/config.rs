@@ -41,6 +41,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Log format: `json` (default) or `text`.
     pub log_format: LogFormat,
+    /// Seconds between heartbeat comments on idle output streams.
+    pub sse_heartbeat_secs: u64,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// Execution backend settings.
@@ -69,6 +71,9 @@ pub enum LogFormat {
 pub struct AuthConfig {
     /// Proxies whose `X-Forwarded-For` header is believed; the socket address is used otherwise.
     pub trusted_proxies: Vec<IpNet>,
+    /// File holding the 32-byte secret that keys are hashed with (created if missing). Replicas
+    /// sharing a database must share this file. Default: `key-hash.secret` in `data_dir`.
+    pub key_hash_secret_file: Option<PathBuf>,
 }
 
 /// Execution backend settings.
@@ -143,6 +148,7 @@ impl Default for Config {
             shutdown_grace_secs: 10,
             max_body_bytes: 1024 * 1024,
             log_format: LogFormat::Json,
+            sse_heartbeat_secs: 10,
             auth: AuthConfig::default(),
             backend: BackendConfig::default(),
             commands: CommandsConfig::default(),
@@ -214,6 +220,9 @@ impl Config {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes must be at least 1024".into());
+        }
+        if !(1..=15).contains(&self.sse_heartbeat_secs) {
+            return invalid("sse_heartbeat_secs must be between 1 and 15".into());
         }
         for kind in self.commands.programs.keys() {
             if kind == "shell" || !crate::projects::is_valid_name(kind) {

@@ -223,6 +223,20 @@ async fn missing_or_malformed_authorization_gets_401_with_challenge(db: Db) {
     }
 }
 
+async fn the_key_hash_secret_file_can_be_shared(db: Db) {
+    let shared = tempfile::tempdir().unwrap();
+    let file = shared.path().join("shared.secret");
+    let gw = Gateway::start(db, &format!("[auth]\nkey_hash_secret_file = {file:?}\n")).await;
+    assert_eq!(
+        std::fs::read(&file).unwrap().len(),
+        32,
+        "the secret is created where configured"
+    );
+    assert!(!gw.dir.join("data/key-hash.secret").exists());
+    let (status, _) = gw.get("/v1/projects").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 crate::on_both_databases!(
     created_key_token_is_shown_once_and_works_until_revoked,
     unknown_key_id_is_not_found,
@@ -231,4 +245,5 @@ crate::on_both_databases!(
     invalid_key_requests_are_rejected_with_422,
     cli_prints_only_a_token_that_works_against_the_running_gateway,
     missing_or_malformed_authorization_gets_401_with_challenge,
+    the_key_hash_secret_file_can_be_shared,
 );

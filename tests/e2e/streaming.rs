@@ -288,6 +288,26 @@ async fn a_large_output_arrives_complete_and_in_order(db: Db) {
     assert_eq!(collect_whole(&url, &gw.admin_token).await, live);
 }
 
+async fn idle_streams_get_heartbeat_comments(db: Db) {
+    use futures::StreamExt;
+    let gw = Gateway::start(db, "sse_heartbeat_secs = 1\n").await;
+    let id = gw.shell("demo", "sleep 30").await;
+    let url = format!("{}/v1/commands/{id}/stream", gw.url);
+    let resp = gw.client.get(url).bearer_auth(&gw.admin_token).send().await.unwrap();
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    let deadline = std::time::Duration::from_secs(15);
+    while !seen.contains(": heartbeat\n\n") {
+        let chunk = tokio::time::timeout(deadline, body.next())
+            .await
+            .expect("no heartbeat")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("event:"), "a silent command sends only comments: {seen}");
+}
+
 crate::on_both_databases!(
     resuming_after_an_event_id_replays_exactly_the_later_events,
     a_malformed_last_event_id_is_a_bad_request,
@@ -299,4 +319,5 @@ crate::on_both_databases!(
     revoking_a_key_closes_its_open_stream,
     the_stream_of_a_cancelled_queued_command_ends_cancelled,
     a_large_output_arrives_complete_and_in_order,
+    idle_streams_get_heartbeat_comments,
 );

@@ -27,7 +27,6 @@ use crate::store::{CommandState, StoreResult};
 use crate::streaming::{OutputHub, StreamEvent};
 
 const REPLAY_PAGE: i64 = 1000;
-const HEARTBEAT: Duration = Duration::from_secs(10);
 const KEY_RECHECK: Duration = Duration::from_secs(5);
 
 /// Query parameters of the stream (for clients that cannot set headers, such as `EventSource`).
@@ -76,7 +75,10 @@ pub async fn stream_output(
         request_id: super::context::current_request_id(),
         revocations: state.auth.revocations(),
         recheck: tokio::time::interval_at(Instant::now() + KEY_RECHECK, KEY_RECHECK),
-        heartbeat: tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
+        heartbeat: {
+            let every = Duration::from_secs(state.config.sse_heartbeat_secs);
+            tokio::time::interval_at(Instant::now() + every, every)
+        },
         expiry,
         state,
         caller,
