@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::exec::ExecBackend;
-use crate::plugins::{Policies, Refusal, SanitizeInput};
+use crate::plugins::{Decision, Policies, Refusal, SanitizeInput};
 use crate::projects::{Project, ProjectRegistry};
 use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, Transition};
 use crate::streaming::OutputHub;
@@ -186,52 +186,8 @@ impl Commands {
         if !self.inner.accepting.load(Ordering::SeqCst) {
             return Err(CommandError::ShuttingDown);
         }
-        let config = &self.inner.config;
-        let priority = request.priority.unwrap_or(0);
-        if !PRIORITY_RANGE.contains(&priority) {
-            let message = format!(
-                "must be between {} and {}",
-                PRIORITY_RANGE.start(),
-                PRIORITY_RANGE.end()
-            );
-            return Err(CommandError::Invalid(SpecError {
-                field: "priority",
-                message,
-            }));
-        }
-        let timeout_secs = request.timeout_secs.unwrap_or(project.settings.default_timeout_secs);
-        if timeout_secs == 0 || timeout_secs > config.commands.max_timeout_secs {
-            let message = format!("must be between 1 and {}", config.commands.max_timeout_secs);
-            return Err(CommandError::Invalid(SpecError {
-                field: "timeout_secs",
-                message,
-            }));
-        }
-        let recheck = |spec: &CommandSpec| spec.validate(&config.commands, &project.settings);
-        let spec = CommandSpec::from_request(&request);
-        recheck(&spec).map_err(CommandError::Invalid)?;
-        let body = serde_json::to_value(&request).unwrap_or_default();
-        self.inner
-            .policies
-            .validate("command", &body)
-            .await
-            .map_err(CommandError::Refused)?;
-        let input = SanitizeInput {
-            project: project.name.clone(),
-            command: spec,
-            key_id: who.key.id.clone(),
-            scopes: who.key.scopes.clone(),
-        };
-        let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
-        let (spec, decisions) = match self.inner.policies.sanitize(input, recheck_message).await {
-            Ok(done) => done,
-            Err((refusal, decisions)) => {
-                let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
-                let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
-                self.inner.store.append_audit(&entry).await?;
-                return Err(CommandError::Refused(refusal));
-            }
-        };
+        let (priority, timeout_secs) = self.limits(project, &request)?;
+        let (spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
         let record = CommandRecord {
             id: format!("cmd_{}", uuid::Uuid::new_v4().simple()),
             project: project.name.clone(),
@@ -261,6 +217,59 @@ impl Commands {
                 self.dispatch(&record.project).await;
                 let current = self.inner.store.get_command(&record.id).await?;
                 Ok((current.unwrap_or(record), true))
+            }
+        }
+    }
+
+    /// The priority and timeout of a request, checked against their limits.
+    fn limits(&self, project: &Project, request: &CommandRequest) -> Result<(i32, u64), CommandError> {
+        let invalid = |field, message| Err(CommandError::Invalid(SpecError { field, message }));
+        let priority = request.priority.unwrap_or(0);
+        if !PRIORITY_RANGE.contains(&priority) {
+            let (low, high) = (PRIORITY_RANGE.start(), PRIORITY_RANGE.end());
+            return invalid("priority", format!("must be between {low} and {high}"));
+        }
+        let max = self.inner.config.commands.max_timeout_secs;
+        let timeout_secs = request.timeout_secs.unwrap_or(project.settings.default_timeout_secs);
+        if timeout_secs == 0 || timeout_secs > max {
+            return invalid("timeout_secs", format!("must be between 1 and {max}"));
+        }
+        Ok((priority, timeout_secs))
+    }
+
+    /// Validates the command, then runs the validators and the sanitizer chain (re-checking every
+    /// rewrite). A refusal is audited with the decisions taken.
+    async fn apply_policies(
+        &self,
+        who: &Principal,
+        actor: &Actor,
+        project: &Project,
+        request: &CommandRequest,
+    ) -> Result<(CommandSpec, Vec<Decision>), CommandError> {
+        let commands = &self.inner.config.commands;
+        let recheck = |spec: &CommandSpec| spec.validate(commands, &project.settings);
+        let spec = CommandSpec::from_request(request);
+        recheck(&spec).map_err(CommandError::Invalid)?;
+        let body = serde_json::to_value(request).unwrap_or_default();
+        self.inner
+            .policies
+            .validate("command", &body)
+            .await
+            .map_err(CommandError::Refused)?;
+        let input = SanitizeInput {
+            project: project.name.clone(),
+            command: spec,
+            key_id: who.key.id.clone(),
+            scopes: who.key.scopes.clone(),
+        };
+        let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
+        match self.inner.policies.sanitize(input, recheck_message).await {
+            Ok(done) => Ok(done),
+            Err((refusal, decisions)) => {
+                let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
+                let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
+                self.inner.store.append_audit(&entry).await?;
+                Err(CommandError::Refused(refusal))
             }
         }
     }
