@@ -186,6 +186,16 @@ impl Commands {
         if !self.inner.accepting.load(Ordering::SeqCst) {
             return Err(CommandError::ShuttingDown);
         }
+        let request_hash = idempotency_key.as_ref().map(|_| request_hash(&project.name, &request));
+        // A retry returns what the first request got, even if policies or settings changed since.
+        if let Some(key) = &idempotency_key
+            && let Some(existing) = self.inner.store.find_idempotent(&who.key.id, key).await?
+        {
+            if existing.request_hash != request_hash {
+                return Err(CommandError::IdempotencyConflict);
+            }
+            return Ok((existing, false));
+        }
         let (priority, timeout_secs) = self.limits(project, &request)?;
         let (spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
         let record = CommandRecord {
@@ -199,7 +209,7 @@ impl Commands {
             exit_code: None,
             reason: None,
             key_id: who.key.id.clone(),
-            request_hash: idempotency_key.as_ref().map(|_| request_hash(&project.name, &request)),
+            request_hash,
             idempotency_key,
             queue_seq: self.next_queue_seq(),
             pgid: None,

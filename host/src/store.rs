@@ -61,6 +61,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted>;
     /// One command by id.
     async fn get_command(&self, id: &str) -> StoreResult<Option<CommandRecord>>;
+    /// The command a key submitted with an idempotency key.
+    async fn find_idempotent(&self, key_id: &str, idempotency_key: &str) -> StoreResult<Option<CommandRecord>>;
     /// Commands of a project, newest first.
     async fn list_commands(&self, query: &CommandQuery) -> StoreResult<Vec<CommandRecord>>;
     /// The queued command of a project that should start next (priority, then FIFO).

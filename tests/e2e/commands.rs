@@ -186,6 +186,36 @@ async fn an_idempotency_key_returns_the_first_command_for_the_same_request(db: D
     assert_eq!(runs, "once\n");
 }
 
+async fn a_retry_gets_the_original_command_even_after_the_rules_changed(db: Db) {
+    let mut gw = Gateway::start(db, "").await;
+    let post = |gw: &Gateway| {
+        gw.client
+            .request(Method::POST, format!("{}/v1/projects/demo/commands", gw.url))
+            .bearer_auth(&gw.admin_token)
+            .header("Idempotency-Key", "retry-1")
+            .json(&json!({"kind": "shell", "script": "echo hi"}))
+            .send()
+    };
+    let first: Value = post(&gw).await.unwrap().json().await.unwrap();
+    gw.wait_done(first["id"].as_str().unwrap()).await;
+    let config = std::fs::read_to_string(gw.config_file()).unwrap();
+    std::fs::write(
+        gw.config_file(),
+        config + "[projects.demo]\nallowed_kinds = [\"git\"]\n",
+    )
+    .unwrap();
+    gw.restart();
+    let fresh = gw
+        .run_status("demo", json!({"kind": "shell", "script": "echo new"}))
+        .await;
+    assert_eq!(fresh, StatusCode::UNPROCESSABLE_ENTITY, "shell is no longer allowed");
+    let retry = post(&gw).await.unwrap();
+    assert_eq!(retry.status(), StatusCode::OK);
+    let retry: Value = retry.json().await.unwrap();
+    assert_eq!(retry["id"], first["id"]);
+    assert_eq!(retry["state"], "succeeded");
+}
+
 async fn a_command_past_its_timeout_ends_timed_out(db: Db) {
     let gw = Gateway::start(db, "").await;
     let script = "sleep 300 & echo $! > sleep.pid; wait";
@@ -239,6 +269,7 @@ crate::on_both_databases!(
     only_allowlisted_variables_reach_a_minimal_environment,
     out_of_range_priority_and_zero_timeout_are_rejected,
     an_idempotency_key_returns_the_first_command_for_the_same_request,
+    a_retry_gets_the_original_command_even_after_the_rules_changed,
     a_command_past_its_timeout_ends_timed_out,
     cancelling_a_running_command_kills_its_process_group,
 );

@@ -338,3 +338,10 @@ pub async fn read_pid(path: &Path) -> i32 {
     .await;
     pid.unwrap()
 }
+
+impl Gateway {
+    /// Posts a command and returns only the status.
+    pub async fn run_status(&self, project: &str, body: Value) -> StatusCode {
+        self.post(&format!("/v1/projects/{project}/commands"), body).await.0
+    }
+}

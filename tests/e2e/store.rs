@@ -125,6 +125,12 @@ async fn idempotency_key_returns_the_existing_command(db: Db) {
         Inserted::New => panic!("duplicate idempotency key inserted"),
     }
     assert_eq!(s.get_command("cmd_2").await.unwrap(), None);
+    assert_eq!(s.find_idempotent("key_a", "k").await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        s.find_idempotent("key_b", "k").await.unwrap(),
+        None,
+        "idempotency keys are per API key"
+    );
     let accepted = AuditQuery {
         action: Some("command.accepted".into()),
         limit: 10,

@@ -255,6 +255,19 @@ impl Store for SqlStore {
         Ok(Inserted::New)
     }
 
+    async fn find_idempotent(&self, key_id: &str, idempotency_key: &str) -> StoreResult<Option<CommandRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            command_columns!(),
+            " FROM commands WHERE key_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(key_id.to_owned())
+        .bind(idempotency_key.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(command_from_row).transpose()
+    }
+
     async fn get_command(&self, id: &str) -> StoreResult<Option<CommandRecord>> {
         let row = sqlx::query(concat!("SELECT ", command_columns!(), " FROM commands WHERE id = $1"))
             .bind(id.to_owned())
