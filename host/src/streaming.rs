@@ -66,14 +66,9 @@ impl OutputHub {
         }
     }
 
-    /// Number of commands with a live channel.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether no command has a live channel.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -104,7 +99,7 @@ mod tests {
                 StreamEvent::End { exit_code: Some(0), .. }
             ));
         }
-        assert!(hub.is_empty());
+        assert_eq!(hub.len(), 0);
     }
 
     #[test]
@@ -115,6 +110,6 @@ mod tests {
         assert_eq!(hub.len(), 1);
         drop(rx);
         hub.release("c");
-        assert!(hub.is_empty());
+        assert_eq!(hub.len(), 0);
     }
 }

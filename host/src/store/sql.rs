@@ -38,11 +38,6 @@ impl SqlStore {
     pub(super) fn new(pool: AnyPool) -> Self {
         Self { pool }
     }
-
-    /// The underlying pool (for tests and maintenance).
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
