@@ -250,6 +250,7 @@ async fn replay_fixture(data_dir: &std::path::Path) -> String {
         request_hash: None,
         queue_seq: 1,
         pgid: None,
+        runner: None,
         created_at: 1,
         started_at: Some(1),
         finished_at: Some(2),

@@ -213,6 +213,7 @@ impl Commands {
             idempotency_key,
             queue_seq: self.next_queue_seq(),
             pgid: None,
+            runner: None,
             created_at: now_ms(),
             started_at: None,
             finished_at: None,

@@ -92,8 +92,13 @@ pub trait ExecBackend: Send + Sync {
     async fn ready(&self) -> Result<(), String>;
     /// Starts a process in the project's workspace.
     async fn start(&self, project: &Project, invocation: &Invocation) -> Result<Box<dyn Execution>, ExecError>;
-    /// Kills a process group left over from an earlier run of the gateway.
-    async fn kill_leftover(&self, pgid: i64);
+    /// Where this backend runs processes (for the local backend: this host, this boot), recorded
+    /// with every process group.
+    fn identity(&self) -> &str;
+    /// Kills a process group left over from an earlier run of the gateway, if it was started
+    /// here (`runner` is the [`identity`](Self::identity) recorded with it); a process group
+    /// number from another host or an earlier boot names some unrelated process.
+    async fn kill_leftover(&self, runner: &str, pgid: i64);
     /// Claude configuration items of a kind.
     async fn list_items(&self, project: &Project, kind: ItemKind) -> Result<Vec<ItemSummary>, ExecError>;
     /// One item's content.

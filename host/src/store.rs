@@ -76,8 +76,9 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a command between states if it is in one of `from`, with its audit event, atomically.
     /// Returns false (and changes nothing) if the command was not in one of those states.
     async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool>;
-    /// Remembers the process group of a running command (to kill leftovers after a crash).
-    async fn set_process_group(&self, id: &str, pgid: i64) -> StoreResult<()>;
+    /// Remembers the process group of a running command and where it runs (to kill leftovers
+    /// after a crash, there and only there).
+    async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()>;
 
     /// Appends output chunks (sequence numbers assigned by the caller).
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()>;

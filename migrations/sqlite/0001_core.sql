@@ -30,6 +30,7 @@ CREATE TABLE commands (
     request_hash    TEXT,
     queue_seq       BIGINT NOT NULL,
     pgid            BIGINT,
+    runner          TEXT,
     created_at      BIGINT NOT NULL,
     started_at      BIGINT,
     finished_at     BIGINT

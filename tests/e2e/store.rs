@@ -52,6 +52,7 @@ fn command(id: &str, project: &str, priority: i32, queue_seq: i64) -> CommandRec
         request_hash: None,
         queue_seq,
         pgid: None,
+        runner: None,
         created_at: queue_seq,
         started_at: None,
         finished_at: None,
@@ -206,7 +207,7 @@ async fn transitions_apply_only_from_expected_states(db: Db) {
             .await
             .unwrap()
     );
-    s.set_process_group("c", 4242).await.unwrap();
+    s.set_process_group("c", "local:host:boot", 4242).await.unwrap();
     assert!(
         s.transition(&to(CommandState::Failed, &[CommandState::Running], Some(3)))
             .await
@@ -222,6 +223,7 @@ async fn transitions_apply_only_from_expected_states(db: Db) {
         .unwrap()
     );
     let c = s.get_command("c").await.unwrap().unwrap();
+    assert_eq!(c.runner.as_deref(), Some("local:host:boot"));
     assert_eq!(
         (c.state, c.exit_code, c.pgid, c.reason.as_deref()),
         (CommandState::Failed, Some(3), Some(4242), Some("why"))

@@ -93,7 +93,11 @@ impl Commands {
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
         };
         if let Some(pgid) = exec.process_group()
-            && let Err(e) = self.inner.store.set_process_group(&cmd.id, pgid).await
+            && let Err(e) = self
+                .inner
+                .store
+                .set_process_group(&cmd.id, self.inner.backend.identity(), pgid)
+                .await
         {
             tracing::warn!(error = %e, command_id = %cmd.id, "could not record the process group");
         }

@@ -90,8 +90,8 @@ impl Commands {
     pub async fn recover(&self) -> StoreResult<()> {
         let store = &self.inner.store;
         for cmd in store.commands_in_state(CommandState::Running).await? {
-            if let Some(pgid) = cmd.pgid {
-                self.inner.backend.kill_leftover(pgid).await;
+            if let (Some(pgid), Some(runner)) = (cmd.pgid, &cmd.runner) {
+                self.inner.backend.kill_leftover(runner, pgid).await;
             }
             let reason = "the gateway stopped while the command ran";
             let change = Transition {

@@ -22,13 +22,27 @@ const READ_BUFFER: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct LocalBackend {
     workspaces: PathBuf,
+    identity: String,
 }
 
 impl LocalBackend {
     /// A backend whose projects live under `workspaces`.
     pub fn new(workspaces: PathBuf) -> Self {
-        Self { workspaces }
+        Self {
+            workspaces,
+            identity: host_identity(),
+        }
     }
+}
+
+/// `local:<hostname>:<boot id>`: process group numbers mean something only on this host during
+/// this boot.
+fn host_identity() -> String {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    format!("local:{host}:{}", boot.trim())
 }
 
 struct LocalExecution {
@@ -161,8 +175,20 @@ impl ExecBackend for LocalBackend {
         }))
     }
 
-    async fn kill_leftover(&self, pgid: i64) {
-        kill_group(pgid);
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    async fn kill_leftover(&self, runner: &str, pgid: i64) {
+        if runner == self.identity {
+            kill_group(pgid);
+        } else {
+            tracing::warn!(
+                pgid,
+                runner,
+                "not killing a process group started on another host or boot"
+            );
+        }
     }
 
     async fn list_items(&self, project: &Project, kind: ItemKind) -> Result<Vec<ItemSummary>, ExecError> {

@@ -128,6 +128,8 @@ pub struct CommandRecord {
     pub queue_seq: i64,
     /// Process group while running.
     pub pgid: Option<i64>,
+    /// Where that process group lives (the backend's identity), so that only that place kills it.
+    pub runner: Option<String>,
     /// Acceptance time, Unix ms.
     pub created_at: i64,
     /// Start time, Unix ms.

@@ -20,7 +20,7 @@ pub struct SqlStore {
 macro_rules! command_columns {
     () => {
         "id, project, kind, spec, state, priority, timeout_secs, exit_code, reason, key_id, \
-         idempotency_key, request_hash, queue_seq, pgid, created_at, started_at, finished_at"
+         idempotency_key, request_hash, queue_seq, pgid, runner, created_at, started_at, finished_at"
     };
 }
 macro_rules! key_columns {
@@ -84,6 +84,7 @@ fn command_from_row(row: &AnyRow) -> StoreResult<CommandRecord> {
         request_hash: row.try_get("request_hash")?,
         queue_seq: row.try_get("queue_seq")?,
         pgid: row.try_get("pgid")?,
+        runner: row.try_get("runner")?,
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
@@ -210,7 +211,7 @@ impl Store for SqlStore {
             "INSERT INTO commands (",
             command_columns!(),
             ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
              ON CONFLICT (key_id, idempotency_key) DO NOTHING"
         ))
         .bind(cmd.id.clone())
@@ -227,6 +228,7 @@ impl Store for SqlStore {
         .bind(cmd.request_hash.clone())
         .bind(cmd.queue_seq)
         .bind(cmd.pgid)
+        .bind(cmd.runner.clone())
         .bind(cmd.created_at)
         .bind(cmd.started_at)
         .bind(cmd.finished_at)
@@ -362,9 +364,10 @@ impl Store for SqlStore {
         Ok(true)
     }
 
-    async fn set_process_group(&self, id: &str, pgid: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE commands SET pgid = $1 WHERE id = $2")
+    async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE commands SET pgid = $1, runner = $2 WHERE id = $3")
             .bind(pgid)
+            .bind(runner.to_owned())
             .bind(id.to_owned())
             .execute(&self.pool)
             .await?;
