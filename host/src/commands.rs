@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::exec::ExecBackend;
 use crate::plugins::{Decision, Policies, Refusal, SanitizeInput};
 use crate::projects::{Project, ProjectRegistry};
-use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, Transition};
+use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, StoreResult, Transition};
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
 use crate::time::now_ms;
@@ -114,6 +114,34 @@ pub struct Commands {
 impl std::fmt::Debug for Commands {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Commands")
+    }
+}
+
+/// A state change of a command, audited by `actor` as `command.<event>` with its exit code and
+/// reason, so that every change of every command is recorded the same way.
+fn state_change<'a>(
+    actor: &Actor,
+    id: &'a str,
+    from: &'a [CommandState],
+    to: CommandState,
+    exit_code: Option<i32>,
+    reason: Option<&'a str>,
+) -> Transition<'a> {
+    let event = if to == CommandState::Running {
+        "started"
+    } else {
+        to.as_str()
+    };
+    let detail = (exit_code.is_some() || reason.is_some())
+        .then(|| serde_json::json!({ "exit_code": exit_code, "reason": reason }).to_string());
+    Transition {
+        id,
+        from,
+        to,
+        exit_code,
+        reason,
+        at: now_ms(),
+        audit: actor.audit(&format!("command.{event}"), id, to.as_str(), detail),
     }
 }
 
@@ -290,18 +318,10 @@ impl Commands {
         if cmd.state.is_terminal() {
             return Err(CommandError::AlreadyEnded(cmd.state));
         }
-        let change = Transition {
-            id: &cmd.id,
-            from: &[CommandState::Queued],
-            to: CommandState::Cancelled,
-            exit_code: None,
-            reason: Some("cancelled while queued"),
-            at: now_ms(),
-            audit: actor.audit("command.cancelled", &cmd.id, "cancelled", None),
-        };
-        if self.inner.store.transition(&change).await? {
-            self.inner.hub.close(&cmd.id, CommandState::Cancelled, None);
-        } else if let Some(mut done) = self.stop(&cmd.id, StopReason::Cancelled) {
+        let cancelled = self
+            .end_queued(actor, &cmd.id, CommandState::Cancelled, "cancelled while queued")
+            .await?;
+        if !cancelled && let Some(mut done) = self.stop(&cmd.id, StopReason::Cancelled) {
             let _ = tokio::time::timeout(Duration::from_secs(10), done.wait_for(|d| *d)).await;
         }
         let current = self.inner.store.get_command(&cmd.id).await?;
@@ -311,6 +331,16 @@ impl Commands {
     /// Commands running on this replica.
     pub fn running_count(&self) -> usize {
         self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Ends a queued command without running it; false if it was no longer queued.
+    async fn end_queued(&self, actor: &Actor, id: &str, to: CommandState, reason: &str) -> StoreResult<bool> {
+        let change = state_change(actor, id, &[CommandState::Queued], to, None, Some(reason));
+        let ended = self.inner.store.transition(&change).await?;
+        if ended {
+            self.inner.hub.close(id, to, None);
+        }
+        Ok(ended)
     }
 
     /// The policy chains commands and other requests pass through.

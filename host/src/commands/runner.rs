@@ -7,11 +7,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::output::OutputWriter;
-use super::{Actor, CommandSpec, Commands, StopReason};
+use super::{Actor, CommandSpec, Commands, StopReason, state_change};
 use crate::exec::Execution;
 use crate::projects::Project;
-use crate::store::{CommandRecord, CommandState, Transition};
-use crate::time::now_ms;
+use crate::store::{CommandRecord, CommandState};
 
 /// How a run ended.
 struct Ending {
@@ -45,20 +44,14 @@ impl Commands {
         stop: watch::Receiver<Option<StopReason>>,
     ) {
         let ending = self.execute(&project, &cmd, stop).await;
-        let change = Transition {
-            id: &cmd.id,
-            from: &[CommandState::Running],
-            to: ending.state,
-            exit_code: ending.exit_code,
-            reason: ending.reason.as_deref(),
-            at: now_ms(),
-            audit: Actor::default().audit(
-                &format!("command.{}", ending.state),
-                &cmd.id,
-                ending.state.as_str(),
-                ending.exit_code.map(|c| format!("{{\"exit_code\":{c}}}")),
-            ),
-        };
+        let change = state_change(
+            &Actor::default(),
+            &cmd.id,
+            &[CommandState::Running],
+            ending.state,
+            ending.exit_code,
+            ending.reason.as_deref(),
+        );
         if let Err(e) = self.inner.store.transition(&change).await {
             tracing::error!(error = %e, command_id = %cmd.id, "could not record the end of a command");
         }

@@ -8,9 +8,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::{Actor, Commands, RunningCommand, StopReason};
-use crate::store::{CommandState, StoreResult, Transition};
-use crate::time::now_ms;
+use super::{Actor, Commands, RunningCommand, StopReason, state_change};
+use crate::store::{CommandState, StoreResult};
 
 impl Commands {
     /// Starts queued commands of `project` while it has free slots. Boxed because it is
@@ -34,22 +33,23 @@ impl Commands {
                 return Ok(());
             };
             let Some(project) = self.inner.projects.get(project_name) else {
-                self.fail_orphan(&next.id).await?;
+                let reason = "the project no longer exists";
+                self.end_queued(&Actor::default(), &next.id, CommandState::Failed, reason)
+                    .await?;
                 continue;
             };
             let limit = i64::from(project.settings.max_concurrent_commands);
             if store.count_running(project_name).await? >= limit {
                 return Ok(());
             }
-            let change = Transition {
-                id: &next.id,
-                from: &[CommandState::Queued],
-                to: CommandState::Running,
-                exit_code: None,
-                reason: None,
-                at: now_ms(),
-                audit: Actor::default().audit("command.started", &next.id, "running", None),
-            };
+            let change = state_change(
+                &Actor::default(),
+                &next.id,
+                &[CommandState::Queued],
+                CommandState::Running,
+                None,
+                None,
+            );
             if !store.transition(&change).await? {
                 continue;
             }
@@ -68,23 +68,6 @@ impl Commands {
         }
     }
 
-    async fn fail_orphan(&self, id: &str) -> StoreResult<()> {
-        let reason = "the project no longer exists";
-        let change = Transition {
-            id,
-            from: &[CommandState::Queued],
-            to: CommandState::Failed,
-            exit_code: None,
-            reason: Some(reason),
-            at: now_ms(),
-            audit: Actor::default().audit("command.failed", id, "failed", Some(reason.into())),
-        };
-        if self.inner.store.transition(&change).await? {
-            self.inner.hub.close(id, CommandState::Failed, None);
-        }
-        Ok(())
-    }
-
     /// After a start: commands that were running when the gateway died become `interrupted`
     /// (their leftover process groups are killed), and queued commands start.
     pub async fn recover(&self) -> StoreResult<()> {
@@ -93,16 +76,16 @@ impl Commands {
             if let (Some(pgid), Some(runner)) = (cmd.pgid, &cmd.runner) {
                 self.inner.backend.kill_leftover(runner, pgid).await;
             }
-            let reason = "the gateway stopped while the command ran";
-            let change = Transition {
-                id: &cmd.id,
-                from: &[CommandState::Running],
-                to: CommandState::Interrupted,
-                exit_code: None,
-                reason: Some(reason),
-                at: now_ms(),
-                audit: Actor::default().audit("command.interrupted", &cmd.id, "interrupted", Some(reason.into())),
-            };
+            let reason = Some("the gateway stopped while the command ran");
+            let running = &[CommandState::Running];
+            let change = state_change(
+                &Actor::default(),
+                &cmd.id,
+                running,
+                CommandState::Interrupted,
+                None,
+                reason,
+            );
             store.transition(&change).await?;
             tracing::warn!(command_id = %cmd.id, "marked interrupted after restart");
         }
