@@ -251,6 +251,23 @@ async fn revoking_a_key_closes_its_open_stream(db: Db) {
     assert_eq!(gw.wait_done(&id).await["state"], "succeeded");
 }
 
+async fn an_expiring_key_closes_its_open_stream(db: Db) {
+    let gw = Gateway::start(db, "").await;
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let expires_at = expires.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let body = json!({"name": "brief", "scopes": ["commands:read"], "expires_at": expires_at});
+    let (_, token) = gw.key(body).await;
+    let id = gw.shell("demo", "echo started; sleep 60").await;
+    let mut live = SseStream::open(&stream_url(&gw, &id), &token, None).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_eq!(live.next().await.expect("output").data["text"], "started\n");
+    let closing = live.next().await.expect("an error event when the key expires");
+    assert_eq!(closing.event, "error");
+    assert_eq!(closing.data["message"], "API key expired");
+    assert!(live.next().await.is_none(), "the stream closes");
+    assert_eq!(gw.command(&id).await["state"], "running", "the command itself goes on");
+}
+
 async fn the_stream_of_a_cancelled_queued_command_ends_cancelled(db: Db) {
     let gw = Gateway::start(db, "[projects.demo]\nmax_concurrent_commands = 1\n").await;
     let blocker = gw.shell("demo", "while [ ! -f go ]; do sleep 0.05; done").await;
@@ -317,6 +334,7 @@ crate::on_both_databases!(
     a_character_split_across_writes_arrives_intact,
     stdout_and_stderr_are_labelled,
     revoking_a_key_closes_its_open_stream,
+    an_expiring_key_closes_its_open_stream,
     the_stream_of_a_cancelled_queued_command_ends_cancelled,
     a_large_output_arrives_complete_and_in_order,
     idle_streams_get_heartbeat_comments,
