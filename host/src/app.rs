@@ -1,4 +1,4 @@
-//! Assembles the gateway from its configuration (store, keys, projects, backend, commands) and
+//! Assembles the gateway from its configuration (store, keys, plugins, projects, backend, commands) and
 //! runs it until SIGINT/SIGTERM, then shuts down in order.
 
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use crate::commands::Commands;
 use crate::config::Config;
 use crate::exec::{ExecBackend, LocalBackend};
 use crate::http::{AppState, Services};
-use crate::plugins::{PassThroughDiscovery, Policies};
+use crate::plugins::host::PluginHost;
 use crate::projects::{LocalDirectories, ProjectRegistry};
 use crate::store::Store;
 use crate::streaming::OutputHub;
@@ -75,19 +75,22 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let root = &config.backend.workspaces;
     prepare_workspaces(root)?;
     let backend: Arc<dyn ExecBackend> = Arc::new(LocalBackend::new(root.clone()));
+    let metrics = Metrics::new();
+    let plugins = PluginHost::start(&config, config.file.clone(), store.clone(), metrics.clone())
+        .await
+        .context("cannot start the plugin runtime")?;
     let source = Arc::new(LocalDirectories::new(root.clone()));
-    let projects = ProjectRegistry::new(source, Arc::new(PassThroughDiscovery), config.clone());
+    let projects = ProjectRegistry::new(source, plugins.discovery(), config.clone());
     if let Err(e) = projects.refresh().await {
         tracing::warn!(error = %e, "initial project discovery failed");
     }
     let hub = OutputHub::default();
-    let metrics = Metrics::new();
     let commands = Commands::new(
         store.clone(),
         backend.clone(),
         projects.clone(),
         hub.clone(),
-        Policies::default(),
+        plugins.policies(),
         config.clone(),
         metrics.clone(),
     );
@@ -101,6 +104,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         hub,
         backend,
         metrics,
+        plugins,
         shutdown: CancellationToken::new(),
     }))
 }
@@ -146,6 +150,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let state = build(config).await?;
     let refresher = state.projects.spawn_refresher(DISCOVERY_INTERVAL);
+    let debounce = Duration::from_millis(state.config.plugins_debounce_ms);
+    crate::plugins::reload::spawn(state.plugins.clone(), debounce, state.shutdown.clone());
     let token = bootstrap_admin(&state).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::exec::ExecBackend;
-use crate::plugins::{Decision, Policies, Refusal, SanitizeInput};
+use crate::plugins::{Decision, Policies, Refusal, Refused, SanitizeInput};
 use crate::projects::{Project, ProjectRegistry};
 use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, StoreResult, Transition};
 use crate::streaming::OutputHub;
@@ -60,9 +60,9 @@ pub enum CommandError {
     /// The request is invalid.
     #[error("{}: {}", .0.field, .0.message)]
     Invalid(SpecError),
-    /// A policy refused it.
-    #[error(transparent)]
-    Refused(Refusal),
+    /// A policy refused it; the decisions taken up to the refusal.
+    #[error("{0}")]
+    Refused(Refusal, Vec<Decision>),
     /// The idempotency key was used with a different request.
     #[error("idempotency key already used for a different request")]
     IdempotencyConflict,
@@ -290,27 +290,39 @@ impl Commands {
         let spec = CommandSpec::from_request(request);
         recheck(&spec).map_err(CommandError::Invalid)?;
         let body = serde_json::to_value(request).unwrap_or_default();
-        self.inner
-            .policies
-            .validate("command", &body)
-            .await
-            .map_err(CommandError::Refused)?;
+        let policies = &self.inner.policies;
+        let mut decisions = match policies.validate_recorded("command", &body, Some(&project.name)).await {
+            Ok(decisions) => decisions,
+            Err(refused) => return Err(self.refused(actor, project, refused).await),
+        };
         let input = SanitizeInput {
             project: project.name.clone(),
             command: spec,
             key_id: who.key.id.clone(),
             scopes: who.key.scopes.clone(),
+            workdir: project.workspace.to_string_lossy().into_owned(),
         };
         let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
-        match self.inner.policies.sanitize(input, recheck_message).await {
-            Ok(done) => Ok(done),
-            Err((refusal, decisions)) => {
-                let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
-                let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
-                self.inner.store.append_audit(&entry).await?;
-                Err(CommandError::Refused(refusal))
+        match policies.sanitize(input, recheck_message).await {
+            Ok((spec, taken)) => {
+                decisions.extend(taken);
+                Ok((spec, decisions))
+            }
+            Err((refusal, taken)) => {
+                decisions.extend(taken);
+                Err(self.refused(actor, project, (refusal, decisions)).await)
             }
         }
+    }
+
+    /// Audits a refused command with the decisions taken, and returns the error for the client.
+    async fn refused(&self, actor: &Actor, project: &Project, (refusal, decisions): Refused) -> CommandError {
+        let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
+        let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
+        if let Err(e) = self.inner.store.append_audit(&entry).await {
+            return e.into();
+        }
+        CommandError::Refused(refusal, decisions)
     }
 
     /// Cancels a queued or running command; returns it as it is afterwards.

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::plugins::manifest::{self, PluginManifest};
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -33,8 +35,16 @@ pub struct Config {
     /// Database URL; empty means the embedded SQLite file in `data_dir`.
     /// `postgres://…` selects PostgreSQL.
     pub database_url: Option<String>,
-    /// Directory watched for plugin components.
+    /// Directory watched for plugin components (relative plugin files are read from here).
     pub plugins_dir: PathBuf,
+    /// The plugins (`[[plugins]]` entries); absent means the default plugins. Changes to this
+    /// list in the config file take effect without a restart.
+    pub plugins: Option<Vec<PluginManifest>>,
+    /// Milliseconds the plugin directory and config file must be quiet before a reload.
+    pub plugins_debounce_ms: u64,
+    /// The file this configuration was read from (not a config key): watched for plugin changes.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
     /// Seconds running commands may take to finish after SIGTERM/SIGINT before they are interrupted.
     pub shutdown_grace_secs: u64,
     /// Largest accepted request body, in bytes.
@@ -144,7 +154,10 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(".rdev"),
             database_url: None,
-            plugins_dir: PathBuf::from("plugins/target/wasm32-wasip2/release"),
+            plugins_dir: PathBuf::from(option_env!("RDEV_DEFAULT_PLUGINS_DIR").unwrap_or("plugins")),
+            plugins: None,
+            plugins_debounce_ms: 200,
+            file: None,
             shutdown_grace_secs: 10,
             max_body_bytes: 1024 * 1024,
             log_format: LogFormat::Json,
@@ -209,15 +222,26 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let mut config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        config.file = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// The plugin manifests in effect: the configured ones, or the defaults.
+    pub fn plugin_manifests(&self) -> Vec<PluginManifest> {
+        self.plugins.clone().unwrap_or_else(manifest::defaults)
     }
 
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        manifest::check_all(&self.plugin_manifests()).map_err(ConfigError::Invalid)?;
+        if !(10..=10_000).contains(&self.plugins_debounce_ms) {
+            return invalid("plugins_debounce_ms must be between 10 and 10000".into());
+        }
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes must be at least 1024".into());
         }

@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod health;
 mod keys;
+mod plugins;
 mod projects;
 mod stream;
 
@@ -72,6 +73,8 @@ pub struct Services {
     pub backend: Arc<dyn ExecBackend>,
     /// Prometheus metrics.
     pub metrics: crate::telemetry::Metrics,
+    /// The plugin host.
+    pub plugins: crate::plugins::host::PluginHost,
     /// Cancelled when the gateway stops: open streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -122,6 +125,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(claude::list_items))
         .routes(routes!(claude::get_item, claude::put_item, claude::delete_item))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(plugins::reload_plugins))
 }
 
 fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {

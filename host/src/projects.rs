@@ -35,6 +35,8 @@ pub fn is_safe_name(name: &str, max_len: usize) -> bool {
 /// One raw inventory entry, before discovery decides what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InventoryItem {
+    /// Where the entry comes from: `directory`, `pod` or `config-map`.
+    pub source: String,
     /// Proposed project name.
     pub name: String,
     /// Where its workspace is.

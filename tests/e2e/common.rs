@@ -90,7 +90,8 @@ impl Gateway {
     }
 
     /// Writes the configuration: the harness's own keys first (all top-level, so that
-    /// `extra_config` may add top-level keys as well as tables).
+    /// `extra_config` may add top-level keys as well as tables). Without plugin settings in
+    /// `extra_config`, the gateway runs with no plugins.
     fn write_config(&self) {
         let mut config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\nbackend.workspaces = {:?}\n",
@@ -99,6 +100,10 @@ impl Gateway {
         );
         if let Some(url) = &self.database_url {
             config += &format!("database_url = {url:?}\n");
+        }
+        // Tests about something else run without plugins; plugin tests name theirs.
+        if !self.extra_config.contains("plugins") {
+            config += "plugins = []\n";
         }
         config += &self.extra_config;
         std::fs::write(self.config_path(), config).unwrap();

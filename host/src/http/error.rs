@@ -10,7 +10,7 @@ use super::context::current_request_id;
 use crate::auth::AuthError;
 use crate::commands::CommandError;
 use crate::exec::ExecError;
-use crate::plugins::{FieldError, Refusal};
+use crate::plugins::{Decision, FieldError, Refusal};
 use crate::store::StoreError;
 
 /// An error answered to a client.
@@ -24,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// Field errors, for validation failures.
     pub fields: Vec<FieldError>,
+    /// Plugin decisions, for requests a policy refused.
+    pub decisions: Vec<Decision>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -38,6 +40,8 @@ struct ErrorDetail {
     request_id: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fields: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    decisions: Vec<Decision>,
 }
 
 impl ApiError {
@@ -48,6 +52,7 @@ impl ApiError {
             code,
             message: message.into(),
             fields: Vec::new(),
+            decisions: Vec::new(),
         }
     }
 
@@ -91,6 +96,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 request_id: current_request_id(),
                 fields: self.fields,
+                decisions: self.decisions,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -132,6 +138,7 @@ impl From<Refusal> for ApiError {
                 ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
             },
             Refusal::Failed(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_failed", message),
+            Refusal::Unavailable(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "policy_unavailable", message),
         }
     }
 }
@@ -140,7 +147,10 @@ impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
             CommandError::Invalid(spec) => Self::invalid_field(spec.field, spec.message),
-            CommandError::Refused(refusal) => refusal.into(),
+            CommandError::Refused(refusal, decisions) => Self {
+                decisions,
+                ..refusal.into()
+            },
             CommandError::IdempotencyConflict => Self::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string()),
             CommandError::AlreadyEnded(_) => Self::new(StatusCode::CONFLICT, "already_ended", e.to_string()),
             CommandError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),

@@ -124,7 +124,7 @@ pub async fn create_key(
     caller.require("admin")?;
     let expires_at = validate(&req)?;
     let body = serde_json::to_value(&req).unwrap_or_default();
-    state.commands.policies().validate("key", &body).await?;
+    state.commands.policies().validate("key", &body, None).await?;
     let new = NewKey {
         name: req.name.trim().to_owned(),
         scopes: req.scopes,

@@ -30,6 +30,7 @@ impl ProjectSource for LocalDirectories {
                 continue;
             }
             items.push(InventoryItem {
+                source: "directory".into(),
                 name,
                 workspace: entry.path(),
                 labels: Default::default(),

@@ -22,6 +22,12 @@ pub struct Metrics {
     pub commands_running: IntGauge,
     /// Open output streams.
     pub streams_open: IntGauge,
+    /// Plugin calls by plugin and outcome (`allow`, `deny`, `rewrite`, `valid`, `invalid`, `ok`, `failed`).
+    pub plugin_calls: IntCounterVec,
+    /// Plugin call latency by plugin.
+    pub plugin_duration: HistogramVec,
+    /// Plugin version loads by plugin and result (`loaded`, `failed`).
+    pub plugin_loads: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -65,6 +71,22 @@ impl Metrics {
         let commands_running =
             IntGauge::new("rdev_commands_running", "Commands running on this replica").expect("valid metric");
         let streams_open = IntGauge::new("rdev_streams_open", "Open output streams").expect("valid metric");
+        let plugin_calls = IntCounterVec::new(
+            Opts::new("rdev_plugin_calls_total", "Plugin calls by plugin and outcome"),
+            &["plugin", "outcome"],
+        )
+        .expect("valid metric");
+        let plugin_duration = HistogramVec::new(
+            HistogramOpts::new("rdev_plugin_call_duration_seconds", "Plugin call latency by plugin")
+                .buckets(vec![1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 5e-3, 2.5e-2, 0.1]),
+            &["plugin"],
+        )
+        .expect("valid metric");
+        let plugin_loads = IntCounterVec::new(
+            Opts::new("rdev_plugin_loads_total", "Plugin version loads by plugin and result"),
+            &["plugin", "result"],
+        )
+        .expect("valid metric");
         let metrics = Self {
             registry,
             http_requests,
@@ -74,8 +96,11 @@ impl Metrics {
             commands_finished,
             commands_running,
             streams_open,
+            plugin_calls,
+            plugin_duration,
+            plugin_loads,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.auth_failures.clone()),
@@ -83,6 +108,9 @@ impl Metrics {
             Box::new(metrics.commands_finished.clone()),
             Box::new(metrics.commands_running.clone()),
             Box::new(metrics.streams_open.clone()),
+            Box::new(metrics.plugin_calls.clone()),
+            Box::new(metrics.plugin_duration.clone()),
+            Box::new(metrics.plugin_loads.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("metric names are unique");

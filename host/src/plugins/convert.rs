@@ -1,0 +1,129 @@
+//! Converts between the gateway's types and the WIT types plugins see, bounding what comes back:
+//! plugins are untrusted code even when they are policy.
+
+use super::bindings::types;
+use super::{FieldError, SanitizeInput, Verdict};
+use crate::commands::CommandSpec;
+use crate::projects::{DiscoveredProject, InventoryItem};
+
+/// Longest deny reason or field message accepted from a plugin, in bytes.
+const MAX_REASON_BYTES: usize = 4096;
+/// Most field errors accepted from one validation.
+const MAX_FIELD_ERRORS: usize = 256;
+/// Most projects accepted from one discovery.
+const MAX_PROJECTS: usize = 10_000;
+
+/// A command in WIT form.
+pub fn command(spec: &CommandSpec) -> types::Command {
+    types::Command {
+        kind: spec.kind.clone(),
+        script: spec.script.clone(),
+        args: spec.args.clone(),
+        prompt: spec.prompt.clone(),
+        env: spec
+            .env
+            .iter()
+            .map(|(name, value)| types::EnvVar {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A command from WIT form.
+pub fn spec(command: types::Command) -> CommandSpec {
+    CommandSpec {
+        kind: command.kind,
+        script: command.script,
+        args: command.args,
+        prompt: command.prompt,
+        env: command.env.into_iter().map(|v| (v.name, v.value)).collect(),
+    }
+}
+
+/// The context of a command in WIT form.
+pub fn context(input: &SanitizeInput) -> types::CommandContext {
+    types::CommandContext {
+        project: input.project.clone(),
+        workdir: input.workdir.clone(),
+        key_id: input.key_id.clone(),
+        scopes: input.scopes.clone(),
+    }
+}
+
+fn bounded(text: String, what: &str) -> Result<String, String> {
+    if text.len() > MAX_REASON_BYTES {
+        return Err(format!("a {what} of {} bytes (at most {MAX_REASON_BYTES})", text.len()));
+    }
+    Ok(text)
+}
+
+/// A verdict from WIT form; an oversize reason is bad output.
+pub fn verdict(v: types::Verdict) -> Result<Verdict, String> {
+    Ok(match v {
+        types::Verdict::Allow => Verdict::Allow,
+        types::Verdict::Deny(reason) => Verdict::Deny(bounded(reason, "deny reason")?),
+        types::Verdict::Rewrite(command) => Verdict::Rewrite(spec(command)),
+    })
+}
+
+/// Field errors from WIT form, bounded in number and size.
+pub fn field_errors(errors: Vec<types::FieldError>) -> Result<Vec<FieldError>, String> {
+    if errors.len() > MAX_FIELD_ERRORS {
+        return Err(format!("{} field errors (at most {MAX_FIELD_ERRORS})", errors.len()));
+    }
+    errors
+        .into_iter()
+        .map(|e| {
+            Ok(FieldError {
+                field: bounded(e.field, "field name")?,
+                message: bounded(e.message, "field message")?,
+            })
+        })
+        .collect()
+}
+
+/// An inventory in WIT form.
+pub fn inventory(items: &[InventoryItem]) -> Vec<types::InventoryItem> {
+    items
+        .iter()
+        .map(|item| types::InventoryItem {
+            source: item.source.clone(),
+            name: item.name.clone(),
+            workspace: item.workspace.to_string_lossy().into_owned(),
+            labels: item.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        })
+        .collect()
+}
+
+/// The projects discovery returned, checked against the inventory: valid unique names, and
+/// only workspaces the inventory offered (discovery may narrow visibility, never widen it).
+pub fn projects(found: Vec<types::Project>, items: &[InventoryItem]) -> Result<Vec<DiscoveredProject>, String> {
+    if found.len() > MAX_PROJECTS {
+        return Err(format!("{} projects (at most {MAX_PROJECTS})", found.len()));
+    }
+    let offered: std::collections::BTreeSet<_> = items.iter().map(|i| i.workspace.as_path()).collect();
+    let mut names = std::collections::BTreeSet::new();
+    found
+        .into_iter()
+        .map(|p| {
+            if !crate::projects::is_valid_name(&p.name) {
+                return Err(format!("a project with the invalid name `{}`", p.name.escape_debug()));
+            }
+            if !names.insert(p.name.clone()) {
+                return Err(format!("the project `{}` twice", p.name));
+            }
+            let workspace = std::path::PathBuf::from(&p.workspace);
+            if !offered.contains(workspace.as_path()) {
+                return Err(format!("project `{}` with a workspace the inventory does not have", p.name));
+            }
+            let description = p.description.map(|d| bounded(d, "description")).transpose()?;
+            Ok(DiscoveredProject {
+                name: p.name,
+                workspace,
+                description,
+            })
+        })
+        .collect()
+}

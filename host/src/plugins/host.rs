@@ -1,0 +1,270 @@
+//! The plugin host: the configured plugins (one [`Slot`] each), loading and checking new versions
+//! off the request path, and publishing the policy chains. Every load attempt is logged, audited
+//! and counted; a failed one never replaces a working version.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::cache::{self, ArtifactCache};
+use super::manifest::{PluginManifest, World};
+use super::runtime::Runtime;
+use super::slot::{PluginStatus, Slot};
+use super::version::Version;
+use super::{Chains, CommandSanitizer, PassThroughDiscovery, PluginError, Policies, ProjectDiscovery, RequestValidator};
+use crate::config::Config;
+use crate::projects::{DiscoveredProject, InventoryItem};
+use crate::store::{AuditEntry, Store};
+use crate::telemetry::Metrics;
+
+/// What one reload did.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ReloadReport {
+    /// Plugins whose new version went live.
+    pub loaded: Vec<String>,
+    /// Plugins left as they were (same file and manifest).
+    pub unchanged: Vec<String>,
+    /// Plugins whose new version was refused, with why (the old version keeps serving).
+    pub failed: Vec<ReloadFailure>,
+    /// Why the plugin list itself could not be re-read, if it could not (nothing changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
+}
+
+/// A refused version.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReloadFailure {
+    /// Plugin name.
+    pub plugin: String,
+    /// Why.
+    pub error: String,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    cache: Arc<ArtifactCache>,
+    plugins_dir: PathBuf,
+    config_path: Option<PathBuf>,
+    startup_manifests: Vec<PluginManifest>,
+    slots: ArcSwap<Vec<Arc<Slot>>>,
+    policies: Policies,
+    reloading: tokio::sync::Mutex<()>,
+    store: Arc<dyn Store>,
+    metrics: Metrics,
+}
+
+/// The plugin host.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost").field("plugins_dir", &self.inner.plugins_dir).finish()
+    }
+}
+
+impl PluginHost {
+    /// Loads the plugins `config` names (the defaults when it names none). Plugins that fail to
+    /// load are reported and refuse what depends on them; the gateway starts anyway.
+    pub async fn start(
+        config: &Config,
+        config_path: Option<PathBuf>,
+        store: Arc<dyn Store>,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
+        let runtime = Runtime::new(true)?;
+        let cache = ArtifactCache::open(&config.data_dir.join("plugin-cache"), runtime.engine())?;
+        let host = Self {
+            inner: Arc::new(Inner {
+                runtime,
+                cache: Arc::new(cache),
+                plugins_dir: config.plugins_dir.clone(),
+                config_path,
+                startup_manifests: config.plugin_manifests(),
+                slots: ArcSwap::from_pointee(Vec::new()),
+                policies: Policies::default(),
+                reloading: tokio::sync::Mutex::new(()),
+                store,
+                metrics,
+            }),
+        };
+        let report = host.apply(host.inner.startup_manifests.clone()).await;
+        for failure in &report.failed {
+            tracing::error!(plugin = %failure.plugin, error = %failure.error, "plugin could not be loaded");
+        }
+        Ok(host)
+    }
+
+    /// The policy chains, kept current by this host.
+    pub fn policies(&self) -> Policies {
+        self.inner.policies.clone()
+    }
+
+    /// Project discovery through the configured discovery plugin (the first in order), or
+    /// pass-through when none is configured.
+    pub fn discovery(&self) -> Arc<dyn ProjectDiscovery> {
+        Arc::new(PluginDiscovery(self.clone()))
+    }
+
+    /// The directory relative plugin files are read from.
+    pub fn plugins_dir(&self) -> &Path {
+        &self.inner.plugins_dir
+    }
+
+    /// The config file watched for plugin manifest changes, if any.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.inner.config_path.as_deref()
+    }
+
+    /// Every plugin's status, in chain order.
+    pub fn statuses(&self) -> Vec<PluginStatus> {
+        let slots = self.inner.slots.load();
+        slots.iter().map(|s| s.status(&self.inner.plugins_dir)).collect()
+    }
+
+    /// Re-reads the plugin list (from the config file, if there is one) and every plugin file,
+    /// and swaps in what changed and passes its checks.
+    pub async fn reload(&self) -> ReloadReport {
+        let manifests = match self.read_manifests() {
+            Ok(m) => m,
+            Err(error) => {
+                tracing::warn!(%error, "plugin list not reloaded");
+                self.audit("plugins.reload_failed", "config", "failed", serde_json::json!({ "error": error }))
+                    .await;
+                let current = self.inner.slots.load().iter().map(|s| s.desired()).collect();
+                let mut report = self.apply(current).await;
+                report.config_error = Some(error);
+                return report;
+            }
+        };
+        self.apply(manifests).await
+    }
+
+    fn read_manifests(&self) -> Result<Vec<PluginManifest>, String> {
+        let Some(path) = &self.inner.config_path else {
+            return Ok(self.inner.startup_manifests.clone());
+        };
+        let config = Config::from_file(path).map_err(|e| e.to_string())?;
+        let manifests = config.plugin_manifests();
+        super::manifest::check_all(&manifests)?;
+        Ok(manifests)
+    }
+
+    /// Makes the slots match `manifests`, loading what changed, then publishes the chains.
+    async fn apply(&self, manifests: Vec<PluginManifest>) -> ReloadReport {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let old = self.inner.slots.load_full();
+        let mut report = ReloadReport::default();
+        let mut slots = Vec::with_capacity(manifests.len());
+        for manifest in manifests {
+            let slot = old
+                .iter()
+                .find(|s| s.name() == manifest.name)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Slot::new(manifest.clone(), self.inner.metrics.clone())));
+            slot.set_desired(manifest);
+            self.refresh(&slot, &mut report).await;
+            slots.push(slot);
+        }
+        slots.sort_by(|a, b| {
+            let (a, b) = (a.desired(), b.desired());
+            (a.world, a.order, a.name).cmp(&(b.world, b.order, b.name))
+        });
+        self.inner.policies.publish(chains(&slots));
+        self.inner.slots.store(Arc::new(slots));
+        report
+    }
+
+    /// Loads the slot's desired manifest if its file or manifest changed.
+    async fn refresh(&self, slot: &Slot, report: &mut ReloadReport) {
+        let manifest = slot.desired();
+        let name = manifest.name.clone();
+        let path = manifest.path(&self.inner.plugins_dir);
+        let read = tokio::task::spawn_blocking(move || {
+            std::fs::read(&path)
+                .map(|wasm| {
+                    let digest = cache::digest(&wasm);
+                    (wasm, digest)
+                })
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("cannot read the plugin file: {e}")));
+        let outcome = match read {
+            Ok((_, digest)) if slot.active().is_some_and(|v| v.digest == digest && v.manifest == manifest) => {
+                report.unchanged.push(name);
+                return;
+            }
+            Ok((wasm, digest)) => {
+                let (runtime, cache) = (self.inner.runtime.clone(), self.inner.cache.clone());
+                Version::load(runtime, cache, manifest, wasm, digest).await
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(version) => {
+                let detail = serde_json::json!({ "digest": version.digest, "world": version.manifest.world });
+                tracing::info!(plugin = %name, digest = %version.digest, origin = ?version.origin, "plugin version loaded");
+                self.inner.metrics.plugin_loads.with_label_values(&[&name, "loaded"]).inc();
+                slot.activate(version);
+                self.audit("plugin.loaded", &name, "loaded", detail).await;
+                report.loaded.push(name);
+            }
+            Err(error) => {
+                let serving = slot.active().map(|v| v.digest.clone());
+                tracing::warn!(plugin = %name, %error, serving = ?serving, "plugin version refused; the previous version keeps serving");
+                self.inner.metrics.plugin_loads.with_label_values(&[&name, "failed"]).inc();
+                slot.record_attempt(Some(error.clone()));
+                let detail = serde_json::json!({ "error": error, "serving_digest": serving });
+                self.audit("plugin.load_failed", &name, "failed", detail).await;
+                report.failed.push(ReloadFailure { plugin: name, error });
+            }
+        }
+    }
+
+    async fn audit(&self, action: &str, target: &str, outcome: &str, detail: serde_json::Value) {
+        let entry = AuditEntry {
+            at: crate::time::now_ms(),
+            key_id: None,
+            client_ip: None,
+            action: action.into(),
+            target: target.into(),
+            outcome: outcome.into(),
+            request_id: None,
+            detail: Some(detail.to_string()),
+        };
+        if let Err(e) = self.inner.store.append_audit(&entry).await {
+            tracing::error!(error = %e, action, "could not audit a plugin event");
+        }
+    }
+
+    fn discovery_slot(&self) -> Option<Arc<Slot>> {
+        let slots = self.inner.slots.load();
+        slots.iter().find(|s| s.desired().world == World::ProjectDiscovery).cloned()
+    }
+}
+
+fn chains(slots: &[Arc<Slot>]) -> Chains {
+    let of = |world| slots.iter().filter(move |s| s.desired().world == world).cloned();
+    Chains {
+        sanitizers: of(World::CommandSanitizer).map(|s| s as Arc<dyn CommandSanitizer>).collect(),
+        validators: of(World::RequestValidator).map(|s| s as Arc<dyn RequestValidator>).collect(),
+    }
+}
+
+struct PluginDiscovery(PluginHost);
+
+#[async_trait]
+impl ProjectDiscovery for PluginDiscovery {
+    async fn discover(&self, inventory: &[InventoryItem]) -> Result<Vec<DiscoveredProject>, PluginError> {
+        match self.0.discovery_slot() {
+            Some(slot) => slot.discover(inventory).await,
+            None => PassThroughDiscovery.discover(inventory).await,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Hot reload: watches the plugin directory and the config file, and reloads the plugins once
+//! the files have been quiet for the debounce delay (editors and `cp` write in several steps).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::host::PluginHost;
+
+/// Watches for changes until `stop` is cancelled. Failing to watch is logged, not fatal:
+/// `POST /v1/plugins/reload` still works.
+pub fn spawn(host: PluginHost, debounce: Duration, stop: CancellationToken) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let config = host.config_path().map(Path::to_owned);
+    let watched = [Some(host.plugins_dir().to_owned()), config.as_ref().map(|c| parent_dir(c))];
+    let filter_config = config.clone();
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if is_change(&event.kind) && event.paths.iter().any(|p| relevant(p, filter_config.as_deref())) {
+            let _ = tx.send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch plugin files; use POST /v1/plugins/reload");
+            return;
+        }
+    };
+    for dir in watched.into_iter().flatten() {
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch for plugin changes");
+        }
+    }
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        debounced_reloads(host, rx, debounce, stop).await;
+    });
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes, creations, renames and removals count; reads and opens do not.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+        _ => true,
+    }
+}
+
+/// Plugin components, and the config file itself (its directory may hold other files).
+fn relevant(path: &Path, config: Option<&Path>) -> bool {
+    let is_config = config.is_some_and(|c| c.file_name() == path.file_name() && path.parent() == Some(&parent_dir(c)));
+    is_config || path.extension().is_some_and(|e| e == "wasm")
+}
+
+async fn debounced_reloads(host: PluginHost, mut rx: mpsc::UnboundedReceiver<()>, debounce: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            event = rx.recv() => if event.is_none() { return },
+        }
+        while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
+        let report = host.reload().await;
+        tracing::info!(
+            loaded = ?report.loaded,
+            failed = report.failed.len(),
+            "plugins reloaded after a file change"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The plugin runtime: one wasmtime `Engine` for the process (component model, pooling
+//! allocator, epoch interruption, fuel), the linker every plugin is instantiated against, and the
+//! per-call store with its budgets. Calls run as async fibers that yield to the executor on every
+//! epoch tick, so a busy plugin never holds a runtime worker for more than a tick.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
+
+use super::bindings::{log, shell};
+use super::call_state::CallState;
+
+/// Largest memory budget a manifest may ask for; the pooling allocator reserves slots this big.
+pub const MAX_MEMORY_BYTES: usize = 256 << 20;
+/// Instances that may exist at once (each call holds one).
+const POOL_INSTANCES: u32 = 128;
+/// Calls that may run at once; the rest wait for a permit, up to their deadline.
+const CONCURRENT_CALLS: usize = 64;
+/// How often the epoch advances: the granularity of deadlines and of yielding to the executor.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The limits of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Wall-clock time for instantiation, `configure` and the call.
+    pub deadline: Duration,
+    /// Linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Wasm fuel (instructions, roughly); unlimited when absent.
+    pub fuel: Option<u64>,
+}
+
+/// Why a call did not return a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The deadline passed.
+    #[error("exceeded its {0} ms deadline")]
+    Deadline(u128),
+    /// The plugin tried to grow its memory past the budget.
+    #[error("exceeded its memory limit of {0} MiB")]
+    Memory(usize),
+    /// The fuel budget ran out.
+    #[error("ran out of fuel")]
+    Fuel,
+    /// The plugin trapped (a bug in it: panic, unreachable, out-of-bounds...).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The plugin's `configure` refused its configuration.
+    #[error("refused its configuration: {0}")]
+    Configure(String),
+    /// The plugin returned something the host does not accept.
+    #[error("returned an invalid result: {0}")]
+    BadOutput(String),
+    /// No call slot freed up before the deadline.
+    #[error("could not run: the plugin runtime is at capacity")]
+    Busy,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+struct DeadlinePassed;
+
+/// The engine, the linker and the call slots.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runtime")
+    }
+}
+
+impl Runtime {
+    /// A runtime with the pooling allocator (or on-demand allocation when `pooling` is false,
+    /// which only benchmarks use as a baseline).
+    pub fn new(pooling: bool) -> anyhow::Result<Arc<Self>> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.consume_fuel(true);
+        if pooling {
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(POOL_INSTANCES)
+                .total_core_instances(POOL_INSTANCES * 8)
+                .total_memories(POOL_INSTANCES * 2)
+                .total_tables(POOL_INSTANCES * 4)
+                .total_stacks(POOL_INSTANCES)
+                .max_memory_size(MAX_MEMORY_BYTES);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        log::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
+        shell::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            permits: Arc::new(Semaphore::new(CONCURRENT_CALLS)),
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker every plugin is instantiated against: WASI with nothing granted, `log`, `shell`.
+    pub fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    /// Waits for a call slot, at most until the deadline.
+    pub async fn permit(&self, budget: &Budget) -> Result<OwnedSemaphorePermit, CallError> {
+        let acquire = self.permits.clone().acquire_owned();
+        match tokio::time::timeout(budget.deadline, acquire).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(CallError::Busy),
+        }
+    }
+
+    /// A fresh store for one call of `plugin`, with the budget's deadline, memory and fuel.
+    pub fn store(&self, plugin: Arc<str>, budget: &Budget) -> Store<CallState> {
+        let mut store = Store::new(&self.engine, CallState::new(plugin, budget.memory_bytes));
+        store.limiter(|s| s);
+        // Fuel is enabled on the engine, so setting it cannot fail.
+        let _ = store.set_fuel(budget.fuel.unwrap_or(u64::MAX));
+        let deadline = Instant::now() + budget.deadline;
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(DeadlinePassed.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        store
+    }
+
+    /// What a failed call means, given the store it ran in.
+    pub fn classify(error: &wasmtime::Error, store: &Store<CallState>, budget: &Budget) -> CallError {
+        if error.downcast_ref::<DeadlinePassed>().is_some() {
+            return CallError::Deadline(budget.deadline.as_millis());
+        }
+        if store.data().memory_exceeded() {
+            return CallError::Memory(budget.memory_bytes >> 20);
+        }
+        if let Some(wasmtime::Trap::OutOfFuel) = error.downcast_ref::<wasmtime::Trap>() {
+            return CallError::Fuel;
+        }
+        CallError::Trap(trap_message(error))
+    }
+}
+
+/// The first line of a trap's description: enough to identify it without a guest backtrace.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let text = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.to_string(),
+    };
+    text.lines().next().unwrap_or_default().chars().take(200).collect()
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("rdev-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| tracing::error!(error = %e, "could not start the epoch ticker"));
+}

@@ -1,0 +1,293 @@
+//! A slot holds one configured plugin: the version serving now (swapped atomically; calls in
+//! flight keep the version they started with), the outcome of the last load attempt, and
+//! counters. Slots are what the policy chains call.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::manifest::{PluginManifest, World};
+use super::runtime::CallError;
+use super::version::Version;
+use super::{Answer, CommandSanitizer, FieldError, PluginError, RequestValidator, SanitizeInput, Verdict, convert};
+use crate::telemetry::Metrics;
+
+/// Health of a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginState {
+    /// A version is serving and the last load attempt succeeded.
+    Active,
+    /// A version is serving, but the last load attempt failed (the older version keeps serving).
+    Degraded,
+    /// No version could be loaded: what depends on the plugin is refused.
+    Failed,
+}
+
+/// What `GET /v1/plugins` says about one plugin.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PluginStatus {
+    /// Name.
+    pub name: String,
+    /// World.
+    pub world: World,
+    /// Component file.
+    pub file: String,
+    /// SHA-256 of the serving version's file.
+    pub digest: Option<String>,
+    /// When the serving version was loaded (RFC 3339).
+    pub loaded_at: Option<String>,
+    /// Health.
+    pub state: PluginState,
+    /// Why the last load attempt failed, if it did.
+    pub last_error: Option<String>,
+    /// When a version was last loaded or refused (RFC 3339).
+    pub last_attempt_at: Option<String>,
+    /// Position in its chain.
+    pub order: i32,
+    /// Projects it applies to (empty: all).
+    pub projects: Vec<String>,
+    /// Call deadline, in milliseconds.
+    pub deadline_ms: u64,
+    /// Memory limit, in MiB.
+    pub memory_mib: u64,
+    /// Fuel per call, if limited.
+    pub fuel: Option<u64>,
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that denied a command or found field errors.
+    pub denials: u64,
+    /// Calls that failed (trap, deadline, memory, fuel, bad output) and so refused the request.
+    pub traps: u64,
+}
+
+#[derive(Default)]
+struct LastAttempt {
+    error: Option<String>,
+    at: Option<i64>,
+}
+
+/// One configured plugin.
+pub struct Slot {
+    name: String,
+    desired: RwLock<PluginManifest>,
+    active: ArcSwapOption<Version>,
+    last: Mutex<LastAttempt>,
+    calls: AtomicU64,
+    denials: AtomicU64,
+    traps: AtomicU64,
+    metrics: Metrics,
+}
+
+impl Slot {
+    /// An empty slot for `manifest`.
+    pub fn new(manifest: PluginManifest, metrics: Metrics) -> Self {
+        Self {
+            name: manifest.name.clone(),
+            desired: RwLock::new(manifest),
+            active: ArcSwapOption::empty(),
+            last: Mutex::new(LastAttempt::default()),
+            calls: AtomicU64::new(0),
+            denials: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// The plugin name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The manifest the slot should serve.
+    pub fn desired(&self) -> PluginManifest {
+        self.desired.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the manifest the slot should serve (the next load uses it).
+    pub fn set_desired(&self, manifest: PluginManifest) {
+        *self.desired.write().unwrap_or_else(|e| e.into_inner()) = manifest;
+    }
+
+    /// The serving version.
+    pub fn active(&self) -> Option<Arc<Version>> {
+        self.active.load_full()
+    }
+
+    /// Swaps in a new version.
+    pub fn activate(&self, version: Version) {
+        self.active.store(Some(Arc::new(version)));
+        self.record_attempt(None);
+    }
+
+    /// Records the outcome of a load attempt (`None`: success).
+    pub fn record_attempt(&self, error: Option<String>) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.error = error;
+        last.at = Some(crate::time::now_ms());
+    }
+
+    /// The slot's status.
+    pub fn status(&self, plugins_dir: &std::path::Path) -> PluginStatus {
+        let active = self.active();
+        let manifest = active.as_ref().map(|v| v.manifest.clone()).unwrap_or_else(|| self.desired());
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let state = match (&active, &last.error) {
+            (None, _) => PluginState::Failed,
+            (Some(_), Some(_)) => PluginState::Degraded,
+            (Some(_), None) => PluginState::Active,
+        };
+        PluginStatus {
+            name: self.name.clone(),
+            world: manifest.world,
+            file: manifest.path(plugins_dir).display().to_string(),
+            digest: active.as_ref().map(|v| v.digest.clone()),
+            loaded_at: active.as_ref().map(|v| crate::time::to_rfc3339(v.loaded_at)),
+            state,
+            last_error: last.error.clone(),
+            last_attempt_at: last.at.map(crate::time::to_rfc3339),
+            order: manifest.order,
+            projects: manifest.projects,
+            deadline_ms: manifest.deadline_ms,
+            memory_mib: manifest.memory_mib,
+            fuel: manifest.fuel,
+            calls: self.calls.load(Ordering::Relaxed),
+            denials: self.denials.load(Ordering::Relaxed),
+            traps: self.traps.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The serving version, or the error that refuses the request when there is none.
+    fn serving(&self) -> Result<Arc<Version>, PluginError> {
+        self.active().ok_or_else(|| {
+            let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let why = last.error.as_deref().unwrap_or("not loaded yet");
+            PluginError {
+                plugin: self.name.clone(),
+                digest: None,
+                message: format!("has no working version: {why}"),
+                unavailable: true,
+            }
+        })
+    }
+
+    fn applies(&self, project: Option<&str>) -> bool {
+        match self.active() {
+            Some(v) => v.manifest.applies_to(project),
+            None => self.desired().applies_to(project),
+        }
+    }
+
+    /// Counts a call and turns its result into an answer or a fail-closed error.
+    fn finish<T>(
+        &self,
+        version: &Version,
+        started: Instant,
+        result: Result<T, CallError>,
+        outcome: impl FnOnce(&T) -> &'static str,
+    ) -> Result<Answer<T>, PluginError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .plugin_duration
+            .with_label_values(&[&self.name])
+            .observe(started.elapsed().as_secs_f64());
+        let label = match &result {
+            Ok(value) => outcome(value),
+            Err(_) => "failed",
+        };
+        if matches!(label, "deny" | "invalid") {
+            self.denials.fetch_add(1, Ordering::Relaxed);
+        }
+        self.metrics.plugin_calls.with_label_values(&[&self.name, label]).inc();
+        match result {
+            Ok(value) => Ok(Answer {
+                value,
+                digest: version.digest.clone(),
+            }),
+            Err(e) => {
+                self.traps.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(plugin = %self.name, digest = %version.digest, error = %e, "plugin call failed; request refused");
+                Err(PluginError {
+                    plugin: self.name.clone(),
+                    digest: Some(version.digest.clone()),
+                    message: e.to_string(),
+                    unavailable: false,
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CommandSanitizer for Slot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn applies_to(&self, project: &str) -> bool {
+        self.applies(Some(project))
+    }
+
+    async fn sanitize(&self, input: &SanitizeInput) -> Result<Answer<Verdict>, PluginError> {
+        let version = self.serving()?;
+        let started = Instant::now();
+        let result = version
+            .sanitize(&convert::command(&input.command), &convert::context(input))
+            .await
+            .and_then(|v| convert::verdict(v).map_err(CallError::BadOutput));
+        self.finish(&version, started, result, |v| match v {
+            Verdict::Allow => "allow",
+            Verdict::Deny(_) => "deny",
+            Verdict::Rewrite(_) => "rewrite",
+        })
+    }
+}
+
+#[async_trait]
+impl RequestValidator for Slot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn applies_to(&self, project: Option<&str>) -> bool {
+        self.applies(project)
+    }
+
+    async fn validate(
+        &self,
+        resource: &str,
+        request: &serde_json::Value,
+    ) -> Result<Answer<Vec<FieldError>>, PluginError> {
+        let version = self.serving()?;
+        let started = Instant::now();
+        let result = version
+            .validate(resource, &request.to_string())
+            .await
+            .and_then(|e| convert::field_errors(e).map_err(CallError::BadOutput));
+        self.finish(&version, started, result, |errors| match errors.is_empty() {
+            true => "valid",
+            false => "invalid",
+        })
+    }
+}
+
+impl Slot {
+    /// The projects of an inventory, checked so that discovery never widens visibility.
+    pub async fn discover(
+        &self,
+        inventory: &[crate::projects::InventoryItem],
+    ) -> Result<Vec<crate::projects::DiscoveredProject>, PluginError> {
+        let version = self.serving()?;
+        let started = Instant::now();
+        let result = match version.discover(&convert::inventory(inventory)).await {
+            Ok(Ok(found)) => convert::projects(found, inventory).map_err(CallError::BadOutput),
+            Ok(Err(message)) => Err(CallError::BadOutput(format!("reported an error: {message}"))),
+            Err(e) => Err(e),
+        };
+        self.finish(&version, started, result, |_| "ok").map(|a| a.value)
+    }
+}

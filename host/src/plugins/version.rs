@@ -1,0 +1,188 @@
+//! One loaded version of a plugin: its compiled component, pre-instantiated against the runtime's
+//! linker and checked to implement its world, and the typed calls into it. Every call gets a fresh
+//! store and instance, is configured, and runs within the manifest's budget.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+
+use super::bindings::{discovery, formatter, sanitizer, types, validator};
+use super::cache::{ArtifactCache, Origin};
+use super::call_state::CallState;
+use super::manifest::{PluginManifest, World};
+use super::runtime::{Budget, CallError, Runtime};
+
+/// Bundled self-test cases a version may ask the host to run before it goes live.
+const MAX_SELF_TEST_CASES: usize = 256;
+
+/// The pre-instantiated component, typed by world.
+enum Pre {
+    Sanitizer(sanitizer::CommandSanitizerPre<CallState>),
+    Validator(validator::RequestValidatorPre<CallState>),
+    Formatter(formatter::WebhookFormatterPre<CallState>),
+    Discovery(discovery::ProjectDiscoveryPre<CallState>),
+}
+
+/// A plugin's `configure` refused the configuration it was given.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ConfigRefused(String);
+
+/// A loaded, checked version of a plugin.
+pub struct Version {
+    /// The plugin name.
+    pub name: Arc<str>,
+    /// The manifest it was loaded with.
+    pub manifest: PluginManifest,
+    /// SHA-256 of the component file.
+    pub digest: String,
+    /// Whether the compiled code came from the artifact cache.
+    pub origin: Origin,
+    /// When it was loaded (Unix milliseconds).
+    pub loaded_at: i64,
+    config_json: String,
+    budget: Budget,
+    pre: Pre,
+    runtime: Arc<Runtime>,
+}
+
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Version")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs one call: permit, fresh store, instantiate, configure, then `$body` with the bindings
+/// `$b` and the store `$store`; failures are classified against the budget.
+macro_rules! call {
+    ($self:ident, $variant:ident, |$b:ident, $store:ident| $body:expr) => {
+        async {
+            let Pre::$variant(pre) = &$self.pre else {
+                return Err(CallError::BadOutput("called through the wrong world".into()));
+            };
+            let _permit = $self.runtime.permit(&$self.budget).await?;
+            let mut store: Store<CallState> = $self.runtime.store($self.name.clone(), &$self.budget);
+            let outcome = async {
+                let $b = pre.instantiate_async(&mut store).await?;
+                if let Err(message) = $b.call_configure(&mut store, &$self.config_json).await? {
+                    return Err(wasmtime::Error::new(ConfigRefused(message)));
+                }
+                let $store = &mut store;
+                $body.await
+            }
+            .await;
+            outcome.map_err(|e| match e.downcast_ref::<ConfigRefused>() {
+                Some(refused) => CallError::Configure(refused.0.clone()),
+                None => Runtime::classify(&e, &store, &$self.budget),
+            })
+        }
+        .await
+    };
+}
+
+impl Version {
+    /// Compiles (or loads from the cache), links and checks the component `wasm` (whose SHA-256
+    /// is `digest`) for `manifest`: it must implement its world, accept its configuration and
+    /// pass its bundled self-test. Compilation runs on a blocking thread.
+    pub async fn load(
+        runtime: Arc<Runtime>,
+        cache: Arc<ArtifactCache>,
+        manifest: PluginManifest,
+        wasm: Vec<u8>,
+        digest: String,
+    ) -> Result<Self, String> {
+        let engine = runtime.engine().clone();
+        let key = digest.clone();
+        let (component, origin) = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &wasm, &key))
+            .await
+            .map_err(|e| format!("compilation failed: {e}"))?
+            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
+        let linked = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| format!("cannot be linked: {e:#}"))?;
+        let wrong_world = |e: wasmtime::Error| format!("does not implement the {} world: {e:#}", manifest.world.as_str());
+        let pre = match manifest.world {
+            World::CommandSanitizer => Pre::Sanitizer(sanitizer::CommandSanitizerPre::new(linked).map_err(wrong_world)?),
+            World::RequestValidator => Pre::Validator(validator::RequestValidatorPre::new(linked).map_err(wrong_world)?),
+            World::WebhookFormatter => Pre::Formatter(formatter::WebhookFormatterPre::new(linked).map_err(wrong_world)?),
+            World::ProjectDiscovery => Pre::Discovery(discovery::ProjectDiscoveryPre::new(linked).map_err(wrong_world)?),
+        };
+        let version = Self {
+            name: manifest.name.as_str().into(),
+            config_json: manifest.config.to_string(),
+            budget: manifest.budget(),
+            digest,
+            origin,
+            loaded_at: crate::time::now_ms(),
+            manifest,
+            pre,
+            runtime,
+        };
+        version.self_test().await?;
+        Ok(version)
+    }
+
+    /// Judges a command.
+    pub async fn sanitize(&self, command: &types::Command, context: &types::CommandContext) -> Result<types::Verdict, CallError> {
+        call!(self, Sanitizer, |b, store| b.call_sanitize(store, command, context))
+    }
+
+    /// Field errors of a request.
+    pub async fn validate(&self, resource: &str, request: &str) -> Result<Vec<types::FieldError>, CallError> {
+        call!(self, Validator, |b, store| b.call_validate(store, resource, request))
+    }
+
+    /// Renders an event.
+    pub async fn format(
+        &self,
+        event_type: &str,
+        event: &str,
+        target: &types::WebhookTarget,
+    ) -> Result<Result<types::Rendered, String>, CallError> {
+        call!(self, Formatter, |b, store| b.call_format(store, event_type, event, target))
+    }
+
+    /// The projects in an inventory.
+    pub async fn discover(&self, inventory: &[types::InventoryItem]) -> Result<Result<Vec<types::Project>, String>, CallError> {
+        call!(self, Discovery, |b, store| b.call_discover(store, inventory))
+    }
+
+    /// Runs the bundled self-test cases (which also proves `configure` accepts the config).
+    async fn self_test(&self) -> Result<(), String> {
+        let failed = |e: CallError| e.to_string();
+        let outcomes = match &self.pre {
+            Pre::Sanitizer(_) => {
+                let cases = call!(self, Sanitizer, |b, store| b.call_self_test(store)).map_err(failed)?;
+                self.check_count(cases.len())?;
+                super::self_test::sanitizer(self, cases).await
+            }
+            Pre::Validator(_) => {
+                let cases = call!(self, Validator, |b, store| b.call_self_test(store)).map_err(failed)?;
+                self.check_count(cases.len())?;
+                super::self_test::validator(self, cases).await
+            }
+            Pre::Formatter(_) => {
+                let cases = call!(self, Formatter, |b, store| b.call_self_test(store)).map_err(failed)?;
+                self.check_count(cases.len())?;
+                super::self_test::formatter(self, cases).await
+            }
+            Pre::Discovery(_) => {
+                let cases = call!(self, Discovery, |b, store| b.call_self_test(store)).map_err(failed)?;
+                self.check_count(cases.len())?;
+                super::self_test::discovery(self, cases).await
+            }
+        };
+        outcomes
+    }
+
+    fn check_count(&self, n: usize) -> Result<(), String> {
+        if n > MAX_SELF_TEST_CASES {
+            return Err(format!("bundles {n} self-test cases; at most {MAX_SELF_TEST_CASES} are run"));
+        }
+        Ok(())
+    }
+}
