@@ -154,7 +154,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(".rdev"),
             database_url: None,
-            plugins_dir: PathBuf::from(option_env!("RDEV_DEFAULT_PLUGINS_DIR").unwrap_or("plugins")),
+            plugins_dir: PathBuf::from(env!("RDEV_DEFAULT_PLUGINS_DIR")),
             plugins: None,
             plugins_debounce_ms: 200,
             file: None,

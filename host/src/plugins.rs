@@ -2,8 +2,8 @@
 //! discovery) are traits the rest of the gateway calls through [`Policies`]; the plugin host
 //! fills them with components loaded by the wasmtime [`runtime`], hot-swapped by [`reload`].
 
-mod bindings;
-mod cache;
+pub mod bindings;
+pub mod cache;
 mod call_state;
 mod convert;
 pub mod host;
@@ -137,4 +137,3 @@ impl ProjectDiscovery for PassThroughDiscovery {
             .collect())
     }
 }
-

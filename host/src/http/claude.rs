@@ -107,7 +107,11 @@ pub async fn put_item(
         ));
     }
     let request = serde_json::json!({ "type": kind.as_str(), "name": name, "content": body.content });
-    state.commands.policies().validate("claude-item", &request, Some(&project.name)).await?;
+    state
+        .commands
+        .policies()
+        .validate("claude-item", &request, Some(&project.name))
+        .await?;
     let created = state.backend.write_item(&project, kind, &name, &body.content).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((

@@ -116,7 +116,10 @@ pub fn projects(found: Vec<types::Project>, items: &[InventoryItem]) -> Result<V
             }
             let workspace = std::path::PathBuf::from(&p.workspace);
             if !offered.contains(workspace.as_path()) {
-                return Err(format!("project `{}` with a workspace the inventory does not have", p.name));
+                return Err(format!(
+                    "project `{}` with a workspace the inventory does not have",
+                    p.name
+                ));
             }
             let description = p.description.map(|d| bounded(d, "description")).transpose()?;
             Ok(DiscoveredProject {

@@ -11,10 +11,12 @@ use serde::Serialize;
 
 use super::cache::{self, ArtifactCache};
 use super::manifest::{PluginManifest, World};
-use super::runtime::Runtime;
+use super::runtime::{EngineOptions, Runtime};
 use super::slot::{PluginStatus, Slot};
 use super::version::Version;
-use super::{Chains, CommandSanitizer, PassThroughDiscovery, PluginError, Policies, ProjectDiscovery, RequestValidator};
+use super::{
+    Chains, CommandSanitizer, PassThroughDiscovery, PluginError, Policies, ProjectDiscovery, RequestValidator,
+};
 use crate::config::Config;
 use crate::projects::{DiscoveredProject, InventoryItem};
 use crate::store::{AuditEntry, Store};
@@ -64,7 +66,9 @@ pub struct PluginHost {
 
 impl std::fmt::Debug for PluginHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginHost").field("plugins_dir", &self.inner.plugins_dir).finish()
+        f.debug_struct("PluginHost")
+            .field("plugins_dir", &self.inner.plugins_dir)
+            .finish()
     }
 }
 
@@ -77,7 +81,7 @@ impl PluginHost {
         store: Arc<dyn Store>,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
-        let runtime = Runtime::new(true)?;
+        let runtime = Runtime::new(EngineOptions::default())?;
         let cache = ArtifactCache::open(&config.data_dir.join("plugin-cache"), runtime.engine())?;
         let host = Self {
             inner: Arc::new(Inner {
@@ -134,8 +138,13 @@ impl PluginHost {
             Ok(m) => m,
             Err(error) => {
                 tracing::warn!(%error, "plugin list not reloaded");
-                self.audit("plugins.reload_failed", "config", "failed", serde_json::json!({ "error": error }))
-                    .await;
+                self.audit(
+                    "plugins.reload_failed",
+                    "config",
+                    "failed",
+                    serde_json::json!({ "error": error }),
+                )
+                .await;
                 let current = self.inner.slots.load().iter().map(|s| s.desired()).collect();
                 let mut report = self.apply(current).await;
                 report.config_error = Some(error);
@@ -196,7 +205,11 @@ impl PluginHost {
         .await
         .unwrap_or_else(|e| Err(format!("cannot read the plugin file: {e}")));
         let outcome = match read {
-            Ok((_, digest)) if slot.active().is_some_and(|v| v.digest == digest && v.manifest == manifest) => {
+            Ok((_, digest))
+                if slot
+                    .active()
+                    .is_some_and(|v| v.digest == digest && v.manifest == manifest) =>
+            {
                 report.unchanged.push(name);
                 return;
             }
@@ -210,7 +223,11 @@ impl PluginHost {
             Ok(version) => {
                 let detail = serde_json::json!({ "digest": version.digest, "world": version.manifest.world });
                 tracing::info!(plugin = %name, digest = %version.digest, origin = ?version.origin, "plugin version loaded");
-                self.inner.metrics.plugin_loads.with_label_values(&[&name, "loaded"]).inc();
+                self.inner
+                    .metrics
+                    .plugin_loads
+                    .with_label_values(&[&name, "loaded"])
+                    .inc();
                 slot.activate(version);
                 self.audit("plugin.loaded", &name, "loaded", detail).await;
                 report.loaded.push(name);
@@ -218,7 +235,11 @@ impl PluginHost {
             Err(error) => {
                 let serving = slot.active().map(|v| v.digest.clone());
                 tracing::warn!(plugin = %name, %error, serving = ?serving, "plugin version refused; the previous version keeps serving");
-                self.inner.metrics.plugin_loads.with_label_values(&[&name, "failed"]).inc();
+                self.inner
+                    .metrics
+                    .plugin_loads
+                    .with_label_values(&[&name, "failed"])
+                    .inc();
                 slot.record_attempt(Some(error.clone()));
                 let detail = serde_json::json!({ "error": error, "serving_digest": serving });
                 self.audit("plugin.load_failed", &name, "failed", detail).await;
@@ -245,15 +266,22 @@ impl PluginHost {
 
     fn discovery_slot(&self) -> Option<Arc<Slot>> {
         let slots = self.inner.slots.load();
-        slots.iter().find(|s| s.desired().world == World::ProjectDiscovery).cloned()
+        slots
+            .iter()
+            .find(|s| s.desired().world == World::ProjectDiscovery)
+            .cloned()
     }
 }
 
 fn chains(slots: &[Arc<Slot>]) -> Chains {
     let of = |world| slots.iter().filter(move |s| s.desired().world == world).cloned();
     Chains {
-        sanitizers: of(World::CommandSanitizer).map(|s| s as Arc<dyn CommandSanitizer>).collect(),
-        validators: of(World::RequestValidator).map(|s| s as Arc<dyn RequestValidator>).collect(),
+        sanitizers: of(World::CommandSanitizer)
+            .map(|s| s as Arc<dyn CommandSanitizer>)
+            .collect(),
+        validators: of(World::RequestValidator)
+            .map(|s| s as Arc<dyn RequestValidator>)
+            .collect(),
     }
 }
 

@@ -116,7 +116,9 @@ impl PluginManifest {
     pub fn check(&self) -> Result<(), String> {
         let name = &self.name;
         if !crate::projects::is_valid_name(name) {
-            return Err(format!("plugin name `{name}` must be 1-63 characters of [A-Za-z0-9._-]"));
+            return Err(format!(
+                "plugin name `{name}` must be 1-63 characters of [A-Za-z0-9._-]"
+            ));
         }
         if !(1..=10_000).contains(&self.deadline_ms) {
             return Err(format!("plugin `{name}`: deadline_ms must be between 1 and 10000"));
@@ -150,11 +152,26 @@ pub fn check_all(manifests: &[PluginManifest]) -> Result<(), String> {
 /// `plugins/`.
 pub fn defaults() -> Vec<PluginManifest> {
     vec![
-        PluginManifest::new("request-validator", World::RequestValidator, "request_validator.wasm", 0),
+        PluginManifest::new(
+            "request-validator",
+            World::RequestValidator,
+            "request_validator.wasm",
+            0,
+        ),
         PluginManifest::new("shell-sanitizer", World::CommandSanitizer, "shell_sanitizer.wasm", 0),
         PluginManifest::new("label-discovery", World::ProjectDiscovery, "label_discovery.wasm", 0),
         PluginManifest::new("slack-formatter", World::WebhookFormatter, "slack_formatter.wasm", 0),
-        PluginManifest::new("discord-formatter", World::WebhookFormatter, "discord_formatter.wasm", 0),
-        PluginManifest::new("generic-formatter", World::WebhookFormatter, "generic_formatter.wasm", 0),
+        PluginManifest::new(
+            "discord-formatter",
+            World::WebhookFormatter,
+            "discord_formatter.wasm",
+            0,
+        ),
+        PluginManifest::new(
+            "generic-formatter",
+            World::WebhookFormatter,
+            "generic_formatter.wasm",
+            0,
+        ),
     ]
 }

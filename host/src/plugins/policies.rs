@@ -47,7 +47,13 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(plugin: &str, digest: Option<String>, verdict: &'static str, reason: Option<String>, started: Instant) -> Self {
+    fn new(
+        plugin: &str,
+        digest: Option<String>,
+        verdict: &'static str,
+        reason: Option<String>,
+        started: Instant,
+    ) -> Self {
         Self {
             plugin: plugin.to_owned(),
             digest,
@@ -91,7 +97,11 @@ pub enum Refusal {
 
 impl From<PluginError> for Refusal {
     fn from(e: PluginError) -> Self {
-        if e.unavailable { Self::Unavailable(e) } else { Self::Failed(e) }
+        if e.unavailable {
+            Self::Unavailable(e)
+        } else {
+            Self::Failed(e)
+        }
     }
 }
 
@@ -122,8 +132,16 @@ impl Policies {
     }
 
     /// Runs the validators over a request; the first one with errors refuses it.
-    pub async fn validate(&self, resource: &str, request: &serde_json::Value, project: Option<&str>) -> Result<(), Refusal> {
-        self.validate_recorded(resource, request, project).await.map(drop).map_err(|(r, _)| r)
+    pub async fn validate(
+        &self,
+        resource: &str,
+        request: &serde_json::Value,
+        project: Option<&str>,
+    ) -> Result<(), Refusal> {
+        self.validate_recorded(resource, request, project)
+            .await
+            .map(drop)
+            .map_err(|(r, _)| r)
     }
 
     /// Like [`Policies::validate`], also returning the decisions taken.
@@ -185,7 +203,13 @@ impl Policies {
                     Verdict::Allow => decisions.push(Decision::new(s.name(), Some(digest), "allow", None, started)),
                     Verdict::Deny(reason) => {
                         let plugin = s.name().to_owned();
-                        decisions.push(Decision::new(s.name(), Some(digest), "deny", Some(reason.clone()), started));
+                        decisions.push(Decision::new(
+                            s.name(),
+                            Some(digest),
+                            "deny",
+                            Some(reason.clone()),
+                            started,
+                        ));
                         return Err((Refusal::Denied { plugin, reason }, decisions));
                     }
                     Verdict::Rewrite(spec) if spec == input.command => {
@@ -320,7 +344,12 @@ mod tests {
         let verdicts: Vec<_> = decisions.iter().map(|d| (d.plugin.as_str(), d.verdict)).collect();
         assert_eq!(
             verdicts,
-            [("first", "allow"), ("rewriter", "rewrite"), ("first", "allow"), ("rewriter", "allow")]
+            [
+                ("first", "allow"),
+                ("rewriter", "rewrite"),
+                ("first", "allow"),
+                ("rewriter", "allow")
+            ]
         );
     }
 

@@ -16,7 +16,10 @@ use super::host::PluginHost;
 pub fn spawn(host: PluginHost, debounce: Duration, stop: CancellationToken) {
     let (tx, rx) = mpsc::unbounded_channel();
     let config = host.config_path().map(Path::to_owned);
-    let watched = [Some(host.plugins_dir().to_owned()), config.as_ref().map(|c| parent_dir(c))];
+    let watched = [
+        Some(host.plugins_dir().to_owned()),
+        config.as_ref().map(|c| parent_dir(c)),
+    ];
     let filter_config = config.clone();
     let handler = move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -64,7 +67,12 @@ fn relevant(path: &Path, config: Option<&Path>) -> bool {
     is_config || path.extension().is_some_and(|e| e == "wasm")
 }
 
-async fn debounced_reloads(host: PluginHost, mut rx: mpsc::UnboundedReceiver<()>, debounce: Duration, stop: CancellationToken) {
+async fn debounced_reloads(
+    host: PluginHost,
+    mut rx: mpsc::UnboundedReceiver<()>,
+    debounce: Duration,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

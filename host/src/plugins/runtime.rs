@@ -76,15 +76,33 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// Engine settings; the defaults are what the gateway runs with. Benchmarks turn them off to
+/// measure what each one costs or saves.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Pooling instance allocator (else on-demand allocation).
+    pub pooling: bool,
+    /// Epoch interruption (else deadlines are not enforced).
+    pub epochs: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            pooling: true,
+            epochs: true,
+        }
+    }
+}
+
 impl Runtime {
-    /// A runtime with the pooling allocator (or on-demand allocation when `pooling` is false,
-    /// which only benchmarks use as a baseline).
-    pub fn new(pooling: bool) -> anyhow::Result<Arc<Self>> {
+    /// A runtime with these engine options.
+    pub fn new(options: EngineOptions) -> anyhow::Result<Arc<Self>> {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        config.epoch_interruption(options.epochs);
         config.consume_fuel(true);
-        if pooling {
+        if options.pooling {
             let mut pool = PoolingAllocationConfig::default();
             pool.total_component_instances(POOL_INSTANCES)
                 .total_core_instances(POOL_INSTANCES * 8)

@@ -4,7 +4,10 @@
 use super::bindings::shell as wit;
 
 fn span(s: rdev_shell::Span) -> wit::Span {
-    wit::Span { start: s.start, end: s.end }
+    wit::Span {
+        start: s.start,
+        end: s.end,
+    }
 }
 
 fn word(w: rdev_shell::Word) -> wit::Word {

@@ -134,7 +134,10 @@ impl Slot {
     /// The slot's status.
     pub fn status(&self, plugins_dir: &std::path::Path) -> PluginStatus {
         let active = self.active();
-        let manifest = active.as_ref().map(|v| v.manifest.clone()).unwrap_or_else(|| self.desired());
+        let manifest = active
+            .as_ref()
+            .map(|v| v.manifest.clone())
+            .unwrap_or_else(|| self.desired());
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let state = match (&active, &last.error) {
             (None, _) => PluginState::Failed,

@@ -104,12 +104,21 @@ impl Version {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| format!("cannot be linked: {e:#}"))?;
-        let wrong_world = |e: wasmtime::Error| format!("does not implement the {} world: {e:#}", manifest.world.as_str());
+        let wrong_world =
+            |e: wasmtime::Error| format!("does not implement the {} world: {e:#}", manifest.world.as_str());
         let pre = match manifest.world {
-            World::CommandSanitizer => Pre::Sanitizer(sanitizer::CommandSanitizerPre::new(linked).map_err(wrong_world)?),
-            World::RequestValidator => Pre::Validator(validator::RequestValidatorPre::new(linked).map_err(wrong_world)?),
-            World::WebhookFormatter => Pre::Formatter(formatter::WebhookFormatterPre::new(linked).map_err(wrong_world)?),
-            World::ProjectDiscovery => Pre::Discovery(discovery::ProjectDiscoveryPre::new(linked).map_err(wrong_world)?),
+            World::CommandSanitizer => {
+                Pre::Sanitizer(sanitizer::CommandSanitizerPre::new(linked).map_err(wrong_world)?)
+            }
+            World::RequestValidator => {
+                Pre::Validator(validator::RequestValidatorPre::new(linked).map_err(wrong_world)?)
+            }
+            World::WebhookFormatter => {
+                Pre::Formatter(formatter::WebhookFormatterPre::new(linked).map_err(wrong_world)?)
+            }
+            World::ProjectDiscovery => {
+                Pre::Discovery(discovery::ProjectDiscoveryPre::new(linked).map_err(wrong_world)?)
+            }
         };
         let version = Self {
             name: manifest.name.as_str().into(),
@@ -127,7 +136,11 @@ impl Version {
     }
 
     /// Judges a command.
-    pub async fn sanitize(&self, command: &types::Command, context: &types::CommandContext) -> Result<types::Verdict, CallError> {
+    pub async fn sanitize(
+        &self,
+        command: &types::Command,
+        context: &types::CommandContext,
+    ) -> Result<types::Verdict, CallError> {
         call!(self, Sanitizer, |b, store| b.call_sanitize(store, command, context))
     }
 
@@ -143,11 +156,15 @@ impl Version {
         event: &str,
         target: &types::WebhookTarget,
     ) -> Result<Result<types::Rendered, String>, CallError> {
-        call!(self, Formatter, |b, store| b.call_format(store, event_type, event, target))
+        call!(self, Formatter, |b, store| b
+            .call_format(store, event_type, event, target))
     }
 
     /// The projects in an inventory.
-    pub async fn discover(&self, inventory: &[types::InventoryItem]) -> Result<Result<Vec<types::Project>, String>, CallError> {
+    pub async fn discover(
+        &self,
+        inventory: &[types::InventoryItem],
+    ) -> Result<Result<Vec<types::Project>, String>, CallError> {
         call!(self, Discovery, |b, store| b.call_discover(store, inventory))
     }
 
@@ -181,7 +198,9 @@ impl Version {
 
     fn check_count(&self, n: usize) -> Result<(), String> {
         if n > MAX_SELF_TEST_CASES {
-            return Err(format!("bundles {n} self-test cases; at most {MAX_SELF_TEST_CASES} are run"));
+            return Err(format!(
+                "bundles {n} self-test cases; at most {MAX_SELF_TEST_CASES} are run"
+            ));
         }
         Ok(())
     }

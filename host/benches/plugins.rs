@@ -1,0 +1,158 @@
+//! Plugin runtime benchmarks, each a ratio or percentile measured in the same run:
+//! 1. instantiating the default shell sanitizer per call, with the pooling allocator and without;
+//! 2. a whole sanitizer call (fresh store, instantiate, configure, sanitize) with epoch
+//!    interruption on and off: what deadlines cost;
+//! 3. how long after its deadline an endless loop is interrupted.
+//!
+//! The gateway-level figures (chain cost on `POST .../commands`, hot swap under load) are in the
+//! `gateway` benchmark. Run with `cargo bench --bench plugins`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdev::plugins::bindings::types;
+use rdev::plugins::cache::ArtifactCache;
+use rdev::plugins::manifest::{PluginManifest, World};
+use rdev::plugins::runtime::{EngineOptions, Runtime};
+use rdev::plugins::version::Version;
+
+const SAMPLES: usize = 20_000;
+const ROUNDS: usize = 5;
+
+fn default_plugin(name: &str) -> std::path::PathBuf {
+    Path::new(env!("RDEV_DEFAULT_PLUGINS_DIR")).join(format!("{name}.wasm"))
+}
+
+fn test_plugin(name: &str) -> std::path::PathBuf {
+    Path::new(env!("RDEV_TEST_PLUGINS_DIR")).join(format!("{name}.wasm"))
+}
+
+fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+async fn load(runtime: &Arc<Runtime>, cache_dir: &Path, manifest: PluginManifest) -> Version {
+    let cache = Arc::new(ArtifactCache::open(cache_dir, runtime.engine()).unwrap());
+    let wasm = std::fs::read(manifest.path(Path::new("/"))).unwrap();
+    let digest = rdev::plugins::cache::digest(&wasm);
+    Version::load(runtime.clone(), cache, manifest, wasm, digest)
+        .await
+        .unwrap()
+}
+
+/// Instantiation alone (fresh store + instantiate), in microseconds.
+async fn instantiation(options: EngineOptions, file: &Path) -> (f64, f64) {
+    let runtime = Runtime::new(options).unwrap();
+    let component = wasmtime::component::Component::from_file(runtime.engine(), file).unwrap();
+    let pre = runtime.linker().instantiate_pre(&component).unwrap();
+    let budget = PluginManifest::new("bench", World::CommandSanitizer, "x", 0).budget();
+    let name: Arc<str> = "bench".into();
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let mut store = runtime.store(name.clone(), &budget);
+        let started = Instant::now();
+        let instance = pre.instantiate_async(&mut store).await.unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+        drop((instance, store));
+    }
+    percentiles(samples)
+}
+
+fn command(script: &str) -> (types::Command, types::CommandContext) {
+    let command = types::Command {
+        kind: "shell".into(),
+        script: Some(script.into()),
+        args: None,
+        prompt: None,
+        env: vec![],
+    };
+    let context = types::CommandContext {
+        project: "demo".into(),
+        workdir: "/workspaces/demo".into(),
+        key_id: "key_bench".into(),
+        scopes: vec!["commands:run".into()],
+    };
+    (command, context)
+}
+
+/// Whole sanitizer calls per second on one task.
+async fn calls_per_second(version: &Version) -> f64 {
+    let (command, context) = command("git status && cargo test 2>&1 | tail -n 20");
+    let started = Instant::now();
+    let mut calls = 0u64;
+    while started.elapsed() < Duration::from_secs(1) {
+        let verdict = version.sanitize(&command, &context).await.unwrap();
+        assert!(matches!(verdict, types::Verdict::Allow));
+        calls += 1;
+    }
+    calls as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn bench() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let sanitizer = default_plugin("shell_sanitizer");
+
+    println!("1. instantiation of the shell sanitizer ({SAMPLES} per round, microseconds)");
+    for round in 1..=ROUNDS {
+        let (pool50, pool99) = instantiation(EngineOptions::default(), &sanitizer).await;
+        let on_demand = EngineOptions {
+            pooling: false,
+            ..EngineOptions::default()
+        };
+        let (plain50, plain99) = instantiation(on_demand, &sanitizer).await;
+        println!(
+            "   round {round}: pooling p50 {pool50:.1} p99 {pool99:.1} | on-demand p50 {plain50:.1} p99 {plain99:.1} | speed-up p50 {:.2}x",
+            plain50 / pool50
+        );
+    }
+
+    println!("2. whole sanitizer calls per second, epoch interruption on vs off");
+    let manifest = |file: &Path| {
+        PluginManifest::new(
+            "shell-sanitizer",
+            World::CommandSanitizer,
+            &file.display().to_string(),
+            0,
+        )
+    };
+    let with_epochs = Runtime::new(EngineOptions::default()).unwrap();
+    let without = Runtime::new(EngineOptions {
+        epochs: false,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    let on = load(&with_epochs, cache_dir.path(), manifest(&sanitizer)).await;
+    let off = load(&without, cache_dir.path(), manifest(&sanitizer)).await;
+    for round in 1..=ROUNDS {
+        let (a, b) = (calls_per_second(&on).await, calls_per_second(&off).await);
+        println!(
+            "   round {round}: epochs on {a:.0}/s, off {b:.0}/s: on/off = {:.1}%",
+            100.0 * a / b
+        );
+    }
+
+    println!("3. an endless loop with a 20 ms deadline: time until the call returns");
+    let looping = load(&with_epochs, cache_dir.path(), manifest(&test_plugin("endless_loop"))).await;
+    let (command, context) = command("ls");
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let outcome = looping.sanitize(&command, &context).await;
+        assert!(outcome.is_err());
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let (p50, p99) = percentiles(samples);
+    println!("   interrupted after p50 {p50:.2} ms, p99 {p99:.2} ms (deadline 20 ms)");
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}

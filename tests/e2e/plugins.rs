@@ -1,0 +1,246 @@
+//! The plugin runtime seen from outside: the default plugins, decisions on the record, and hot
+//! swaps of plugin files and configuration without a restart.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::plugins::{sanitizer, test_plugin};
+use crate::common::{Db, Gateway, wait_until};
+
+/// A gateway with the default plugins, from the default plugin directory.
+async fn with_default_plugins() -> Gateway {
+    Gateway::start(Db::Sqlite, "plugins_debounce_ms = 50\n").await
+}
+
+async fn refusal(gw: &Gateway, body: Value) -> (StatusCode, Value) {
+    gw.post("/v1/projects/demo/commands", body).await
+}
+
+fn status_of<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_default_plugin_is_loaded_and_listed_with_its_digest() {
+    let gw = with_default_plugins().await;
+    let (status, list) = gw.get("/v1/plugins").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let names: Vec<_> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    for name in [
+        "shell-sanitizer",
+        "request-validator",
+        "slack-formatter",
+        "discord-formatter",
+        "generic-formatter",
+        "label-discovery",
+    ] {
+        assert!(names.contains(&json!(name)), "{name} missing: {list}");
+        let plugin = status_of(&list, name);
+        assert_eq!(plugin["state"], "active", "{plugin}");
+        assert_eq!(plugin["digest"].as_str().unwrap().len(), 64, "{plugin}");
+        assert!(plugin["file"].as_str().unwrap().ends_with(".wasm"), "{plugin}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_sanitizer_refuses_dangerous_commands_and_runs_safe_ones() {
+    let gw = with_default_plugins().await;
+    let (status, body) = refusal(&gw, json!({"kind": "shell", "script": "ls; rm -rf /"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "denied_by_policy");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("`shell-sanitizer`"),
+        "{body}"
+    );
+    let (status, body) = refusal(
+        &gw,
+        json!({"kind": "git", "args": ["-c", "core.sshCommand=x", "fetch"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    for body in [
+        json!({"kind": "shell", "script": "git status"}),
+        json!({"kind": "git", "args": ["status"]}),
+    ] {
+        let id = gw.run("demo", body).await["id"].as_str().unwrap().to_owned();
+        assert_eq!(gw.wait_done(&id).await["state"], "succeeded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_validator_lists_every_bad_field() {
+    let gw = with_default_plugins().await;
+    let body = json!({"name": "bad/name", "scopes": ["commands:run", "root"]});
+    let (status, body) = gw.post("/v1/keys", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields: Vec<_> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].clone())
+        .collect();
+    assert!(fields.contains(&json!("name")), "{body}");
+    assert!(
+        fields.iter().any(|f| f.as_str().unwrap().starts_with("scopes")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decision_is_on_the_command_audit_trail_with_its_version() {
+    let gw = with_default_plugins().await;
+    let id = gw.shell("demo", "echo audited").await;
+    let events = gw.audit(&format!("action=command.accepted&target={id}")).await;
+    let decisions = events[0]["detail"]["decisions"].as_array().unwrap().clone();
+    let plugins: Vec<_> = decisions.iter().map(|d| d["plugin"].as_str().unwrap()).collect();
+    assert_eq!(plugins, ["request-validator", "shell-sanitizer"], "{decisions:?}");
+    let (_, list) = gw.get("/v1/plugins").await;
+    for d in &decisions {
+        let name = d["plugin"].as_str().unwrap();
+        assert_eq!(d["digest"], status_of(&list, name)["digest"], "{d}");
+        assert!(d["duration_us"].as_u64().is_some(), "{d}");
+    }
+    let (status, _) = refusal(&gw, json!({"kind": "shell", "script": "sudo ls"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rejected = gw.audit("action=command.rejected").await;
+    let decisions = rejected[0]["detail"]["decisions"].as_array().unwrap();
+    assert_eq!(decisions.last().unwrap()["verdict"], "deny", "{decisions:?}");
+    assert!(
+        decisions.last().unwrap()["reason"].as_str().unwrap().contains("sudo"),
+        "{decisions:?}"
+    );
+}
+
+/// A gateway whose only plugin is `probe`, read from `plugins/probe.wasm` in its directory.
+async fn with_probe(version: &str, config: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::copy(test_plugin(version), dir.join("probe.wasm")).unwrap();
+    let extra = format!(
+        "plugins_dir = {:?}\nplugins_debounce_ms = 50\n{}",
+        dir.display().to_string(),
+        sanitizer("probe", std::path::Path::new("probe.wasm"), config)
+    );
+    Gateway::start(Db::Sqlite, &extra).await
+}
+
+fn plugins_dir(gw: &Gateway) -> std::path::PathBuf {
+    let config = std::fs::read_to_string(gw.config_file()).unwrap();
+    let line = config.lines().find(|l| l.starts_with("plugins_dir")).unwrap();
+    std::path::PathBuf::from(line.split('"').nth(1).unwrap())
+}
+
+async fn probe_reason(gw: &Gateway, script: &str) -> Option<String> {
+    let (status, body) = refusal(gw, json!({"kind": "shell", "script": script})).await;
+    match status {
+        StatusCode::ACCEPTED => None,
+        _ => Some(body["error"]["message"].as_str().unwrap().to_owned()),
+    }
+}
+
+async fn wait_for_reason(gw: &Gateway, script: &str, wanted: &str) {
+    wait_until(Duration::from_secs(10), || async {
+        probe_reason(gw, script).await.is_some_and(|r| r.contains(wanted))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_plugin_file_takes_effect_without_a_restart() {
+    let gw = with_probe("probe_version_a", "").await;
+    assert!(probe_reason(&gw, "echo probe").await.unwrap().contains("version a"));
+    let (_, before) = gw.get("/v1/plugins").await;
+    std::fs::copy(test_plugin("probe_version_b"), plugins_dir(&gw).join("probe.wasm")).unwrap();
+    wait_for_reason(&gw, "echo probe", "version b").await;
+    let (_, after) = gw.get("/v1/plugins").await;
+    assert_ne!(
+        status_of(&before, "probe")["digest"],
+        status_of(&after, "probe")["digest"]
+    );
+    assert_eq!(status_of(&after, "probe")["state"], "active");
+    let loads = gw.audit("action=plugin.loaded&target=probe").await;
+    assert_eq!(loads.len(), 2, "{loads:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_takes_effect_without_a_restart() {
+    let gw = with_probe("probe_version_a", "").await;
+    assert!(probe_reason(&gw, "echo zebra").await.is_none());
+    let config = std::fs::read_to_string(gw.config_file()).unwrap();
+    let changed = config.replace(
+        "file = \"probe.wasm\"",
+        "file = \"probe.wasm\"\nconfig = { word = \"zebra\" }",
+    );
+    std::fs::write(gw.config_file(), changed).unwrap();
+    wait_for_reason(&gw, "echo zebra", "version a").await;
+    assert!(probe_reason(&gw, "echo probe").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_or_deleted_file_leaves_the_old_version_serving() {
+    let gw = with_probe("probe_version_a", "").await;
+    let file = plugins_dir(&gw).join("probe.wasm");
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let (status, report) = gw.post("/v1/plugins/reload", json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["failed"][0]["plugin"], "probe", "{report}");
+    let (_, list) = gw.get("/v1/plugins").await;
+    let probe = status_of(&list, "probe");
+    assert_eq!(probe["state"], "degraded", "{probe}");
+    assert!(
+        probe["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WebAssembly component"),
+        "{probe}"
+    );
+    assert!(probe_reason(&gw, "echo probe").await.unwrap().contains("version a"));
+    std::fs::remove_file(&file).unwrap();
+    gw.post("/v1/plugins/reload", json!(null)).await;
+    let (_, list) = gw.get("/v1/plugins").await;
+    assert!(
+        status_of(&list, "probe")["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read"),
+        "{list}"
+    );
+    assert!(probe_reason(&gw, "echo probe").await.unwrap().contains("version a"));
+    let failures = gw.audit("action=plugin.load_failed&target=probe").await;
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let metrics = gw
+        .client
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rdev_plugin_loads_total{plugin=\"probe\",result=\"failed\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_routes_need_their_scopes() {
+    let gw = with_probe("probe_version_a", "").await;
+    let (_, token) = gw.key(json!({"name": "runner", "scopes": ["commands:run"]})).await;
+    let list = gw.call(reqwest::Method::GET, "/v1/plugins", &token, None).await;
+    assert_eq!(list.0, StatusCode::FORBIDDEN, "{}", list.1);
+    let reload = gw.call(reqwest::Method::POST, "/v1/plugins/reload", &token, None).await;
+    assert_eq!(reload.0, StatusCode::FORBIDDEN, "{}", reload.1);
+}
