@@ -12,12 +12,12 @@ use crate::common::{Db, Gateway};
 async fn gateway() -> Gateway {
     let hostile = [
         ("endless-loop", "endless_loop", ""),
-        ("memory-bomb", "memory_bomb", ""),
+        ("memory-bomb", "memory_bomb", "deadline_ms = 5000"),
         ("trap-in-call", "trap_in_call", ""),
         ("trap-in-configure", "trap_in_configure", ""),
         ("wrong-world", "wrong_world", ""),
-        ("huge-deny", "huge_output", ""),
-        ("huge-rewrite", "huge_output", "config = { mode = \"rewrite\" }"),
+        ("huge-deny", "huge_output", "deadline_ms = 5000"),
+        ("huge-rewrite", "huge_output", "config = { mode = \"rewrite\" }\ndeadline_ms = 5000"),
         ("smuggling-rewrite", "smuggling_rewrite", ""),
         ("failing-self-test", "failing_self_test", ""),
         ("deny-configure", "deny_configure", "config = { reject = true }"),

@@ -14,6 +14,8 @@ use super::runtime::{Budget, CallError, Runtime};
 
 /// Bundled self-test cases a version may ask the host to run before it goes live.
 const MAX_SELF_TEST_CASES: usize = 256;
+/// The least deadline of the calls that check a new version.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The pre-instantiated component, typed by world.
 enum Pre {
@@ -120,10 +122,16 @@ impl Version {
                 Pre::Discovery(discovery::ProjectDiscoveryPre::new(linked).map_err(wrong_world)?)
             }
         };
-        let version = Self {
+        let budget = manifest.budget();
+        let mut version = Self {
             name: manifest.name.as_str().into(),
             config_json: manifest.config.to_string(),
-            budget: manifest.budget(),
+            // The checks run off the request path, on a machine that may be busy loading other
+            // plugins: they prove behaviour, not speed, so they get a generous deadline.
+            budget: Budget {
+                deadline: budget.deadline.max(CHECK_DEADLINE),
+                ..budget
+            },
             digest,
             origin,
             loaded_at: crate::time::now_ms(),
@@ -132,6 +140,7 @@ impl Version {
             runtime,
         };
         version.self_test().await?;
+        version.budget = budget;
         Ok(version)
     }
 
