@@ -1,4 +1,4 @@
-//! Command line: `rdev serve` and `rdev keys create`. Every option has an `RDEV_*` environment
+//! Command line: `rdev serve`, `rdev keys create` and `rdev plugins test`. Every option has an `RDEV_*` environment
 //! equivalent; flags override the environment, which overrides the config file.
 
 use std::path::PathBuf;
@@ -43,6 +43,25 @@ enum Command {
     /// Manages API keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Works with plugin components offline.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// Runs a fixture file (see the SDK's `fixtures` format) against a compiled component, with
+    /// the gateway's runtime, budgets and checks; exits non-zero when a case fails.
+    Test(PluginTestArgs),
+}
+
+#[derive(Debug, Args)]
+struct PluginTestArgs {
+    /// The component (`.wasm`).
+    file: PathBuf,
+    /// The fixture file (JSON).
+    #[arg(long)]
+    fixture: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +160,16 @@ fn create_key(config: Config, args: CreateKeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn test_plugin(args: PluginTestArgs) -> anyhow::Result<()> {
+    let source = args.fixture.display().to_string();
+    let text = std::fs::read_to_string(&args.fixture).with_context(|| format!("cannot read {source}"))?;
+    let fixture = rdev_plugin_sdk::fixtures::Fixture::parse(&text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+    let report = crate::plugins::harness::run(&args.file, &source, &fixture)?;
+    println!("{report}");
+    anyhow::ensure!(report.passed(), "{} of {} cases failed", report.failures().count(), report.cases.len());
+    Ok(())
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -156,6 +185,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(config, args),
             Command::Keys(KeysCommand::Create(args)) => create_key(config, args),
+            Command::Plugins(PluginsCommand::Test(args)) => test_plugin(args),
         }
     });
     match result {

@@ -6,6 +6,7 @@ pub mod bindings;
 pub mod cache;
 mod call_state;
 mod convert;
+pub mod harness;
 pub mod host;
 pub mod manifest;
 mod policies;

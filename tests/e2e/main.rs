@@ -10,6 +10,7 @@ mod common;
 mod hostile_plugins;
 mod keys;
 mod lifecycle;
+mod plugin_harness;
 mod plugins;
 mod queue;
 mod smoke;

@@ -1,0 +1,188 @@
+//! The component half of the SDK's offline harness: runs a plugin's fixture file against its
+//! compiled component, through the same runtime, budgets and checks the gateway uses
+//! (`rdev plugins test`). Each case is judged by the SDK, exactly as in a native test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rdev_plugin_sdk as sdk;
+use rdev_plugin_sdk::fixtures::{Cases, Fixture};
+use rdev_plugin_sdk::testing::{Report, Subject};
+
+use super::bindings::types;
+use super::cache::{self, ArtifactCache};
+use super::manifest::{PluginManifest, World};
+use super::runtime::{EngineOptions, Runtime};
+use super::version::Version;
+
+/// A compiled component answering fixture cases.
+pub struct ComponentSubject {
+    file: PathBuf,
+    world: World,
+    runtime: Arc<Runtime>,
+    cache: Arc<ArtifactCache>,
+    _cache_dir: tempfile::TempDir,
+    executor: tokio::runtime::Runtime,
+    version: Option<Version>,
+}
+
+/// The world a fixture's cases are for.
+pub fn world_of(fixture: &Fixture) -> World {
+    match fixture.cases {
+        Cases::Sanitizer(_) => World::CommandSanitizer,
+        Cases::Validator(_) => World::RequestValidator,
+        Cases::Formatter(_) => World::WebhookFormatter,
+        Cases::Discovery(_) => World::ProjectDiscovery,
+    }
+}
+
+/// Runs `fixture` against the component in `file`.
+pub fn run(file: &Path, fixture_source: &str, fixture: &Fixture) -> anyhow::Result<Report> {
+    let mut subject = ComponentSubject::new(file, world_of(fixture))?;
+    Ok(sdk::testing::run(fixture_source, fixture, &mut subject))
+}
+
+impl ComponentSubject {
+    /// A subject for the component in `file`, implementing `world`.
+    pub fn new(file: &Path, world: World) -> anyhow::Result<Self> {
+        let executor = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = executor.block_on(async { Runtime::new(EngineOptions::default()) })?;
+        let cache_dir = tempfile::tempdir()?;
+        let cache = Arc::new(ArtifactCache::open(cache_dir.path(), runtime.engine())?);
+        Ok(Self {
+            file: file.to_owned(),
+            world,
+            runtime,
+            cache,
+            _cache_dir: cache_dir,
+            executor,
+            version: None,
+        })
+    }
+
+    fn version(&self) -> Result<&Version, String> {
+        self.version.as_ref().ok_or_else(|| "the plugin is not configured".to_owned())
+    }
+}
+
+impl Subject for ComponentSubject {
+    fn configure(&mut self, config: &str) -> Result<(), String> {
+        let mut manifest = PluginManifest::new("under-test", self.world, &self.file.display().to_string(), 0);
+        if !config.trim().is_empty() {
+            manifest.config = serde_json::from_str(config).map_err(|e| format!("the config is not JSON: {e}"))?;
+        }
+        let wasm = std::fs::read(&self.file).map_err(|e| format!("cannot read {}: {e}", self.file.display()))?;
+        let digest = cache::digest(&wasm);
+        let load = Version::load(self.runtime.clone(), self.cache.clone(), manifest, wasm, digest);
+        self.version = Some(self.executor.block_on(load)?);
+        Ok(())
+    }
+
+    fn sanitize(&mut self, command: &sdk::Command, context: &sdk::CommandContext) -> Result<sdk::Verdict, String> {
+        let (command, context) = (to_host_command(command), to_host_context(context));
+        let call = self.version()?.sanitize(&command, &context);
+        let verdict = self.executor.block_on(call).map_err(|e| e.to_string())?;
+        Ok(match verdict {
+            types::Verdict::Allow => sdk::Verdict::Allow,
+            types::Verdict::Deny(reason) => sdk::Verdict::Deny(reason),
+            types::Verdict::Rewrite(command) => sdk::Verdict::Rewrite(to_sdk_command(command)),
+        })
+    }
+
+    fn validate(&mut self, resource: &str, request: &str) -> Result<Vec<sdk::FieldError>, String> {
+        let call = self.version()?.validate(resource, request);
+        let errors = self.executor.block_on(call).map_err(|e| e.to_string())?;
+        Ok(errors
+            .into_iter()
+            .map(|e| sdk::FieldError {
+                field: e.field,
+                message: e.message,
+            })
+            .collect())
+    }
+
+    fn format(
+        &mut self,
+        event_type: &str,
+        event: &str,
+        target: &sdk::WebhookTarget,
+    ) -> Result<Result<sdk::Rendered, String>, String> {
+        let target = types::WebhookTarget {
+            subscription: target.subscription.clone(),
+            url: target.url.clone(),
+        };
+        let call = self.version()?.format(event_type, event, &target);
+        let rendered = self.executor.block_on(call).map_err(|e| e.to_string())?;
+        Ok(rendered.map(|r| sdk::Rendered {
+            content_type: r.content_type,
+            body: r.body,
+        }))
+    }
+
+    fn discover(&mut self, inventory: &[sdk::InventoryItem]) -> Result<Result<Vec<sdk::Project>, String>, String> {
+        let items: Vec<_> = inventory
+            .iter()
+            .map(|i| types::InventoryItem {
+                source: i.source.clone(),
+                name: i.name.clone(),
+                workspace: i.workspace.clone(),
+                labels: i.labels.clone(),
+            })
+            .collect();
+        let call = self.version()?.discover(&items);
+        let found = self.executor.block_on(call).map_err(|e| e.to_string())?;
+        Ok(found.map(|projects| {
+            projects
+                .into_iter()
+                .map(|p| sdk::Project {
+                    name: p.name,
+                    workspace: p.workspace,
+                    description: p.description,
+                })
+                .collect()
+        }))
+    }
+}
+
+fn to_host_command(c: &sdk::Command) -> types::Command {
+    types::Command {
+        kind: c.kind.clone(),
+        script: c.script.clone(),
+        args: c.args.clone(),
+        prompt: c.prompt.clone(),
+        env: c
+            .env
+            .iter()
+            .map(|v| types::EnvVar {
+                name: v.name.clone(),
+                value: v.value.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn to_sdk_command(c: types::Command) -> sdk::Command {
+    sdk::Command {
+        kind: c.kind,
+        script: c.script,
+        args: c.args,
+        prompt: c.prompt,
+        env: c
+            .env
+            .into_iter()
+            .map(|v| sdk::EnvVar {
+                name: v.name,
+                value: v.value,
+            })
+            .collect(),
+    }
+}
+
+fn to_host_context(c: &sdk::CommandContext) -> types::CommandContext {
+    types::CommandContext {
+        project: c.project.clone(),
+        workdir: c.workdir.clone(),
+        key_id: c.key_id.clone(),
+        scopes: c.scopes.clone(),
+    }
+}

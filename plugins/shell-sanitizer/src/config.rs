@@ -1,0 +1,212 @@
+//! The sanitizer's configuration. Every field has a default, so `{}` gives the built-in policy;
+//! unknown fields are refused so that a misspelt option never silently weakens it.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Programs a script may run when `programs` is not configured: everyday development tools, and
+/// none that runs arbitrary text as code in a new shell (`sh`, `eval`, `sudo`, `curl`, ...).
+const DEFAULT_PROGRAMS: &[&str] = &[
+    "[", ":", "basename", "cargo", "cat", "cd", "cmp", "comm", "cp", "cut", "date", "diff", "dirname", "du", "echo",
+    "exit", "export", "false", "file", "find", "git", "go", "grep", "gzip", "head", "jq", "ls", "make", "mkdir", "mv",
+    "node", "npm", "npx", "paste", "printf", "pwd", "python3", "read", "realpath", "rm", "rmdir", "rustc", "rustup",
+    "sed", "seq", "set", "sleep", "sort", "stat", "tail", "tar", "tee", "test", "touch", "tr", "true", "uniq", "unset",
+    "wait", "wc", "which",
+];
+
+/// The sanitizer's configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Programs a shell script may run; replaces the default list. A program named by a path
+    /// (`./build.sh`) must be listed verbatim.
+    pub programs: Vec<String>,
+    /// Programs allowed in addition to `programs`.
+    pub extra_programs: Vec<String>,
+    /// Rules for argv kinds, merged over the defaults (`git`); `null` removes a kind. Kinds
+    /// missing here are refused. A program of the same name in a shell script follows the same
+    /// rules.
+    pub argv_kinds: BTreeMap<String, Option<ArgvRules>>,
+    /// Whether `claude` prompts are allowed.
+    pub allow_claude: bool,
+    /// Dangerous forms refused whatever the allowlist says.
+    pub checks: Checks,
+    /// Environment variable names refused in addition to the built-in ones (compared without
+    /// regard to case; a trailing `*` matches any suffix).
+    pub extra_denied_env: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            programs: DEFAULT_PROGRAMS.iter().map(|p| p.to_string()).collect(),
+            extra_programs: Vec::new(),
+            argv_kinds: BTreeMap::new(),
+            allow_claude: true,
+            checks: Checks::default(),
+            extra_denied_env: Vec::new(),
+        }
+    }
+}
+
+/// Toggles of the dangerous-form checks; all on by default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Checks {
+    /// `rm -r` of `/`, `~`, `$HOME`, a path outside the workspace or an expansion.
+    pub recursive_delete: bool,
+    /// A download (`curl`, `wget`, `fetch`) feeding a shell or an interpreter.
+    pub download_to_interpreter: bool,
+    /// `sudo`, `su`, `doas`, `pkexec`.
+    pub privilege: bool,
+    /// `eval`, `exec`, `source`, `.` and shells (`sh -c` and the like).
+    pub indirect_execution: bool,
+    /// Redirections to files outside the workspace, and `cd` out of it.
+    pub outside_workspace: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self {
+            recursive_delete: true,
+            download_to_interpreter: true,
+            privilege: true,
+            indirect_execution: true,
+            outside_workspace: true,
+        }
+    }
+}
+
+/// What an argv program (`git`) may not be given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArgvRules {
+    /// Options before the subcommand that take a separate value (so that the value is not taken
+    /// for the subcommand), e.g. git's `-C`.
+    pub global_options_with_value: Vec<String>,
+    /// Options refused before the subcommand, e.g. git's `-c`.
+    pub denied_global_options: Vec<String>,
+    /// Options refused anywhere, e.g. `--upload-pack`.
+    pub denied_options: Vec<String>,
+    /// Subcommands refused outright, e.g. `filter-branch`.
+    pub denied_subcommands: Vec<String>,
+    /// Options refused after a subcommand, e.g. `fetch: ["-u"]`.
+    pub denied_subcommand_options: BTreeMap<String, Vec<String>>,
+    /// Argument prefixes refused after a subcommand (without regard to case), e.g.
+    /// `config: ["alias."]`.
+    pub denied_subcommand_arguments: BTreeMap<String, Vec<String>>,
+    /// Text refused anywhere in any argument (without regard to case), e.g. `ext::`.
+    pub denied_substrings: Vec<String>,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn per_subcommand(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    entries
+        .iter()
+        .map(|(subcommand, items)| (subcommand.to_string(), strings(items)))
+        .collect()
+}
+
+/// The built-in rules for `git`: nothing that makes git run another program, read another
+/// configuration or work outside the workspace.
+pub fn git_rules() -> ArgvRules {
+    ArgvRules {
+        global_options_with_value: strings(&["-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env"]),
+        denied_global_options: strings(&["-c", "--config-env", "-C", "--git-dir", "--work-tree", "--exec-path"]),
+        denied_options: strings(&[
+            "--upload-pack",
+            "--receive-pack",
+            "--exec",
+            "--config-env",
+            "--output",
+            "--open-files-in-pager",
+            "--template",
+            "--extcmd",
+        ]),
+        denied_subcommands: strings(&["filter-branch", "daemon", "upload-pack", "receive-pack", "shell"]),
+        denied_subcommand_options: per_subcommand(&[
+            ("fetch", &["-u"]),
+            ("clone", &["-u"]),
+            ("ls-remote", &["-u"]),
+            ("pull", &["-u"]),
+            ("grep", &["-O"]),
+            ("rebase", &["-x"]),
+            ("difftool", &["-x", "-t", "--tool"]),
+            ("mergetool", &["-t", "--tool"]),
+        ]),
+        denied_subcommand_arguments: per_subcommand(&[
+            (
+                "config",
+                &[
+                    "alias.",
+                    "core.",
+                    "filter.",
+                    "diff.",
+                    "merge.",
+                    "include",
+                    "credential",
+                    "gpg.",
+                ],
+            ),
+            ("submodule", &["foreach"]),
+            ("bisect", &["run"]),
+        ]),
+        denied_substrings: strings(&[
+            "ext::",
+            "fd::",
+            "core.sshcommand",
+            "core.gitproxy",
+            "core.fsmonitor",
+            "core.hookspath",
+            "core.pager",
+            "core.editor",
+            "sequence.editor",
+            "diff.external",
+            "credential.helper",
+            "gpg.program",
+            "uploadpack.packobjectshook",
+            "protocol.ext.allow",
+        ]),
+    }
+}
+
+impl Config {
+    /// Whether `program` is on the allowlist.
+    pub fn allows_program(&self, program: &str) -> bool {
+        self.programs
+            .iter()
+            .chain(&self.extra_programs)
+            .any(|allowed| allowed == program)
+    }
+
+    /// The rules of argv kind `kind`, or `None` when the kind is not allowed.
+    pub fn argv_rules(&self, kind: &str) -> Option<ArgvRules> {
+        match self.argv_kinds.get(kind) {
+            Some(rules) => rules.clone(),
+            None => (kind == "git").then(git_rules),
+        }
+    }
+
+    /// Refuses configurations that cannot mean what they say.
+    pub fn check(&self) -> Result<(), String> {
+        let names = self.programs.iter().chain(&self.extra_programs);
+        if let Some(bad) = names
+            .into_iter()
+            .find(|p| p.is_empty() || p.chars().any(char::is_whitespace))
+        {
+            return Err(format!(
+                "program {bad:?} in the allowlist is empty or contains whitespace"
+            ));
+        }
+        if let Some(kind) = ["shell", "claude"]
+            .into_iter()
+            .find(|kind| self.argv_kinds.contains_key(*kind))
+        {
+            return Err(format!("`{kind}` is not an argv kind"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! The glue between the plugin traits and the generated world bindings, and the `export_*!` macros
+//! that put it into a plugin's component. Configuration is parsed and stored by `configure`; the
+//! entry points run with the stored value (or the default when the host never configured).
+
+use crate::bindings::{discovery, formatter, sanitizer, validator};
+use crate::config::{configure, with_config};
+use crate::{
+    Command, CommandContext, Discovery, DiscoveryCase, FieldError, Formatter, FormatterCase, InventoryItem, Project,
+    Rendered, Sanitizer, SanitizerCase, Validator, ValidatorCase, Verdict, WebhookTarget,
+};
+use std::marker::PhantomData;
+
+/// Exports a [`Sanitizer`] as the component's `command-sanitizer` world.
+#[macro_export]
+macro_rules! export_sanitizer {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type RdevExport = $crate::__private::SanitizerExport<$plugin>;
+            $crate::bindings::sanitizer::export_command_sanitizer!(RdevExport with_types_in $crate::bindings::sanitizer);
+        };
+    };
+}
+
+/// Exports a [`Validator`] as the component's `request-validator` world.
+#[macro_export]
+macro_rules! export_validator {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type RdevExport = $crate::__private::ValidatorExport<$plugin>;
+            $crate::bindings::validator::export_request_validator!(RdevExport with_types_in $crate::bindings::validator);
+        };
+    };
+}
+
+/// Exports a [`Formatter`] as the component's `webhook-formatter` world.
+#[macro_export]
+macro_rules! export_formatter {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type RdevExport = $crate::__private::FormatterExport<$plugin>;
+            $crate::bindings::formatter::export_webhook_formatter!(RdevExport with_types_in $crate::bindings::formatter);
+        };
+    };
+}
+
+/// Exports a [`Discovery`] as the component's `project-discovery` world.
+#[macro_export]
+macro_rules! export_discovery {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type RdevExport = $crate::__private::DiscoveryExport<$plugin>;
+            $crate::bindings::discovery::export_project_discovery!(RdevExport with_types_in $crate::bindings::discovery);
+        };
+    };
+}
+
+/// Implements the `command-sanitizer` exports for `P`.
+pub struct SanitizerExport<P>(PhantomData<P>);
+
+impl<P: Sanitizer> sanitizer::Guest for SanitizerExport<P> {
+    fn configure(config: String) -> Result<(), String> {
+        configure(&config, P::check)
+    }
+
+    fn self_test() -> Vec<SanitizerCase> {
+        P::self_test()
+    }
+
+    fn sanitize(command: Command, context: CommandContext) -> Verdict {
+        with_config(|config| P::sanitize(config, &command, &context))
+    }
+}
+
+/// Implements the `request-validator` exports for `P`.
+pub struct ValidatorExport<P>(PhantomData<P>);
+
+impl<P: Validator> validator::Guest for ValidatorExport<P> {
+    fn configure(config: String) -> Result<(), String> {
+        configure(&config, P::check)
+    }
+
+    fn self_test() -> Vec<ValidatorCase> {
+        P::self_test()
+    }
+
+    fn validate(resource: String, request: String) -> Vec<FieldError> {
+        with_config(|config| validate_json::<P>(config, &resource, &request))
+    }
+}
+
+/// Implements the `webhook-formatter` exports for `P`.
+pub struct FormatterExport<P>(PhantomData<P>);
+
+impl<P: Formatter> formatter::Guest for FormatterExport<P> {
+    fn configure(config: String) -> Result<(), String> {
+        configure(&config, P::check)
+    }
+
+    fn self_test() -> Vec<FormatterCase> {
+        P::self_test()
+    }
+
+    fn format(event_type: String, event: String, target: WebhookTarget) -> Result<Rendered, String> {
+        with_config(|config| format_json::<P>(config, &event_type, &event, &target))
+    }
+}
+
+/// Implements the `project-discovery` exports for `P`.
+pub struct DiscoveryExport<P>(PhantomData<P>);
+
+impl<P: Discovery> discovery::Guest for DiscoveryExport<P> {
+    fn configure(config: String) -> Result<(), String> {
+        configure(&config, P::check)
+    }
+
+    fn self_test() -> Vec<DiscoveryCase> {
+        P::self_test()
+    }
+
+    fn discover(inventory: Vec<InventoryItem>) -> Result<Vec<Project>, String> {
+        with_config(|config| P::discover(config, &inventory))
+    }
+}
+
+/// Parses the request and validates it; a request that is not JSON is one error on `$`.
+pub(crate) fn validate_json<P: Validator>(config: &P::Config, resource: &str, request: &str) -> Vec<FieldError> {
+    match serde_json::from_str(request) {
+        Ok(request) => P::validate(config, resource, &request),
+        Err(e) => vec![FieldError::new("$", format!("the request is not valid JSON: {e}"))],
+    }
+}
+
+/// Parses the event and renders it; an event that is not JSON is an error, not a trap.
+pub(crate) fn format_json<P: Formatter>(
+    config: &P::Config,
+    event_type: &str,
+    event: &str,
+    target: &WebhookTarget,
+) -> Result<Rendered, String> {
+    let event = serde_json::from_str(event).map_err(|e| format!("the event is not valid JSON: {e}"))?;
+    P::format(config, event_type, &event, target)
+}
