@@ -2,7 +2,7 @@
 # Runs the whole test suite, against SQLite and PostgreSQL. Unless RDEV_TEST_DATABASE_URL points
 # at a server already, it starts a throwaway PostgreSQL cluster in a temporary directory on a free
 # port (installing Debian's postgresql package first if needed) and removes it afterwards.
-# Extra arguments go to `cargo test`.
+# Extra arguments go to `cargo test` (for the gateway workspace and for the plugins workspace).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,3 +46,5 @@ if [ -z "${RDEV_TEST_DATABASE_URL:-}" ]; then
   start_postgres
 fi
 cargo test --workspace "$@"
+# The default plugins' own tests: their fixtures through the SDK's native harness.
+cargo test --manifest-path plugins/Cargo.toml "$@"

@@ -62,6 +62,8 @@ fn start_server(workspaces: PathBuf, data_dir: PathBuf) -> (String, String) {
         runtime.block_on(async move {
             let config = Config {
                 data_dir,
+                // The plugin chain is measured on its own (`cargo bench --bench policy_chain`).
+                plugins: Some(Vec::new()),
                 backend: rdev::config::BackendConfig {
                     workspaces,
                     ..Default::default()

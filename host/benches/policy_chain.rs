@@ -1,0 +1,187 @@
+//! The plugins on the request path, each measured against a baseline in the same run:
+//! 1. `POST /v1/projects/demo/commands` at one connection with the default sanitizer + validator
+//!    chain, against the same route on a gateway with no plugins;
+//! 2. a plugin file swapped every 5 s while 4 connections keep posting commands: failed requests,
+//!    and how long after the write the new version answers (the debounce delay included).
+//!
+//! Commands queue behind one that holds the project's only slot, so no process is spawned per
+//! request: what is measured is acceptance (validation, plugins, the database write).
+//! Run with `cargo bench --bench policy_chain`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdev::config::Config;
+use rdev::plugins::manifest::{PluginManifest, World};
+
+const REQUESTS: usize = 2_000;
+const ROUNDS: usize = 5;
+const SWAPS: usize = 6;
+const DEBOUNCE_MS: u64 = 200;
+
+fn test_plugin(name: &str) -> PathBuf {
+    Path::new(env!("RDEV_TEST_PLUGINS_DIR")).join(format!("{name}.wasm"))
+}
+
+/// Starts a gateway on its own thread and one-worker runtime; returns its URL and admin token.
+fn start(dir: &Path, plugins: Option<Vec<PluginManifest>>, plugins_dir: Option<PathBuf>) -> (String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut config = Config {
+        data_dir: dir.join("data"),
+        plugins,
+        plugins_debounce_ms: DEBOUNCE_MS,
+        ..Config::default()
+    };
+    config.backend.workspaces = dir.join("workspaces");
+    config.project_defaults.max_concurrent_commands = 1;
+    if let Some(plugins_dir) = plugins_dir {
+        config.plugins_dir = plugins_dir;
+    }
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let state = rdev::app::build(config).await.unwrap();
+            rdev::plugins::reload::spawn(
+                state.plugins.clone(),
+                Duration::from_millis(DEBOUNCE_MS),
+                state.shutdown.clone(),
+            );
+            let token = rdev::app::bootstrap_admin(&state).await.unwrap().expect("fresh database");
+            let app = rdev::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
+                .unwrap();
+            axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
+        });
+    });
+    rx.recv().expect("server started")
+}
+
+async fn post(client: &reqwest::Client, base: &str, token: &str, script: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "kind": "shell", "script": script });
+    let resp = client
+        .post(format!("{base}/v1/projects/demo/commands"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Occupies the project's only slot so that later commands queue.
+async fn hold_slot(client: &reqwest::Client, base: &str, token: &str) {
+    let (status, body) = post(client, base, token, "sleep 600").await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// Microseconds per request, sorted.
+async fn latencies(client: &reqwest::Client, base: &str, token: &str) -> Vec<f64> {
+    let mut samples = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let started = Instant::now();
+        let (status, body) = post(client, base, token, "git status && cargo test 2>&1 | tail -n 20").await;
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(status, 202, "{body}");
+    }
+    samples.sort_by(f64::total_cmp);
+    samples
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn bench_chain(client: &reqwest::Client) {
+    let (off_dir, on_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (off, off_token) = start(off_dir.path(), Some(Vec::new()), None);
+    let (on, on_token) = start(on_dir.path(), None, None);
+    hold_slot(client, &off, &off_token).await;
+    hold_slot(client, &on, &on_token).await;
+    println!("1. POST .../commands at one connection, default plugins vs none ({REQUESTS} requests per round, µs)");
+    for round in 1..=ROUNDS {
+        let without = latencies(client, &off, &off_token).await;
+        let with = latencies(client, &on, &on_token).await;
+        let (w50, w99, o50, o99) = (pct(&with, 0.5), pct(&with, 0.99), pct(&without, 0.5), pct(&without, 0.99));
+        println!(
+            "   round {round}: plugins p50 {w50:.0} p99 {w99:.0} | none p50 {o50:.0} p99 {o99:.0} | added p50 {:.0} p99 {:.0}",
+            w50 - o50,
+            w99 - o99
+        );
+    }
+}
+
+async fn bench_swap(client: &reqwest::Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins_dir = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    let file = plugins_dir.join("probe.wasm");
+    std::fs::copy(test_plugin("probe_version_a"), &file).unwrap();
+    let manifest = PluginManifest::new("probe", World::CommandSanitizer, "probe.wasm", 0);
+    let (base, token) = start(dir.path(), Some(vec![manifest]), Some(plugins_dir));
+    hold_slot(client, &base, &token).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, base, token) = (client.clone(), base.clone(), token.clone());
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, _) = post(&client, &base, &token, "echo load").await;
+                    let counter = if status == 202 { &ok } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    println!("2. swap every 5 s under load (4 connections), debounce {DEBOUNCE_MS} ms");
+    // The first cycle compiles version b; every later swap loads from the artifact cache.
+    for swap in 0..SWAPS + 2 {
+        let version = if swap % 2 == 0 { "b" } else { "a" };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let written = Instant::now();
+        std::fs::copy(test_plugin(&format!("probe_version_{version}")), &file).unwrap();
+        let wanted = format!("version {version}");
+        loop {
+            let (_, body) = post(client, &base, &token, "echo probe").await;
+            if body["error"]["message"].as_str().is_some_and(|m| m.contains(&wanted)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let cached = if swap >= 2 { "cached" } else { "first load" };
+        println!(
+            "   swap {} to version {version} ({cached}): serving after {:.0} ms",
+            swap + 1,
+            written.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    futures::future::join_all(load).await;
+    println!(
+        "   requests during the swaps: {} succeeded, {} failed",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed)
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        bench_chain(&client).await;
+        bench_swap(&client).await;
+    });
+}
