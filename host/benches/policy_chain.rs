@@ -52,7 +52,10 @@ fn start(dir: &Path, plugins: Option<Vec<PluginManifest>>, plugins_dir: Option<P
                 Duration::from_millis(DEBOUNCE_MS),
                 state.shutdown.clone(),
             );
-            let token = rdev::app::bootstrap_admin(&state).await.unwrap().expect("fresh database");
+            let token = rdev::app::bootstrap_admin(&state)
+                .await
+                .unwrap()
+                .expect("fresh database");
             let app = rdev::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
@@ -109,7 +112,12 @@ async fn bench_chain(client: &reqwest::Client) {
     for round in 1..=ROUNDS {
         let without = latencies(client, &off, &off_token).await;
         let with = latencies(client, &on, &on_token).await;
-        let (w50, w99, o50, o99) = (pct(&with, 0.5), pct(&with, 0.99), pct(&without, 0.5), pct(&without, 0.99));
+        let (w50, w99, o50, o99) = (
+            pct(&with, 0.5),
+            pct(&with, 0.99),
+            pct(&without, 0.5),
+            pct(&without, 0.99),
+        );
         println!(
             "   round {round}: plugins p50 {w50:.0} p99 {w99:.0} | none p50 {o50:.0} p99 {o99:.0} | added p50 {:.0} p99 {:.0}",
             w50 - o50,

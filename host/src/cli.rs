@@ -62,6 +62,9 @@ struct PluginTestArgs {
     /// The fixture file (JSON).
     #[arg(long)]
     fixture: PathBuf,
+    /// Prints the report as JSON (what the SDK's component harness reads) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -165,8 +168,17 @@ fn test_plugin(args: PluginTestArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.fixture).with_context(|| format!("cannot read {source}"))?;
     let fixture = rdev_plugin_sdk::fixtures::Fixture::parse(&text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     let report = crate::plugins::harness::run(&args.file, &source, &fixture)?;
-    println!("{report}");
-    anyhow::ensure!(report.passed(), "{} of {} cases failed", report.failures().count(), report.cases.len());
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{report}");
+    }
+    anyhow::ensure!(
+        report.passed(),
+        "{} of {} cases failed",
+        report.failures().count(),
+        report.cases.len()
+    );
     Ok(())
 }
 

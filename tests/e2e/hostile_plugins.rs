@@ -17,7 +17,11 @@ async fn gateway() -> Gateway {
         ("trap-in-configure", "trap_in_configure", ""),
         ("wrong-world", "wrong_world", ""),
         ("huge-deny", "huge_output", "deadline_ms = 5000"),
-        ("huge-rewrite", "huge_output", "config = { mode = \"rewrite\" }\ndeadline_ms = 5000"),
+        (
+            "huge-rewrite",
+            "huge_output",
+            "config = { mode = \"rewrite\" }\ndeadline_ms = 5000",
+        ),
         ("smuggling-rewrite", "smuggling_rewrite", ""),
         ("failing-self-test", "failing_self_test", ""),
         ("deny-configure", "deny_configure", "config = { reject = true }"),

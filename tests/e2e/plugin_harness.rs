@@ -28,7 +28,9 @@ fn every_default_plugin_passes_its_fixtures_as_a_component() {
     let mut ran = 0;
     for entry in std::fs::read_dir(repo().join("plugins")).unwrap() {
         let dir = entry.unwrap().path();
-        let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(|n| n.replace('-', "_")) else { continue };
+        let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(|n| n.replace('-', "_")) else {
+            continue;
+        };
         if !dir.join("Cargo.toml").exists() || !default_plugin(&name).exists() {
             continue;
         }

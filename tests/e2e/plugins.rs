@@ -82,10 +82,18 @@ async fn the_default_sanitizer_refuses_dangerous_commands_and_runs_safe_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_validator_refuses_what_the_gateway_alone_would_accept() {
     let gw = with_default_plugins().await;
-    let (status, body) = gw.post("/v1/keys", json!({"name": "bad/name", "scopes": ["commands:run"]})).await;
+    let (status, body) = gw
+        .post("/v1/keys", json!({"name": "bad/name", "scopes": ["commands:run"]}))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("`request-validator`"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`request-validator`"),
+        "{body}"
+    );
     assert_eq!(body["error"]["fields"][0]["field"], "name", "{body}");
     let keys = gw.get("/v1/keys").await.1["keys"].as_array().unwrap().len();
     assert_eq!(keys, 1, "only the admin key exists: a refused key is not created");

@@ -61,7 +61,9 @@ impl ComponentSubject {
     }
 
     fn version(&self) -> Result<&Version, String> {
-        self.version.as_ref().ok_or_else(|| "the plugin is not configured".to_owned())
+        self.version
+            .as_ref()
+            .ok_or_else(|| "the plugin is not configured".to_owned())
     }
 }
 

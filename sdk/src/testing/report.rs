@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// The outcome of one case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CaseReport {
     /// Case name.
     pub name: String,
@@ -33,7 +33,7 @@ impl CaseReport {
 }
 
 /// The outcome of a fixture run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// Where the cases come from (a path, "inline fixture", "bundled self-test").
     pub source: String,
