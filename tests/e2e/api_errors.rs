@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::{Db, Gateway, Reply, send};
 
 /// Every route the server has (host/src/http.rs), as (method, path template).
-const ROUTES: [(&str, &str); 20] = [
+const ROUTES: [(&str, &str); 22] = [
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/openapi.json"),
@@ -31,6 +31,8 @@ const ROUTES: [(&str, &str); 20] = [
     ("put", "/v1/projects/{project}/claude/{type}/{name}"),
     ("delete", "/v1/projects/{project}/claude/{type}/{name}"),
     ("get", "/v1/audit"),
+    ("get", "/v1/plugins"),
+    ("post", "/v1/plugins/reload"),
 ];
 
 /// Asserts the error envelope: status, code, a message, and a request id equal to the header's.

@@ -130,3 +130,54 @@ pub fn projects(found: Vec<types::Project>, items: &[InventoryItem]) -> Result<V
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(name: &str, workspace: &str) -> InventoryItem {
+        InventoryItem {
+            source: "directory".into(),
+            name: name.into(),
+            workspace: workspace.into(),
+            labels: Default::default(),
+        }
+    }
+
+    fn project(name: &str, workspace: &str) -> types::Project {
+        types::Project {
+            name: name.into(),
+            workspace: workspace.into(),
+            description: None,
+        }
+    }
+
+    #[test]
+    fn discovery_may_rename_and_drop_but_never_invent_a_workspace() {
+        let inventory = [item("a", "/w/a"), item("b", "/w/b")];
+        let kept = projects(vec![project("alpha", "/w/a")], &inventory).unwrap();
+        assert_eq!(kept[0].name, "alpha");
+        let invented = projects(vec![project("etc", "/etc")], &inventory).unwrap_err();
+        assert!(invented.contains("workspace the inventory does not have"), "{invented}");
+    }
+
+    #[test]
+    fn discovery_output_needs_valid_unique_names() {
+        let inventory = [item("a", "/w/a")];
+        assert!(projects(vec![project("../a", "/w/a")], &inventory).is_err());
+        let twice = projects(vec![project("a", "/w/a"), project("a", "/w/a")], &inventory).unwrap_err();
+        assert!(twice.contains("twice"), "{twice}");
+    }
+
+    #[test]
+    fn oversize_reasons_and_too_many_field_errors_are_bad_output() {
+        assert!(verdict(types::Verdict::Deny("x".repeat(MAX_REASON_BYTES + 1))).is_err());
+        assert_eq!(verdict(types::Verdict::Deny("no".into())), Ok(Verdict::Deny("no".into())));
+        let error = || types::FieldError {
+            field: "f".into(),
+            message: "m".into(),
+        };
+        assert!(field_errors(vec![error(); MAX_FIELD_ERRORS + 1]).is_err());
+        assert_eq!(field_errors(vec![error()]).unwrap().len(), 1);
+    }
+}
