@@ -85,7 +85,7 @@ async fn calls_per_second(version: &Version) -> f64 {
     let mut calls = 0u64;
     while started.elapsed() < Duration::from_secs(1) {
         let verdict = version.sanitize(&command, &context).await.unwrap();
-        assert!(matches!(verdict, types::Verdict::Allow));
+        assert!(matches!(verdict, types::Verdict::Allow), "{verdict:?}");
         calls += 1;
     }
     calls as f64 / started.elapsed().as_secs_f64()
@@ -134,6 +134,10 @@ async fn bench() {
         );
     }
 
+    for name in ["probe_version_a", "deny_configure"] {
+        let v = load(&with_epochs, cache_dir.path(), manifest(&test_plugin(name))).await;
+        println!("   {name}: {:.0}/s", calls_per_second(&v).await);
+    }
     println!("3. an endless loop with a 20 ms deadline: time until the call returns");
     let looping = load(&with_epochs, cache_dir.path(), manifest(&test_plugin("endless_loop"))).await;
     let (command, context) = command("ls");

@@ -290,11 +290,11 @@ impl Commands {
         let spec = CommandSpec::from_request(request);
         recheck(&spec).map_err(CommandError::Invalid)?;
         let body = serde_json::to_value(request).unwrap_or_default();
-        let policies = &self.inner.policies;
-        let mut decisions = match policies.validate_recorded("command", &body, Some(&project.name)).await {
-            Ok(decisions) => decisions,
-            Err(refused) => return Err(self.refused(actor, project, refused).await),
-        };
+        // The validators judge the request while the sanitizers judge the command: the two chains
+        // are independent, and on an idle gateway they run on two cores at once.
+        let policies = self.inner.policies.clone();
+        let name = project.name.clone();
+        let validation = tokio::spawn(async move { policies.validate_recorded("command", &body, Some(&name)).await });
         let input = SanitizeInput {
             project: project.name.clone(),
             command: spec,
@@ -303,12 +303,27 @@ impl Commands {
             workdir: project.workspace.to_string_lossy().into_owned(),
         };
         let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
-        match policies.sanitize(input, recheck_message).await {
-            Ok((spec, taken)) => {
+        let sanitized = self.inner.policies.sanitize(input, recheck_message).await;
+        let validated = validation.await.unwrap_or_else(|e| {
+            let message = format!("validation stopped: {e}");
+            let error = crate::plugins::PluginError {
+                plugin: "request validators".into(),
+                digest: None,
+                message,
+                unavailable: false,
+            };
+            Err((Refusal::Failed(error), Vec::new()))
+        });
+        match (validated, sanitized) {
+            (Err((refusal, mut decisions)), other) => {
+                decisions.extend(other.map_or_else(|(_, taken)| taken, |(_, taken)| taken));
+                Err(self.refused(actor, project, (refusal, decisions)).await)
+            }
+            (Ok(mut decisions), Ok((spec, taken))) => {
                 decisions.extend(taken);
                 Ok((spec, decisions))
             }
-            Err((refusal, taken)) => {
+            (Ok(mut decisions), Err((refusal, taken))) => {
                 decisions.extend(taken);
                 Err(self.refused(actor, project, (refusal, decisions)).await)
             }

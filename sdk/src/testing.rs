@@ -11,11 +11,14 @@
 //! How a case's outcome is obtained is kept apart from how it is judged: a [`Subject`] answers the
 //! calls (natively here, or a compiled component under wasmtime), [`run`] drives any subject
 //! through a fixture, and each fixture case judges an outcome with its `evaluate` method.
+//! [`run_component`] runs a fixture against the compiled component, through `rdev plugins test`.
 
+mod component;
 mod evaluate;
 mod native;
 mod report;
 
+pub use component::{run_component, run_component_with};
 pub use native::{NativeDiscovery, NativeFormatter, NativeSanitizer, NativeValidator};
 pub use report::{CaseReport, Report};
 

@@ -11,6 +11,7 @@ mod hostile_plugins;
 mod keys;
 mod lifecycle;
 mod plugin_harness;
+mod plugin_tutorial;
 mod plugins;
 mod queue;
 mod smoke;

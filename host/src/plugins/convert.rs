@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn oversize_reasons_and_too_many_field_errors_are_bad_output() {
         assert!(verdict(types::Verdict::Deny("x".repeat(MAX_REASON_BYTES + 1))).is_err());
-        assert_eq!(verdict(types::Verdict::Deny("no".into())), Ok(Verdict::Deny("no".into())));
+        assert_eq!(
+            verdict(types::Verdict::Deny("no".into())),
+            Ok(Verdict::Deny("no".into()))
+        );
         let error = || types::FieldError {
             field: "f".into(),
             message: "m".into(),

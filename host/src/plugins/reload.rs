@@ -15,9 +15,9 @@ use super::host::PluginHost;
 /// `POST /v1/plugins/reload` still works.
 pub fn spawn(host: PluginHost, debounce: Duration, stop: CancellationToken) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let config = host.config_path().map(Path::to_owned);
+    let config = host.config_path().map(absolute);
     let watched = [
-        Some(host.plugins_dir().to_owned()),
+        Some(absolute(host.plugins_dir())),
         config.as_ref().map(|c| parent_dir(c)),
     ];
     let filter_config = config.clone();
@@ -43,6 +43,11 @@ pub fn spawn(host: PluginHost, debounce: Duration, stop: CancellationToken) {
         let _watcher = watcher;
         debounced_reloads(host, rx, debounce, stop).await;
     });
+}
+
+/// Events carry absolute paths: compare them with absolute ones, even for `--config rdev.toml`.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
@@ -85,5 +90,19 @@ async fn debounced_reloads(
             failed = report.failed.len(),
             "plugins reloaded after a file change"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_config_path_matches_the_absolute_paths_of_events() {
+        let config = absolute(Path::new("rdev.toml"));
+        let event = std::env::current_dir().unwrap().join("rdev.toml");
+        assert!(relevant(&event, Some(&config)));
+        assert!(!relevant(&event.with_file_name("other.toml"), Some(&config)));
+        assert!(relevant(Path::new("/anywhere/plugin.wasm"), Some(&config)));
     }
 }
