@@ -1,7 +1,8 @@
 //! Plugin runtime benchmarks, each a ratio or percentile measured in the same run:
 //! 1. instantiating the default shell sanitizer per call, with the pooling allocator and without;
 //! 2. a whole sanitizer call (fresh store, instantiate, configure, sanitize) with epoch
-//!    interruption on and off: what deadlines cost;
+//!    interruption on and off: what deadlines cost; and the same call of two trivial test plugins,
+//!    to tell the runtime's share of a call from the plugin's;
 //! 3. how long after its deadline an endless loop is interrupted.
 //!
 //! The gateway-level figures (chain cost on `POST .../commands`, hot swap under load) are in the

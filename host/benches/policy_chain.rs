@@ -98,6 +98,28 @@ async fn latencies(client: &reqwest::Client, base: &str, token: &str) -> Vec<f64
     samples
 }
 
+/// The plugins' own timings of the newest accepted command, from its audit trail.
+async fn last_decisions(client: &reqwest::Client, base: &str, token: &str) -> String {
+    let page: serde_json::Value = client
+        .get(format!("{base}/v1/audit?action=command.accepted&limit=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let decisions = page["events"][0]["detail"]["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let timings: Vec<String> = decisions
+        .iter()
+        .map(|d| format!("{} {} µs", d["plugin"].as_str().unwrap_or("?"), d["duration_us"]))
+        .collect();
+    timings.join(", ")
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -122,6 +144,10 @@ async fn bench_chain(client: &reqwest::Client) {
             "   round {round}: plugins p50 {w50:.0} p99 {w99:.0} | none p50 {o50:.0} p99 {o99:.0} | added p50 {:.0} p99 {:.0}",
             w50 - o50,
             w99 - o99
+        );
+        println!(
+            "      plugin calls of the last request: {}",
+            last_decisions(client, &on, &on_token).await
         );
     }
 }
