@@ -3,7 +3,8 @@
 //! 2. a whole sanitizer call (fresh store, instantiate, configure, sanitize) with epoch
 //!    interruption on and off: what deadlines cost; and the same call of two trivial test plugins,
 //!    to tell the runtime's share of a call from the plugin's;
-//! 3. how long after its deadline an endless loop is interrupted.
+//! 3. how long after its deadline an endless loop is interrupted;
+//! 4. where a whole call's time goes: store, instantiation, `configure`, the entry point, drop.
 //!
 //! The gateway-level figures (chain cost on `POST .../commands`, hot swap under load) are in the
 //! `gateway` benchmark. Run with `cargo bench --bench plugins`.
@@ -151,6 +152,44 @@ async fn bench() {
     }
     let (p50, p99) = percentiles(samples);
     println!("   interrupted after p50 {p50:.2} ms, p99 {p99:.2} ms (deadline 20 ms)");
+
+    println!("4. one whole call, step by step (p50, microseconds)");
+    for file in [test_plugin("probe_version_a"), sanitizer.clone()] {
+        let [store, instantiate, configure, entry, drop] = breakdown(&with_epochs, &file).await;
+        println!(
+            "   {}: store {store:.1}, instantiate {instantiate:.1}, configure {configure:.1}, sanitize {entry:.1}, drop {drop:.1}",
+            file.file_name().unwrap().to_string_lossy()
+        );
+    }
+}
+
+/// Median microseconds of each step of a whole sanitizer call.
+async fn breakdown(runtime: &Arc<Runtime>, file: &Path) -> [f64; 5] {
+    use rdev::plugins::bindings::sanitizer::CommandSanitizerPre;
+    let component = wasmtime::component::Component::from_file(runtime.engine(), file).unwrap();
+    let pre = CommandSanitizerPre::new(runtime.linker().instantiate_pre(&component).unwrap()).unwrap();
+    let budget = PluginManifest::new("bench", World::CommandSanitizer, "x", 0).budget();
+    let (command, context) = command("git status && cargo test 2>&1 | tail -n 20");
+    let name: Arc<str> = "bench".into();
+    let mut steps: [Vec<f64>; 5] = Default::default();
+    for _ in 0..SAMPLES / 4 {
+        let mut lap = Instant::now();
+        let mut mark = |steps: &mut [Vec<f64>; 5], i: usize| {
+            steps[i].push(lap.elapsed().as_secs_f64() * 1e6);
+            lap = Instant::now();
+        };
+        let mut store = runtime.store(name.clone(), &budget);
+        mark(&mut steps, 0);
+        let bindings = pre.instantiate_async(&mut store).await.unwrap();
+        mark(&mut steps, 1);
+        bindings.call_configure(&mut store, "{}").await.unwrap().unwrap();
+        mark(&mut steps, 2);
+        bindings.call_sanitize(&mut store, &command, &context).await.unwrap();
+        mark(&mut steps, 3);
+        drop((bindings, store));
+        mark(&mut steps, 4);
+    }
+    steps.map(|s| percentiles(s).0)
 }
 
 fn main() {
