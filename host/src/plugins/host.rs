@@ -234,7 +234,14 @@ impl PluginHost {
             }
             Err(error) => {
                 let serving = slot.active().map(|v| v.digest.clone());
-                tracing::warn!(plugin = %name, %error, serving = ?serving, "plugin version refused; the previous version keeps serving");
+                match &serving {
+                    Some(digest) => {
+                        tracing::warn!(plugin = %name, %error, %digest, "plugin version refused; the previous version keeps serving");
+                    }
+                    None => {
+                        tracing::warn!(plugin = %name, %error, "plugin version refused; the plugin has no working version")
+                    }
+                }
                 self.inner
                     .metrics
                     .plugin_loads
