@@ -219,8 +219,17 @@ async fn a_broken_or_deleted_file_leaves_the_old_version_serving() {
         "{list}"
     );
     assert!(probe_reason(&gw, "echo probe").await.unwrap().contains("version a"));
+    // The file watcher may reload too, so count kinds of failure rather than events.
     let failures = gw.audit("action=plugin.load_failed&target=probe").await;
-    assert_eq!(failures.len(), 2, "{failures:?}");
+    let errors: Vec<_> = failures
+        .iter()
+        .map(|e| e["detail"]["error"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("not a valid WebAssembly component")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("cannot read")), "{errors:?}");
     let metrics = gw
         .client
         .get(format!("{}/metrics", gw.url))
@@ -230,10 +239,11 @@ async fn a_broken_or_deleted_file_leaves_the_old_version_serving() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("rdev_plugin_loads_total{plugin=\"probe\",result=\"failed\"} 2"),
-        "{metrics}"
-    );
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rdev_plugin_loads_total{plugin=\"probe\",result=\"failed\"} "))
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(counted.is_some_and(|n| n >= 2), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
