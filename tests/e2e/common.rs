@@ -52,8 +52,14 @@ pub fn binary() -> &'static str {
 }
 
 impl Gateway {
-    /// Starts a gateway with the default configuration plus `extra_config` (TOML).
+    /// Starts a gateway with the default configuration plus `extra_config` (TOML), and no plugins:
+    /// tests about something else must not depend on the default sanitizer's rules.
     pub async fn start(db: Db, extra_config: &str) -> Gateway {
+        Self::start_with_plugins(db, &format!("plugins = []\n{extra_config}")).await
+    }
+
+    /// Starts a gateway whose plugins are the defaults, or those `extra_config` names.
+    pub async fn start_with_plugins(db: Db, extra_config: &str) -> Gateway {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_owned();
         let database_url = match db {
@@ -91,8 +97,7 @@ impl Gateway {
     }
 
     /// Writes the configuration: the harness's own keys first (all top-level, so that
-    /// `extra_config` may add top-level keys as well as tables). Without plugin settings in
-    /// `extra_config`, the gateway runs with no plugins.
+    /// `extra_config` may add top-level keys as well as tables).
     fn write_config(&self) {
         let mut config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\nbackend.workspaces = {:?}\n",
@@ -101,10 +106,6 @@ impl Gateway {
         );
         if let Some(url) = &self.database_url {
             config += &format!("database_url = {url:?}\n");
-        }
-        // Tests about something else run without plugins; plugin tests name theirs.
-        if !self.extra_config.contains("plugins") {
-            config += "plugins = []\n";
         }
         config += &self.extra_config;
         std::fs::write(self.config_path(), config).unwrap();

@@ -12,6 +12,7 @@ use crate::common::{Db, Gateway};
 async fn gateway() -> Gateway {
     let hostile = [
         ("endless-loop", "endless_loop", ""),
+        ("out-of-fuel", "endless_loop", "fuel = 1000000\ndeadline_ms = 5000"),
         ("memory-bomb", "memory_bomb", "deadline_ms = 5000"),
         ("trap-in-call", "trap_in_call", ""),
         ("trap-in-configure", "trap_in_configure", ""),
@@ -31,7 +32,7 @@ async fn gateway() -> Gateway {
     for (name, file, extra) in hostile {
         config += &sanitizer(name, &test_plugin(file), &format!("projects = [{name:?}]\n{extra}"));
     }
-    let gw = Gateway::start(Db::Sqlite, &config).await;
+    let gw = Gateway::start_with_plugins(Db::Sqlite, &config).await;
     for (name, _, _) in hostile {
         gw.project(name);
     }
@@ -62,6 +63,7 @@ async fn misbehaving_calls_fail_closed_and_name_the_plugin() {
     let gw = gateway().await;
     let cases = [
         ("endless-loop", "exceeded its 20 ms deadline"),
+        ("out-of-fuel", "ran out of fuel"),
         ("memory-bomb", "exceeded its memory limit"),
         ("trap-in-call", "trapped"),
         ("huge-deny", "deny reason of"),

@@ -61,7 +61,7 @@ fn the_tutorial_plugin_passes_its_fixtures_as_a_component() {
 async fn a_gateway_with_the_tutorial_plugin_refuses_force_pushes_to_main_only() {
     let wasm = tokio::task::spawn_blocking(component).await.unwrap();
     let config = "config = { protected_branches = [\"main\"] }\norder = 10";
-    let gw = Gateway::start(Db::Sqlite, &sanitizer("no-force-push", wasm, config)).await;
+    let gw = Gateway::start_with_plugins(Db::Sqlite, &sanitizer("no-force-push", wasm, config)).await;
     for forced in [
         json!({"kind": "git", "args": ["push", "--force", "origin", "main"]}),
         json!({"kind": "shell", "script": "git status && git push -f origin main"}),

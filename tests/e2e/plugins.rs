@@ -11,7 +11,7 @@ use crate::common::{Db, Gateway, wait_until};
 
 /// A gateway with the default plugins, from the default plugin directory.
 async fn with_default_plugins() -> Gateway {
-    Gateway::start(Db::Sqlite, "plugins_debounce_ms = 50\n").await
+    Gateway::start_with_plugins(Db::Sqlite, "").await
 }
 
 async fn refusal(gw: &Gateway, body: Value) -> (StatusCode, Value) {
@@ -133,7 +133,7 @@ async fn with_probe(version: &str, config: &str) -> Gateway {
         dir.display().to_string(),
         sanitizer("probe", std::path::Path::new("probe.wasm"), config)
     );
-    Gateway::start(Db::Sqlite, &extra).await
+    Gateway::start_with_plugins(Db::Sqlite, &extra).await
 }
 
 fn plugins_dir(gw: &Gateway) -> std::path::PathBuf {

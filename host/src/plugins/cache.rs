@@ -142,3 +142,51 @@ fn load_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
     file.persist(path).map_err(|e| e.error)?;
     Ok(key.to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::runtime::{EngineOptions, Runtime};
+
+    fn plugin() -> Vec<u8> {
+        std::fs::read(Path::new(env!("RDEV_TEST_PLUGINS_DIR")).join("probe_version_a.wasm")).unwrap()
+    }
+
+    fn origin(dir: &Path, engine: &Engine, wasm: &[u8]) -> Origin {
+        let cache = ArtifactCache::open(dir, engine).unwrap();
+        cache.load_or_compile(engine, wasm, &digest(wasm)).unwrap().1
+    }
+
+    #[test]
+    fn a_restart_loads_the_artifact_it_wrote() {
+        let runtime = Runtime::new(EngineOptions::default()).unwrap();
+        let (dir, wasm) = (tempfile::tempdir().unwrap(), plugin());
+        assert_eq!(origin(dir.path(), runtime.engine(), &wasm), Origin::Compiled);
+        assert_eq!(origin(dir.path(), runtime.engine(), &wasm), Origin::Cache);
+    }
+
+    #[test]
+    fn an_artifact_it_did_not_write_is_never_loaded() {
+        let runtime = Runtime::new(EngineOptions::default()).unwrap();
+        let (dir, wasm) = (tempfile::tempdir().unwrap(), plugin());
+        let engine = runtime.engine();
+        assert_eq!(origin(dir.path(), engine, &wasm), Origin::Compiled);
+        let cache = ArtifactCache::open(dir.path(), engine).unwrap();
+        let file = cache.path(&digest(&wasm));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        assert_eq!(
+            origin(dir.path(), engine, &wasm),
+            Origin::Compiled,
+            "a tampered artifact"
+        );
+        std::fs::write(dir.path().join("artifact.key"), [7u8; 32]).unwrap();
+        assert_eq!(
+            origin(dir.path(), engine, &wasm),
+            Origin::Compiled,
+            "an artifact under another key"
+        );
+    }
+}
