@@ -46,5 +46,7 @@ if [ -z "${RDEV_TEST_DATABASE_URL:-}" ]; then
   start_postgres
 fi
 cargo test --workspace "$@"
-# The default plugins' own tests: their fixtures through the SDK's native harness.
+# The default plugins' and the plugin guide's tutorial plugin's own tests: their fixtures through
+# the SDK's native harness.
 cargo test --manifest-path plugins/Cargo.toml "$@"
+cargo test --manifest-path docs/plugin-tutorial/Cargo.toml "$@"
