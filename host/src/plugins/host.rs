@@ -180,9 +180,9 @@ impl PluginHost {
             self.refresh(&slot, &mut report).await;
             slots.push(slot);
         }
-        slots.sort_by(|a, b| {
-            let (a, b) = (a.desired(), b.desired());
-            (a.world, a.order, a.name).cmp(&(b.world, b.order, b.name))
+        slots.sort_by_cached_key(|slot| {
+            let m = slot.desired();
+            (m.world, m.order, m.name)
         });
         self.inner.policies.publish(chains(&slots));
         self.inner.slots.store(Arc::new(slots));
