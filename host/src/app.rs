@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, NewKey, TokenHasher};
 use crate::commands::Commands;
-use crate::config::Config;
-use crate::exec::{ExecBackend, LocalBackend};
+use crate::config::{BackendKind, Config};
+use crate::exec::kubernetes::Cluster;
+use crate::exec::{ExecBackend, KubernetesBackend, LocalBackend};
 use crate::http::{AppState, Services};
 use crate::plugins::host::PluginHost;
-use crate::projects::{LocalDirectories, ProjectRegistry};
+use crate::projects::{ClusterInventory, LocalDirectories, ProjectRegistry, ProjectSource};
 use crate::store::Store;
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
@@ -67,19 +68,43 @@ fn prepare_workspaces(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The execution backend and project source the configuration asks for.
+async fn backend(
+    config: &Config,
+    metrics: &Metrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Arc<dyn ExecBackend>, Arc<dyn ProjectSource>)> {
+    match config.backend.kind {
+        BackendKind::Local => {
+            let root = &config.backend.workspaces;
+            prepare_workspaces(root)?;
+            Ok((
+                Arc::new(LocalBackend::new(root.clone())),
+                Arc::new(LocalDirectories::new(root.clone())),
+            ))
+        }
+        BackendKind::Kubernetes => {
+            let cluster = Cluster::connect(&config.backend.kubernetes, metrics, shutdown).await?;
+            cluster.wait_synced().await;
+            Ok((
+                Arc::new(KubernetesBackend::new(cluster.clone())),
+                Arc::new(ClusterInventory::new(cluster)),
+            ))
+        }
+    }
+}
+
 /// Builds the application state and recovers commands left by an earlier run.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     let auth = authenticator(&config, store.clone())?;
-    let root = &config.backend.workspaces;
-    prepare_workspaces(root)?;
-    let backend: Arc<dyn ExecBackend> = Arc::new(LocalBackend::new(root.clone()));
     let metrics = Metrics::new();
+    let shutdown = CancellationToken::new();
+    let (backend, source) = backend(&config, &metrics, shutdown.clone()).await?;
     let plugins = PluginHost::start(&config, config.file.clone(), store.clone(), metrics.clone())
         .await
         .context("cannot start the plugin runtime")?;
-    let source = Arc::new(LocalDirectories::new(root.clone()));
     let projects = ProjectRegistry::new(source, plugins.discovery(), config.clone());
     if let Err(e) = projects.refresh().await {
         tracing::warn!(error = %e, "initial project discovery failed");
@@ -105,7 +130,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         backend,
         metrics,
         plugins,
-        shutdown: CancellationToken::new(),
+        shutdown,
     }))
 }
 

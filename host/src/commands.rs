@@ -72,6 +72,9 @@ pub enum CommandError {
     /// The gateway is shutting down.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// The execution backend cannot take work now (the message says why).
+    #[error("{0}")]
+    BackendUnavailable(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -224,6 +227,7 @@ impl Commands {
             }
             return Ok((existing, false));
         }
+        self.inner.backend.available().map_err(CommandError::BackendUnavailable)?;
         let (priority, timeout_secs) = self.limits(project, &request)?;
         let (spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
         let record = CommandRecord {

@@ -90,10 +90,38 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackendConfig {
-    /// Backend kind; only `local` exists so far.
+    /// Backend kind: `local` (default) or `kubernetes`.
     pub kind: BackendKind,
     /// Root directory of local workspaces: each subdirectory is a project.
     pub workspaces: PathBuf,
+    /// Settings of the `kubernetes` backend.
+    pub kubernetes: KubernetesConfig,
+}
+
+/// Settings of the `kubernetes` backend: where the workspace pods are and how they are labelled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    /// Namespace of the workspace pods and the projects ConfigMap; default: the namespace of the
+    /// kubeconfig context, or of the service account in a cluster.
+    pub namespace: Option<String>,
+    /// Prefix of the project labels and annotations (`<prefix>/project: "true"`, …).
+    pub label_prefix: String,
+    /// ConfigMap whose entries add projects or override what pod labels say.
+    pub config_map: String,
+    /// Workspace path inside a pod that does not name one.
+    pub default_workspace: String,
+    /// Kubeconfig file; unset means the in-cluster service account (or `$KUBECONFIG`,
+    /// `~/.kube/config` outside a cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context; unset means the current one.
+    pub context: Option<String>,
+    /// Consecutive failed API-server calls that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// Seconds the breaker stays open before one probe call may go through.
+    pub breaker_open_secs: u64,
+    /// Seconds an API-server call (or an exec's start) may take.
+    pub api_timeout_secs: u64,
 }
 
 /// Which execution backend runs commands.
@@ -102,6 +130,8 @@ pub struct BackendConfig {
 pub enum BackendKind {
     /// Local directories and processes.
     Local,
+    /// Pods of a Kubernetes cluster, through the pod exec API.
+    Kubernetes,
 }
 
 /// How command kinds map to programs.
@@ -176,7 +206,43 @@ impl Default for BackendConfig {
         Self {
             kind: BackendKind::Local,
             workspaces: PathBuf::from("workspaces"),
+            kubernetes: KubernetesConfig::default(),
         }
+    }
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            label_prefix: "rdev.orchard9.ai".into(),
+            config_map: "rdev-projects".into(),
+            default_workspace: "/workspace".into(),
+            kubeconfig: None,
+            context: None,
+            breaker_failures: 5,
+            breaker_open_secs: 10,
+            api_timeout_secs: 10,
+        }
+    }
+}
+
+impl KubernetesConfig {
+    fn validate(&self) -> Result<(), String> {
+        let prefix = &self.label_prefix;
+        if prefix.is_empty() || prefix.len() > 253 || prefix.contains('/') {
+            return Err("backend.kubernetes.label_prefix must be a DNS prefix without `/`".into());
+        }
+        if !self.default_workspace.starts_with('/') {
+            return Err("backend.kubernetes.default_workspace must be an absolute path".into());
+        }
+        if self.config_map.is_empty() {
+            return Err("backend.kubernetes.config_map must not be empty".into());
+        }
+        if self.breaker_failures == 0 || self.breaker_open_secs == 0 || self.api_timeout_secs == 0 {
+            return Err("backend.kubernetes: breaker_failures, breaker_open_secs and api_timeout_secs must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -230,9 +296,19 @@ impl Config {
         Ok(config)
     }
 
-    /// The plugin manifests in effect: the configured ones, or the defaults.
+    /// The plugin manifests in effect: the configured ones, or the defaults (whose discovery
+    /// then reads the Kubernetes backend's label prefix).
     pub fn plugin_manifests(&self) -> Vec<PluginManifest> {
-        self.plugins.clone().unwrap_or_else(manifest::defaults)
+        self.plugins.clone().unwrap_or_else(|| {
+            let mut defaults = manifest::defaults();
+            let prefix = &self.backend.kubernetes.label_prefix;
+            if *prefix != KubernetesConfig::default().label_prefix {
+                for discovery in defaults.iter_mut().filter(|m| m.world == manifest::World::ProjectDiscovery) {
+                    discovery.config = serde_json::json!({ "prefix": prefix });
+                }
+            }
+            defaults
+        })
     }
 
     /// Checks values that serde cannot.
@@ -241,6 +317,9 @@ impl Config {
         manifest::check_all(&self.plugin_manifests()).map_err(ConfigError::Invalid)?;
         if !(10..=10_000).contains(&self.plugins_debounce_ms) {
             return invalid("plugins_debounce_ms must be between 10 and 10000".into());
+        }
+        if self.backend.kind == BackendKind::Kubernetes {
+            self.backend.kubernetes.validate().map_err(ConfigError::Invalid)?;
         }
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes must be at least 1024".into());
@@ -315,6 +394,20 @@ mod tests {
         let (_, s) = cfg.project_settings("demo");
         assert_eq!(s.max_concurrent_commands, 2);
         assert_eq!(s.default_timeout_secs, 600);
+    }
+
+    #[test]
+    fn default_discovery_follows_the_label_prefix() {
+        let cfg: Config = toml::from_str("[backend.kubernetes]\nlabel_prefix = \"example.com\"\n").unwrap();
+        let discovery = cfg.plugin_manifests().into_iter().find(|m| m.name == "label-discovery").unwrap();
+        assert_eq!(discovery.config, serde_json::json!({ "prefix": "example.com" }));
+    }
+
+    #[test]
+    fn kubernetes_settings_are_checked() {
+        let cfg: Config =
+            toml::from_str("[backend]\nkind = \"kubernetes\"\n[backend.kubernetes]\ndefault_workspace = \"w\"\n").unwrap();
+        assert!(cfg.validate().unwrap_err().to_string().contains("default_workspace"));
     }
 
     #[test]

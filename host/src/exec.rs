@@ -1,8 +1,10 @@
 //! Execution backends: how a command becomes a running process in a project's workspace, and
 //! how the workspace's Claude configuration files are read and written.
 
+pub mod kubernetes;
 mod local;
 
+pub use kubernetes::KubernetesBackend;
 pub use local::LocalBackend;
 
 use std::collections::BTreeMap;
@@ -39,8 +41,11 @@ pub struct Invocation {
     pub program: String,
     /// Arguments.
     pub args: Vec<String>,
-    /// The complete environment of the process.
+    /// Variables the request set.
     pub env: BTreeMap<String, String>,
+    /// Variables copied from the gateway's environment (`commands.inherit_env`): the whole rest
+    /// of a local process's environment. Pods keep their own environment instead.
+    pub inherited: BTreeMap<String, String>,
 }
 
 /// A backend failure.
@@ -63,6 +68,12 @@ pub enum ExecError {
     /// The workspace layout is unsafe to touch (for example a symlink where a directory should be).
     #[error("{0}")]
     Unsafe(String),
+    /// The backend cannot be reached now (for example the Kubernetes circuit breaker is open).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The remote side refused or failed the operation; the message says what happened.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// How a process ended.
@@ -77,6 +88,11 @@ pub struct ExitOutcome {
 pub trait Execution: Send {
     /// The process group, used to kill it and everything it started.
     fn process_group(&self) -> Option<i64>;
+    /// Where the process runs, when the backend's [`identity`](ExecBackend::identity) is not
+    /// precise enough (a pod): recorded with the process group.
+    fn runner(&self) -> Option<String> {
+        None
+    }
     /// Output chunks as they arrive; closed when both streams end.
     fn take_output(&mut self) -> mpsc::Receiver<(StreamKind, Vec<u8>)>;
     /// Waits for the process to exit.
@@ -90,6 +106,15 @@ pub trait Execution: Send {
 pub trait ExecBackend: Send + Sync {
     /// Whether the backend can run commands now; the error says why not.
     async fn ready(&self) -> Result<(), String>;
+    /// Whether new work should be accepted right now, without any I/O (the Kubernetes backend
+    /// says no while its circuit breaker is open).
+    fn available(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Backend-specific readiness details for `/ready` (the Kubernetes API connection).
+    fn readiness_details(&self) -> Option<serde_json::Value> {
+        None
+    }
     /// Starts a process in the project's workspace.
     async fn start(&self, project: &Project, invocation: &Invocation) -> Result<Box<dyn Execution>, ExecError>;
     /// Where this backend runs processes (for the local backend: this host, this boot), recorded

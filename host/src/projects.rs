@@ -2,8 +2,10 @@
 //! discovery policy turns it into projects, and the [`ProjectRegistry`] serves the current list
 //! with the settings from the configuration.
 
+pub mod kubernetes;
 mod local;
 
+pub use kubernetes::ClusterInventory;
 pub use local::LocalDirectories;
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::config::{Config, ProjectSettings};
 use crate::plugins::ProjectDiscovery;
@@ -43,6 +46,19 @@ pub struct InventoryItem {
     pub workspace: PathBuf,
     /// Labels or other metadata from the source.
     pub labels: BTreeMap<String, String>,
+    /// Where its commands would run (for pods); the host's business, never shown to plugins.
+    #[serde(skip)]
+    pub placement: Placement,
+}
+
+/// Where a project's commands run, beyond its workspace path: for the Kubernetes backend, the
+/// pod and container. Empty for local directories.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Pod name.
+    pub pod: Option<String>,
+    /// Container name; unset means the pod's only (or first) container.
+    pub container: Option<String>,
 }
 
 /// A project as discovery returns it.
@@ -65,6 +81,8 @@ pub struct Project {
     pub description: Option<String>,
     /// Workspace location.
     pub workspace: PathBuf,
+    /// Where its commands run.
+    pub placement: Placement,
     /// Effective settings.
     pub settings: ProjectSettings,
 }
@@ -74,6 +92,22 @@ pub struct Project {
 pub trait ProjectSource: Send + Sync {
     /// The current inventory.
     async fn inventory(&self) -> std::io::Result<Vec<InventoryItem>>;
+    /// A receiver that changes whenever the inventory may have; `None` for sources that cannot
+    /// tell, which the registry polls instead.
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// The inventory item a discovered project came from: one offering its workspace, preferably
+/// one whose name or a label value is the project's name (discovery may rename; pods often
+/// share a workspace path).
+fn origin<'a>(found: &DiscoveredProject, items: &'a [InventoryItem]) -> Option<&'a InventoryItem> {
+    let mut offering = items.iter().filter(|i| i.workspace == found.workspace).peekable();
+    let first = offering.peek().copied();
+    offering
+        .find(|i| i.name == found.name || i.labels.values().any(|v| *v == found.name))
+        .or(first)
 }
 
 type ProjectMap = BTreeMap<String, Arc<Project>>;
@@ -127,10 +161,12 @@ impl ProjectRegistry {
         let mut map = ProjectMap::new();
         for found in discovered.into_iter().filter(|p| is_valid_name(&p.name)) {
             let (description, settings) = self.config.project_settings(&found.name);
+            let placement = origin(&found, &inventory).map(|i| i.placement.clone()).unwrap_or_default();
             let project = Project {
                 description: description.or(found.description),
                 name: found.name.clone(),
                 workspace: found.workspace,
+                placement,
                 settings,
             };
             map.insert(found.name, Arc::new(project));
@@ -139,24 +175,71 @@ impl ProjectRegistry {
         Ok(())
     }
 
-    /// Refreshes every `every` until the returned task is aborted.
+    /// Refreshes whenever the source reports a change, or every `every` for sources that
+    /// cannot, until the returned task is aborted.
     pub fn spawn_refresher(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let registry = self.clone();
+        let changes = self.source.changes();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = registry.refresh().await {
-                    tracing::warn!(error = %e, "project discovery failed; keeping the last good list");
+            match changes {
+                Some(mut changes) => {
+                    while changes.changed().await.is_ok() {
+                        registry.refresh_logged().await;
+                    }
+                }
+                None => {
+                    let mut tick = tokio::time::interval(every);
+                    loop {
+                        tick.tick().await;
+                        registry.refresh_logged().await;
+                    }
                 }
             }
         })
+    }
+
+    async fn refresh_logged(&self) {
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "project discovery failed; keeping the last good list");
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn item(name: &str, workspace: &str, pod: &str, labels: &[(&str, &str)]) -> InventoryItem {
+        InventoryItem {
+            source: "pod".into(),
+            name: name.into(),
+            workspace: workspace.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            placement: Placement {
+                pod: Some(pod.into()),
+                container: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_project_runs_where_its_inventory_item_is() {
+        let items = [
+            item("web-0", "/workspace", "web-0", &[("x/name", "web")]),
+            item("api-0", "/workspace", "api-0", &[("x/name", "api")]),
+            item("docs", "/srv/docs", "docs-0", &[]),
+        ];
+        let found = |name: &str, workspace: &str| DiscoveredProject {
+            name: name.into(),
+            workspace: workspace.into(),
+            description: None,
+        };
+        let pod = |f: DiscoveredProject| origin(&f, &items).and_then(|i| i.placement.pod.clone());
+        assert_eq!(pod(found("api", "/workspace")).as_deref(), Some("api-0"));
+        assert_eq!(pod(found("web-0", "/workspace")).as_deref(), Some("web-0"));
+        assert_eq!(pod(found("renamed", "/srv/docs")).as_deref(), Some("docs-0"));
+        assert_eq!(pod(found("x", "/elsewhere")), None);
+    }
 
     #[test]
     fn validates_names() {

@@ -1,6 +1,7 @@
 //! Test harness: starts the real `rdev` binary on a free port with its own data directory,
 //! workspaces and (optionally) a fresh PostgreSQL database, and talks to it over HTTP.
 
+pub mod backends;
 pub mod plugins;
 pub mod postgres;
 pub mod sse;

@@ -3,12 +3,15 @@
 mod access;
 mod api_errors;
 mod audit;
+mod backends;
 mod claude_items;
 mod cli;
 mod commands;
 mod common;
+mod deploy;
 mod hostile_plugins;
 mod keys;
+mod kubernetes;
 mod lifecycle;
 mod plugin_harness;
 mod plugin_tutorial;

@@ -85,12 +85,9 @@ impl Commands {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
         };
+        let runner = exec.runner().unwrap_or_else(|| self.inner.backend.identity().to_owned());
         if let Some(pgid) = exec.process_group()
-            && let Err(e) = self
-                .inner
-                .store
-                .set_process_group(&cmd.id, self.inner.backend.identity(), pgid)
-                .await
+            && let Err(e) = self.inner.store.set_process_group(&cmd.id, &runner, pgid).await
         {
             tracing::warn!(error = %e, command_id = %cmd.id, "could not record the process group");
         }
@@ -110,7 +107,7 @@ impl Commands {
         let ending = match wake {
             Wake::Exited(Ok(outcome)) if outcome.code == 0 => Ending::new(CommandState::Succeeded, Some(0), None),
             Wake::Exited(Ok(outcome)) => Ending::new(CommandState::Failed, Some(outcome.code), None),
-            Wake::Exited(Err(e)) => Ending::new(CommandState::Failed, None, Some(format!("wait failed: {e}"))),
+            Wake::Exited(Err(e)) => Ending::new(CommandState::Failed, None, Some(e.to_string())),
             Wake::TimedOut => {
                 let code = kill(exec.as_mut()).await;
                 Ending::new(

@@ -204,9 +204,12 @@ impl CommandSpec {
                 self.args.clone().unwrap_or_default(),
             ),
         };
-        let mut env = inherited.clone();
-        env.extend(self.env.clone());
-        Invocation { program, args, env }
+        Invocation {
+            program,
+            args,
+            env: self.env.clone(),
+            inherited: inherited.clone(),
+        }
     }
 }
 

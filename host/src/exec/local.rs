@@ -149,6 +149,7 @@ impl ExecBackend for LocalBackend {
             .args(&inv.args)
             .current_dir(&project.workspace)
             .env_clear()
+            .envs(&inv.inherited)
             .envs(&inv.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -154,6 +154,7 @@ impl From<CommandError> for ApiError {
             CommandError::IdempotencyConflict => Self::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string()),
             CommandError::AlreadyEnded(_) => Self::new(StatusCode::CONFLICT, "already_ended", e.to_string()),
             CommandError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
+            CommandError::BackendUnavailable(why) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", why),
             CommandError::Store(e) => e.into(),
         }
     }
@@ -164,6 +165,8 @@ impl From<ExecError> for ApiError {
         match e {
             ExecError::NotFound => Self::not_found("item"),
             ExecError::Unsafe(why) => Self::new(StatusCode::CONFLICT, "unsafe_workspace", why),
+            ExecError::Unavailable(why) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", why),
+            ExecError::Remote(why) => Self::new(StatusCode::BAD_GATEWAY, "backend_failed", why),
             other => Self::internal(&other),
         }
     }

@@ -35,6 +35,11 @@ pub struct Readiness {
     database: Check,
     /// Execution backend usable.
     backend: Check,
+    /// The Kubernetes API connection (namespace, circuit breaker, pods watched), for the
+    /// `kubernetes` backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    kubernetes: Option<serde_json::Value>,
     /// Accepting commands (false while shutting down).
     accepting_commands: bool,
 }
@@ -61,6 +66,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         "database unreachable".to_owned()
     }));
     let backend = check(state.backend.ready().await);
+    let kubernetes = state.backend.readiness_details();
     let accepting_commands = state.commands.is_accepting();
     let all_ok = database.ok && backend.ok && accepting_commands;
     let status = if all_ok {
@@ -72,6 +78,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         status: if all_ok { "ready" } else { "not_ready" },
         database,
         backend,
+        kubernetes,
         accepting_commands,
     };
     (status, Json(body))

@@ -15,7 +15,11 @@ use crate::projects::Project;
 pub struct ProjectView {
     name: String,
     description: Option<String>,
+    /// `local` or `kubernetes`.
     backend: &'static str,
+    /// The pod that runs its commands (`kubernetes` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod: Option<String>,
     settings: ProjectSettings,
 }
 
@@ -24,7 +28,8 @@ impl From<&Project> for ProjectView {
         Self {
             name: p.name.clone(),
             description: p.description.clone(),
-            backend: "local",
+            backend: if p.placement.pod.is_some() { "kubernetes" } else { "local" },
+            pod: p.placement.pod.clone(),
             settings: p.settings.clone(),
         }
     }

@@ -141,6 +141,7 @@ mod tests {
             name: name.into(),
             workspace: workspace.into(),
             labels: Default::default(),
+            placement: Default::default(),
         }
     }
 

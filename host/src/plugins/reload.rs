@@ -66,10 +66,13 @@ fn is_change(kind: &EventKind) -> bool {
     }
 }
 
-/// Plugin components, and the config file itself (its directory may hold other files).
+/// Plugin components, the config file itself (its directory may hold other files), and the
+/// `..data` link through which a mounted Kubernetes ConfigMap swaps all its files at once (the
+/// files themselves are links that never change).
 fn relevant(path: &Path, config: Option<&Path>) -> bool {
     let is_config = config.is_some_and(|c| c.file_name() == path.file_name() && path.parent() == Some(&parent_dir(c)));
-    is_config || path.extension().is_some_and(|e| e == "wasm")
+    let is_config_map_swap = path.file_name().is_some_and(|n| n == "..data");
+    is_config || is_config_map_swap || path.extension().is_some_and(|e| e == "wasm")
 }
 
 async fn debounced_reloads(
@@ -104,5 +107,11 @@ mod tests {
         assert!(relevant(&event, Some(&config)));
         assert!(!relevant(&event.with_file_name("other.toml"), Some(&config)));
         assert!(relevant(Path::new("/anywhere/plugin.wasm"), Some(&config)));
+    }
+
+    #[test]
+    fn a_config_map_volume_swap_counts_as_a_change() {
+        assert!(relevant(Path::new("/etc/rdev/plugins/..data"), None));
+        assert!(!relevant(Path::new("/etc/rdev/plugins/..data_tmp"), None));
     }
 }

@@ -34,6 +34,7 @@ impl ProjectSource for LocalDirectories {
                 name,
                 workspace: entry.path(),
                 labels: Default::default(),
+                placement: Default::default(),
             });
         }
         items.sort_by(|a, b| a.name.cmp(&b.name));

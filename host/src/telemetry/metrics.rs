@@ -28,6 +28,10 @@ pub struct Metrics {
     pub plugin_duration: HistogramVec,
     /// Plugin version loads by plugin and result (`loaded`, `failed`).
     pub plugin_loads: IntCounterVec,
+    /// Kubernetes API circuit breaker: 0 closed, 1 half-open, 2 open.
+    pub kube_breaker_state: IntGauge,
+    /// Kubernetes API calls by outcome (`ok`, `failed`, `refused` while the breaker is open).
+    pub kube_api_calls: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +91,16 @@ impl Metrics {
             &["plugin", "result"],
         )
         .expect("valid metric");
+        let kube_breaker_state = IntGauge::new(
+            "rdev_kube_breaker_state",
+            "Kubernetes API circuit breaker: 0 closed, 1 half-open, 2 open",
+        )
+        .expect("valid metric");
+        let kube_api_calls = IntCounterVec::new(
+            Opts::new("rdev_kube_api_calls_total", "Kubernetes API calls by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let metrics = Self {
             registry,
             http_requests,
@@ -99,8 +113,10 @@ impl Metrics {
             plugin_calls,
             plugin_duration,
             plugin_loads,
+            kube_breaker_state,
+            kube_api_calls,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.auth_failures.clone()),
@@ -111,6 +127,8 @@ impl Metrics {
             Box::new(metrics.plugin_calls.clone()),
             Box::new(metrics.plugin_duration.clone()),
             Box::new(metrics.plugin_loads.clone()),
+            Box::new(metrics.kube_breaker_state.clone()),
+            Box::new(metrics.kube_api_calls.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("metric names are unique");
