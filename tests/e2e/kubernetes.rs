@@ -192,3 +192,50 @@ async fn a_restarted_gateway_kills_what_a_crashed_one_left_in_pods() {
     let done = site.gw.wait_done(&id).await;
     assert_eq!(done["state"], "interrupted", "{done}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_run_in_the_chosen_container() {
+    let site = Site::start(Backend::Kubernetes, "").await;
+    let cluster = site.cluster();
+    let dir = site.pod_root().join("multi");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut declared = workspace_pod("declared-0", "declared", &dir);
+    declared.containers = vec!["sidecar".into(), "main".into()];
+    declared.annotations.insert("kubectl.kubernetes.io/default-container".into(), "main".into());
+    let mut chosen = declared.clone();
+    chosen.name = "chosen-0".into();
+    chosen.labels.insert(format!("{PREFIX}/name"), "chosen".into());
+    chosen.annotations.insert(format!("{PREFIX}/container"), "sidecar".into());
+    cluster.create_pod(NAMESPACE, declared);
+    cluster.create_pod(NAMESPACE, chosen);
+    for (project, pod, container) in [("declared", "declared-0", "main"), ("chosen", "chosen-0", "sidecar")] {
+        wait_listed(&site, project, true).await;
+        let id = site.gw.shell(project, "true").await;
+        assert_eq!(site.gw.wait_done(&id).await["state"], "succeeded");
+        let execs = cluster.execs();
+        let last = execs.iter().rev().find(|e| e.pod == pod).unwrap();
+        assert_eq!(last.container, container, "{project}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_kubeconfig_stops_startup_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rdev.toml");
+    let missing = dir.path().join("no-such-kubeconfig");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugins = []\nbackend.kind = \"kubernetes\"\n\
+         [backend.kubernetes]\nkubeconfig = {missing:?}\n",
+        dir.path().join("data")
+    );
+    std::fs::write(&config, text).unwrap();
+    let output = std::process::Command::new(crate::common::binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no-such-kubeconfig"), "{stderr}");
+}

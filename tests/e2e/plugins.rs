@@ -174,6 +174,39 @@ async fn a_new_plugin_file_takes_effect_without_a_restart() {
     assert_eq!(loads.len(), 2, "{loads:?}");
 }
 
+/// Lays out `dir` as the kubelet lays out a mounted ConfigMap: the files are links into
+/// `..data`, itself a link to a timestamped directory; an update writes a new directory and
+/// renames a new `..data` link over the old one, so no visible file is ever written.
+fn config_map_volume(dir: &std::path::Path, generation: &str, version: &str) {
+    let payload = dir.join(format!("..{generation}"));
+    std::fs::create_dir_all(&payload).unwrap();
+    std::fs::copy(test_plugin(version), payload.join("probe.wasm")).unwrap();
+    let staged = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..{generation}"), &staged).unwrap();
+    std::fs::rename(&staged, dir.join("..data")).unwrap();
+    let visible = dir.join("probe.wasm");
+    if std::fs::symlink_metadata(&visible).is_err() {
+        std::os::unix::fs::symlink("..data/probe.wasm", visible).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_map_volume_update_swaps_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    config_map_volume(dir.path(), "2026_11_22_a", "probe_version_a");
+    let extra = format!(
+        "plugins_dir = {:?}\nplugins_debounce_ms = 50\n{}",
+        dir.path().display().to_string(),
+        sanitizer("probe", std::path::Path::new("probe.wasm"), "")
+    );
+    let gw = Gateway::start_with_plugins(Db::Sqlite, &extra).await;
+    assert!(probe_reason(&gw, "echo probe").await.unwrap().contains("version a"));
+    config_map_volume(dir.path(), "2026_11_22_b", "probe_version_b");
+    wait_for_reason(&gw, "echo probe", "version b").await;
+    let (_, list) = gw.get("/v1/plugins").await;
+    assert_eq!(status_of(&list, "probe")["state"], "active", "{list}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_change_takes_effect_without_a_restart() {
     let gw = with_probe("probe_version_a", "").await;

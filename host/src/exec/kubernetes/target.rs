@@ -33,12 +33,16 @@ impl Target {
             .clone()
             .ok_or_else(|| ExecError::Remote(format!("project {} has no pod", project.name)))?;
         let watched = cluster.pod(&pod);
-        let first_container = || {
-            let spec = watched.as_ref()?.spec.as_ref()?;
-            spec.containers.first().map(|c| c.name.clone())
+        // As kubectl does: the pod's declared default container, else its first.
+        let default_container = || {
+            let pod = watched.as_ref()?;
+            let annotations = pod.metadata.annotations.as_ref();
+            let declared = annotations.and_then(|a| a.get("kubectl.kubernetes.io/default-container"));
+            let first = pod.spec.as_ref()?.containers.first().map(|c| &c.name);
+            declared.or(first).cloned()
         };
         Ok(Self {
-            container: project.placement.container.clone().or_else(first_container),
+            container: project.placement.container.clone().or_else(default_container),
             uid: watched.as_ref().and_then(|p| p.metadata.uid.clone()),
             workspace: project.workspace.to_string_lossy().into_owned(),
             pod,
