@@ -227,7 +227,10 @@ impl Commands {
             }
             return Ok((existing, false));
         }
-        self.inner.backend.available().map_err(CommandError::BackendUnavailable)?;
+        self.inner
+            .backend
+            .available()
+            .map_err(CommandError::BackendUnavailable)?;
         let (priority, timeout_secs) = self.limits(project, &request)?;
         let (spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
         let record = CommandRecord {

@@ -240,7 +240,10 @@ impl KubernetesConfig {
             return Err("backend.kubernetes.config_map must not be empty".into());
         }
         if self.breaker_failures == 0 || self.breaker_open_secs == 0 || self.api_timeout_secs == 0 {
-            return Err("backend.kubernetes: breaker_failures, breaker_open_secs and api_timeout_secs must be at least 1".into());
+            return Err(
+                "backend.kubernetes: breaker_failures, breaker_open_secs and api_timeout_secs must be at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -303,7 +306,10 @@ impl Config {
             let mut defaults = manifest::defaults();
             let prefix = &self.backend.kubernetes.label_prefix;
             if *prefix != KubernetesConfig::default().label_prefix {
-                for discovery in defaults.iter_mut().filter(|m| m.world == manifest::World::ProjectDiscovery) {
+                for discovery in defaults
+                    .iter_mut()
+                    .filter(|m| m.world == manifest::World::ProjectDiscovery)
+                {
                     discovery.config = serde_json::json!({ "prefix": prefix });
                 }
             }
@@ -399,14 +405,19 @@ mod tests {
     #[test]
     fn default_discovery_follows_the_label_prefix() {
         let cfg: Config = toml::from_str("[backend.kubernetes]\nlabel_prefix = \"example.com\"\n").unwrap();
-        let discovery = cfg.plugin_manifests().into_iter().find(|m| m.name == "label-discovery").unwrap();
+        let discovery = cfg
+            .plugin_manifests()
+            .into_iter()
+            .find(|m| m.name == "label-discovery")
+            .unwrap();
         assert_eq!(discovery.config, serde_json::json!({ "prefix": "example.com" }));
     }
 
     #[test]
     fn kubernetes_settings_are_checked() {
         let cfg: Config =
-            toml::from_str("[backend]\nkind = \"kubernetes\"\n[backend.kubernetes]\ndefault_workspace = \"w\"\n").unwrap();
+            toml::from_str("[backend]\nkind = \"kubernetes\"\n[backend.kubernetes]\ndefault_workspace = \"w\"\n")
+                .unwrap();
         assert!(cfg.validate().unwrap_err().to_string().contains("default_workspace"));
     }
 

@@ -161,7 +161,9 @@ impl ProjectRegistry {
         let mut map = ProjectMap::new();
         for found in discovered.into_iter().filter(|p| is_valid_name(&p.name)) {
             let (description, settings) = self.config.project_settings(&found.name);
-            let placement = origin(&found, &inventory).map(|i| i.placement.clone()).unwrap_or_default();
+            let placement = origin(&found, &inventory)
+                .map(|i| i.placement.clone())
+                .unwrap_or_default();
             let project = Project {
                 description: description.or(found.description),
                 name: found.name.clone(),

@@ -31,14 +31,19 @@ async fn output_streams_by_kind_with_the_exit_code(backend: Backend) {
     assert_eq!(done["exit_code"], 3, "{done}");
     let events = output_of(&site, &id).await;
     let text = |stream: &str| -> String {
-        let of_stream = events.iter().filter(|e| e.event == "output" && e.data["stream"] == stream);
+        let of_stream = events
+            .iter()
+            .filter(|e| e.event == "output" && e.data["stream"] == stream);
         of_stream.map(|e| e.data["text"].as_str().unwrap().to_owned()).collect()
     };
     assert_eq!(text("stdout"), "out\nno newline");
     assert_eq!(text("stderr"), "err\n");
 
     let (ok, _) = run_to_end(&site, "web", json!({"kind": "shell", "script": "true"})).await;
-    assert_eq!((ok["state"].as_str(), ok["exit_code"].as_i64()), (Some("succeeded"), Some(0)));
+    assert_eq!(
+        (ok["state"].as_str(), ok["exit_code"].as_i64()),
+        (Some("succeeded"), Some(0))
+    );
 }
 
 async fn output_arrives_while_the_command_runs(backend: Backend) {
@@ -46,7 +51,10 @@ async fn output_arrives_while_the_command_runs(backend: Backend) {
     let workspace = site.project("web").await;
     let id = site
         .gw
-        .shell("web", "echo first; while [ ! -e release ]; do sleep 0.05; done; echo second")
+        .shell(
+            "web",
+            "echo first; while [ ! -e release ]; do sleep 0.05; done; echo second",
+        )
         .await;
     let url = format!("{}/v1/commands/{id}/stream", site.gw.url);
     let mut stream = SseStream::open(&url, &site.gw.admin_token, None).await;
@@ -70,7 +78,12 @@ async fn git_runs_in_the_workspace(backend: Backend) {
     let (log, text) = run_to_end(&site, "web", json!({"kind": "git", "args": ["log", "--format=%s"]})).await;
     assert_eq!(log["state"], "succeeded", "{log}");
     assert_eq!(text, "Initial commit\n");
-    let (bad, text) = run_to_end(&site, "web", json!({"kind": "git", "args": ["checkout", "no-such-branch"]})).await;
+    let (bad, text) = run_to_end(
+        &site,
+        "web",
+        json!({"kind": "git", "args": ["checkout", "no-such-branch"]}),
+    )
+    .await;
     assert_eq!(bad["state"], "failed");
     assert_eq!(bad["exit_code"], 1, "{bad}");
     assert!(text.contains("no-such-branch"), "{text}");
@@ -127,7 +140,12 @@ async fn claude_items_round_trip(backend: Backend) {
     let (status, _) = put(replacement).await;
     assert_eq!(status, StatusCode::OK);
     let (status, empty) = gw
-        .call(Method::PUT, "/v1/projects/web/claude/skills/empty", &gw.admin_token, Some(json!({"content": ""})))
+        .call(
+            Method::PUT,
+            "/v1/projects/web/claude/skills/empty",
+            &gw.admin_token,
+            Some(json!({"content": ""})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{empty}");
     std::fs::write(workspace.join(".claude/skills/notes.txt"), "not an item").unwrap();
@@ -136,7 +154,12 @@ async fn claude_items_round_trip(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{item}");
     assert_eq!(item["content"], replacement);
     let (_, list) = gw.get("/v1/projects/web/claude/skills").await;
-    let names: Vec<_> = list["items"].as_array().unwrap().iter().map(|i| i["name"].clone()).collect();
+    let names: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].clone())
+        .collect();
     assert_eq!(names, [json!("empty"), json!("review")], "{list}");
     assert_eq!(list["items"][1]["size"], replacement.len());
     assert!(list["items"][1]["modified_at"].as_str().is_some(), "{list}");
@@ -161,11 +184,20 @@ async fn claude_items_never_follow_symlinks(backend: Backend) {
     std::os::unix::fs::symlink(&outside, workspace.join(".claude")).unwrap();
     let gw = &site.gw;
     let put = gw
-        .call(Method::PUT, "/v1/projects/web/claude/commands/evil", &gw.admin_token, Some(json!({"content": "x"})))
+        .call(
+            Method::PUT,
+            "/v1/projects/web/claude/commands/evil",
+            &gw.admin_token,
+            Some(json!({"content": "x"})),
+        )
         .await;
     assert_eq!(put.0, StatusCode::CONFLICT, "{}", put.1);
     assert_eq!(put.1["error"]["code"], "unsafe_workspace");
-    assert!(put.1["error"]["message"].as_str().unwrap().contains(".claude"), "{}", put.1);
+    assert!(
+        put.1["error"]["message"].as_str().unwrap().contains(".claude"),
+        "{}",
+        put.1
+    );
     let (status, _) = gw.get("/v1/projects/web/claude/commands").await;
     assert_eq!(status, StatusCode::CONFLICT);
 
@@ -177,7 +209,11 @@ async fn claude_items_never_follow_symlinks(backend: Backend) {
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
     let (_, list) = gw.get("/v1/projects/web/claude/commands").await;
     assert_eq!(list["items"], json!([]), "a linked file is not an item");
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 2, "nothing written outside");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        2,
+        "nothing written outside"
+    );
 }
 
 async fn projects_carry_their_workspace(backend: Backend) {
@@ -190,9 +226,16 @@ async fn projects_carry_their_workspace(backend: Backend) {
         Backend::Local => json!({"backend": "local", "pod": null}),
         Backend::Kubernetes => json!({"backend": "kubernetes", "pod": "web-0"}),
     };
-    assert_eq!((&project["backend"], &project["pod"]), (&expected["backend"], &expected["pod"]), "{project}");
+    assert_eq!(
+        (&project["backend"], &project["pod"]),
+        (&expected["backend"], &expected["pod"]),
+        "{project}"
+    );
     let (_, list) = site.gw.get("/v1/projects").await;
-    assert!(list["projects"].as_array().unwrap().iter().any(|p| p["name"] == "web"), "{list}");
+    assert!(
+        list["projects"].as_array().unwrap().iter().any(|p| p["name"] == "web"),
+        "{list}"
+    );
 }
 
 on_both_backends!(

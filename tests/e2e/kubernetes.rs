@@ -20,12 +20,18 @@ async fn project_names(site: &Site) -> Vec<String> {
     let (status, list) = site.gw.get("/v1/projects").await;
     assert_eq!(status, StatusCode::OK, "{list}");
     let projects = list["projects"].as_array().unwrap();
-    projects.iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    projects
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn wait_listed(site: &Site, name: &str, listed: bool) -> Duration {
     let started = Instant::now();
-    wait_until(LIMIT, || async { project_names(site).await.contains(&name.to_owned()) == listed }).await;
+    wait_until(LIMIT, || async {
+        project_names(site).await.contains(&name.to_owned()) == listed
+    })
+    .await;
     started.elapsed()
 }
 
@@ -53,7 +59,11 @@ async fn labelled_pods_come_and_go_with_the_watch() {
     relabelled.labels.insert(format!("{PREFIX}/name"), "api-v2".into());
     cluster.update_pod(NAMESPACE, relabelled);
     wait_listed(&site, "api-v2", true).await;
-    assert_eq!(project_names(&site).await, ["api-v2"], "only labelled pods of the namespace");
+    assert_eq!(
+        project_names(&site).await,
+        ["api-v2"],
+        "only labelled pods of the namespace"
+    );
 
     cluster.delete_pod(NAMESPACE, "api-0");
     let vanished = wait_listed(&site, "api-v2", false).await;
@@ -78,7 +88,10 @@ async fn config_map_entries_add_projects_and_override_labels() {
     wait_listed(&site, "web", true).await;
 
     let entry = |pod: &str, dir: &std::path::Path, description: &str| {
-        format!("pod: {pod}\ncontainer: main\nworkspace: {}\ndescription: {description}\n", dir.display())
+        format!(
+            "pod: {pod}\ncontainer: main\nworkspace: {}\ndescription: {description}\n",
+            dir.display()
+        )
     };
     let data = BTreeMap::from([
         ("web".to_owned(), entry("web-0", &entry_dir, "from the ConfigMap")),
@@ -106,7 +119,10 @@ async fn config_map_entries_add_projects_and_override_labels() {
 async fn a_pod_deleted_mid_command_fails_it_with_the_reason() {
     let site = Site::start(Backend::Kubernetes, "").await;
     let workspace = site.project("web").await;
-    let id = site.gw.shell("web", "echo $$ > main.pid; echo started; sleep 300").await;
+    let id = site
+        .gw
+        .shell("web", "echo $$ > main.pid; echo started; sleep 300")
+        .await;
     let pid = read_pid(&workspace.join("main.pid")).await;
     site.gw.wait_state(&id, "running").await;
     site.cluster().delete_pod(NAMESPACE, "web-0");
@@ -134,20 +150,52 @@ async fn an_api_server_outage_opens_the_breaker_and_recovery_closes_it() {
     assert_eq!(body["kubernetes"]["namespace"], NAMESPACE);
 
     site.cluster().set_down(true);
-    wait_until(LIMIT, || async { ready(&site).await.1["kubernetes"]["breaker"]["state"] == "open" }).await;
+    wait_until(LIMIT, || async {
+        ready(&site).await.1["kubernetes"]["breaker"]["state"] == "open"
+    })
+    .await;
     let (status, body) = ready(&site).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["backend"]["ok"], false, "{body}");
-    assert!(body["backend"]["error"].as_str().unwrap().contains("circuit breaker open"), "{body}");
-    let (status, refused) = site.gw.post("/v1/projects/web/commands", json!({"kind": "shell", "script": "true"})).await;
+    assert!(
+        body["backend"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker open"),
+        "{body}"
+    );
+    let (status, refused) = site
+        .gw
+        .post("/v1/projects/web/commands", json!({"kind": "shell", "script": "true"}))
+        .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
     assert_eq!(refused["error"]["code"], "backend_unavailable");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("circuit breaker open"), "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker open"),
+        "{refused}"
+    );
     let (status, items) = site.gw.get("/v1/projects/web/claude/commands").await;
-    assert_eq!((status, &items["error"]["code"]), (StatusCode::SERVICE_UNAVAILABLE, &json!("backend_unavailable")));
-    let metrics = site.gw.request(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        (status, &items["error"]["code"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("backend_unavailable"))
+    );
+    let metrics = site
+        .gw
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("rdev_kube_breaker_state 2"), "{metrics}");
-    assert!(project_names(&site).await.contains(&"web".to_owned()), "the last good list stays");
+    assert!(
+        project_names(&site).await.contains(&"web".to_owned()),
+        "the last good list stays"
+    );
 
     site.cluster().set_down(false);
     wait_for_status(&site.gw, "/ready", StatusCode::OK).await;
@@ -166,16 +214,25 @@ async fn the_v4_channel_protocol_works_too() {
     site.project("web").await;
     let id = site.gw.shell("web", "echo out; echo err >&2; exit 7").await;
     let done = site.gw.wait_done(&id).await;
-    assert_eq!((done["state"].as_str(), done["exit_code"].as_i64()), (Some("failed"), Some(7)), "{done}");
+    assert_eq!(
+        (done["state"].as_str(), done["exit_code"].as_i64()),
+        (Some("failed"), Some(7)),
+        "{done}"
+    );
     assert_eq!(output_of(&site, &id).await, "out\nerr\n");
     let gw = &site.gw;
     let path = "/v1/projects/web/claude/commands/deploy";
     let content = "x".repeat(200_000);
-    let (status, body) = gw.call(Method::PUT, path, &gw.admin_token, Some(json!({"content": content}))).await;
+    let (status, body) = gw
+        .call(Method::PUT, path, &gw.admin_token, Some(json!({"content": content})))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(gw.get(path).await.1["content"], content.as_str());
     let protocols: Vec<String> = site.cluster().execs().into_iter().map(|e| e.protocol).collect();
-    assert!(!protocols.is_empty() && protocols.iter().all(|p| p == "v4.channel.k8s.io"), "{protocols:?}");
+    assert!(
+        !protocols.is_empty() && protocols.iter().all(|p| p == "v4.channel.k8s.io"),
+        "{protocols:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +243,10 @@ async fn a_restarted_gateway_kills_what_a_crashed_one_left_in_pods() {
     let pid = read_pid(&workspace.join("main.pid")).await;
     site.gw.wait_state(&id, "running").await;
     site.gw.kill();
-    assert!(process_alive(pid), "closing the exec stream does not stop the remote process");
+    assert!(
+        process_alive(pid),
+        "closing the exec stream does not stop the remote process"
+    );
     site.gw.restart();
     site.wait_processes_gone("web", pid).await;
     let done = site.gw.wait_done(&id).await;
@@ -201,11 +261,15 @@ async fn commands_run_in_the_chosen_container() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut declared = workspace_pod("declared-0", "declared", &dir);
     declared.containers = vec!["sidecar".into(), "main".into()];
-    declared.annotations.insert("kubectl.kubernetes.io/default-container".into(), "main".into());
+    declared
+        .annotations
+        .insert("kubectl.kubernetes.io/default-container".into(), "main".into());
     let mut chosen = declared.clone();
     chosen.name = "chosen-0".into();
     chosen.labels.insert(format!("{PREFIX}/name"), "chosen".into());
-    chosen.annotations.insert(format!("{PREFIX}/container"), "sidecar".into());
+    chosen
+        .annotations
+        .insert(format!("{PREFIX}/container"), "sidecar".into());
     cluster.create_pod(NAMESPACE, declared);
     cluster.create_pod(NAMESPACE, chosen);
     for (project, pod, container) in [("declared", "declared-0", "main"), ("chosen", "chosen-0", "sidecar")] {

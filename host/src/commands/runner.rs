@@ -85,7 +85,9 @@ impl Commands {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
         };
-        let runner = exec.runner().unwrap_or_else(|| self.inner.backend.identity().to_owned());
+        let runner = exec
+            .runner()
+            .unwrap_or_else(|| self.inner.backend.identity().to_owned());
         if let Some(pgid) = exec.process_group()
             && let Err(e) = self.inner.store.set_process_group(&cmd.id, &runner, pgid).await
         {

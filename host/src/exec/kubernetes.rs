@@ -74,7 +74,10 @@ impl ExecBackend for KubernetesBackend {
     }
 
     async fn kill_leftover(&self, runner: &str, pgid: i64) {
-        let (Some(target), Ok(pid)) = (Target::from_runner(runner, self.cluster.namespace()), u32::try_from(pgid)) else {
+        let (Some(target), Ok(pid)) = (
+            Target::from_runner(runner, self.cluster.namespace()),
+            u32::try_from(pgid),
+        ) else {
             tracing::warn!(runner, pgid, "not killing a process this backend did not start");
             return;
         };

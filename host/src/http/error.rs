@@ -154,7 +154,9 @@ impl From<CommandError> for ApiError {
             CommandError::IdempotencyConflict => Self::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string()),
             CommandError::AlreadyEnded(_) => Self::new(StatusCode::CONFLICT, "already_ended", e.to_string()),
             CommandError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
-            CommandError::BackendUnavailable(why) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", why),
+            CommandError::BackendUnavailable(why) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", why)
+            }
             CommandError::Store(e) => e.into(),
         }
     }

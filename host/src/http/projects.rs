@@ -28,7 +28,11 @@ impl From<&Project> for ProjectView {
         Self {
             name: p.name.clone(),
             description: p.description.clone(),
-            backend: if p.placement.pod.is_some() { "kubernetes" } else { "local" },
+            backend: if p.placement.pod.is_some() {
+                "kubernetes"
+            } else {
+                "local"
+            },
             pod: p.placement.pod.clone(),
             settings: p.settings.clone(),
         }

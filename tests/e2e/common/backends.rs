@@ -114,7 +114,10 @@ impl Site {
         wait_until(Duration::from_secs(10), || async { !super::process_alive(pid) }).await;
         if let Some(cluster) = &self.cluster {
             let pod = format!("{project}-0");
-            wait_until(Duration::from_secs(10), || async { cluster.running_processes(&pod).is_empty() }).await;
+            wait_until(Duration::from_secs(10), || async {
+                cluster.running_processes(&pod).is_empty()
+            })
+            .await;
         }
     }
 }

@@ -45,7 +45,9 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
         async move { Ok::<_, Infallible>(route(shared, request)) }
     });
     // `with_upgrades` hands the socket over to the exec websocket after the 101 response.
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let connection = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::select! {
         _ = connection => {}
         () = shutdown.cancelled() => {}
@@ -71,7 +73,11 @@ fn route(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
             let (ns, name) = (ns.to_string(), name.to_string());
             exec::handle(shared, request, &ns, &name, &query)
         }
-        _ => status_response(&status::failure(404, "NotFound", "the server could not find the requested resource")),
+        _ => status_response(&status::failure(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )),
     }
 }
 
@@ -92,7 +98,9 @@ fn version() -> Info {
 
 /// A list, or a watch with `watch=true`.
 fn collection(shared: &Arc<Shared>, plural: &str, namespace: Option<&str>, query: &Query) -> Response<Body> {
-    let Some(kind) = Kind::from_plural(plural) else { return unknown_resource(plural) };
+    let Some(kind) = Kind::from_plural(plural) else {
+        return unknown_resource(plural);
+    };
     let filter = match filter(namespace, query) {
         Ok(filter) => filter,
         Err(message) => return status_response(&status::bad_request(message)),
@@ -114,7 +122,9 @@ fn filter(namespace: Option<&str>, query: &Query) -> Result<Filter, String> {
 }
 
 fn object(shared: &Shared, plural: &str, namespace: &str, name: &str) -> Response<Body> {
-    let Some(kind) = Kind::from_plural(plural) else { return unknown_resource(plural) };
+    let Some(kind) = Kind::from_plural(plural) else {
+        return unknown_resource(plural);
+    };
     match shared.store.lock().get(kind, namespace, name) {
         Some(object) => json_response(StatusCode::OK, &object.json),
         None => status_response(&status::not_found(plural, name)),
@@ -122,7 +132,11 @@ fn object(shared: &Shared, plural: &str, namespace: &str, name: &str) -> Respons
 }
 
 fn unknown_resource(plural: &str) -> Response<Body> {
-    status_response(&status::failure(404, "NotFound", format!("the server could not find the requested resource ({plural})")))
+    status_response(&status::failure(
+        404,
+        "NotFound",
+        format!("the server could not find the requested resource ({plural})"),
+    ))
 }
 
 /// Query parameters in order, repeated keys kept (exec's `command` repeats).
@@ -130,7 +144,11 @@ pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(query: Option<&str>) -> Self {
-        Self(form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect())
+        Self(
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
@@ -138,7 +156,11 @@ impl Query {
     }
 
     pub(crate) fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// A boolean parameter as Go's `strconv.ParseBool` reads the usual spellings.
@@ -151,12 +173,17 @@ pub(crate) fn json_response(code: StatusCode, value: &impl k8s_openapi::serde::S
     let bytes = serde_json::to_vec(value).expect("JSON values serialize");
     let mut response = Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
     *response.status_mut() = code;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 /// An error response: the Status as body, its `code` as HTTP status.
 pub(crate) fn status_response(status: &Status) -> Response<Body> {
-    let code = status.code.and_then(|c| u16::try_from(c).ok()).and_then(|c| StatusCode::from_u16(c).ok());
+    let code = status
+        .code
+        .and_then(|c| u16::try_from(c).ok())
+        .and_then(|c| StatusCode::from_u16(c).ok());
     json_response(code.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), status)
 }

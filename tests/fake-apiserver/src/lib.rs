@@ -36,7 +36,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { exec_protocols: vec!["v5.channel.k8s.io", "v4.channel.k8s.io"] }
+        Self {
+            exec_protocols: vec!["v5.channel.k8s.io", "v4.channel.k8s.io"],
+        }
     }
 }
 
@@ -86,7 +88,9 @@ impl FakeApiServer {
         let addr = listener.local_addr().expect("listener address");
         let shared = Arc::new(Shared::new(options));
         tokio::spawn(http::serve(listener, shared.clone()));
-        FakeApiServer { inner: Arc::new(Handle { shared, addr }) }
+        FakeApiServer {
+            inner: Arc::new(Handle { shared, addr }),
+        }
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.

@@ -26,7 +26,10 @@ pub struct PodSpec {
 impl PodSpec {
     /// A pod with this name and nothing else; add a container before exec-ing into it.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), ..Self::default() }
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
     }
 
     /// Adds (or replaces) a label.
@@ -131,18 +134,35 @@ impl Stored {
         let (labels, json) = match content {
             Content::Pod(spec) => (spec.labels.clone(), to_json(pod(namespace, spec, identity, rv))),
             Content::ConfigMap(data) => {
-                let map = ConfigMap { metadata: meta(namespace, name, identity, rv), data: Some(data), ..Default::default() };
+                let map = ConfigMap {
+                    metadata: meta(namespace, name, identity, rv),
+                    data: Some(data),
+                    ..Default::default()
+                };
                 (BTreeMap::new(), to_json(map))
             }
         };
-        Self { kind, namespace: namespace.into(), name: name.into(), labels, identity, json }
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+            labels,
+            identity,
+            json,
+        }
     }
 
     /// The same object stamped with another resource version, as deletions are reported.
     pub(crate) fn at_version(&self, rv: u64) -> Self {
         let mut json = self.json.clone();
         json["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        Self { namespace: self.namespace.clone(), name: self.name.clone(), labels: self.labels.clone(), json, ..*self }
+        Self {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            json,
+            ..*self
+        }
     }
 }
 
@@ -172,7 +192,10 @@ fn pod(namespace: &str, spec: PodSpec, identity: Identity, rv: u64) -> Pod {
     });
     Pod {
         metadata,
-        spec: Some(K8sPodSpec { containers: containers.collect(), ..Default::default() }),
+        spec: Some(K8sPodSpec {
+            containers: containers.collect(),
+            ..Default::default()
+        }),
         status: Some(running_status(&spec.containers, identity)),
     }
 }
@@ -188,7 +211,9 @@ fn running_status(containers: &[String], identity: Identity) -> PodStatus {
         started: Some(true),
         restart_count: 0,
         state: Some(ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(started.clone()) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(started.clone()),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -196,7 +221,11 @@ fn running_status(containers: &[String], identity: Identity) -> PodStatus {
     PodStatus {
         phase: Some("Running".into()),
         pod_ip: Some(identity.pod_ip()),
-        conditions: Some(vec![PodCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() }]),
+        conditions: Some(vec![PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]),
         container_statuses: Some(container_statuses.collect()),
         start_time: Some(started),
         ..Default::default()

@@ -15,16 +15,28 @@ struct PodProcesses {
 }
 
 /// Process groups keyed by (namespace, pod name).
-#[derive(Default)]
 pub(crate) struct Processes {
+    /// The server's shutdown token; each pod's `killed` token is a child of it.
+    server: CancellationToken,
     pods: HashMap<(String, String), PodProcesses>,
 }
 
 impl Processes {
+    pub(crate) fn new(server: CancellationToken) -> Self {
+        Self {
+            server,
+            pods: HashMap::new(),
+        }
+    }
+
     /// The token an exec session into this pod watches for the pod's deletion.
-    pub(crate) fn killed_token(&mut self, namespace: &str, pod: &str, server: &CancellationToken) -> CancellationToken {
+    pub(crate) fn killed_token(&mut self, namespace: &str, pod: &str) -> CancellationToken {
         let entry = self.pods.entry((namespace.into(), pod.into()));
-        let pod = entry.or_insert_with(|| PodProcesses { killed: server.child_token(), groups: Vec::new() });
+        let server = &self.server;
+        let pod = entry.or_insert_with(|| PodProcesses {
+            killed: server.child_token(),
+            groups: Vec::new(),
+        });
         pod.killed.clone()
     }
 
@@ -42,33 +54,40 @@ impl Processes {
     }
 
     /// What the kubelet does when a pod goes: end its exec streams and SIGKILL its processes.
+    /// The groups stay listed, so `running_processes` shows when they are really gone; a pod
+    /// recreated under the same name gets a fresh token.
     pub(crate) fn kill_pod(&mut self, namespace: &str, pod: &str) {
-        if let Some(pod) = self.pods.remove(&(namespace.into(), pod.into())) {
+        if let Some(pod) = self.pods.get_mut(&(namespace.into(), pod.into())) {
             pod.kill();
+            pod.killed = self.server.child_token();
         }
     }
 
     /// Kills every pod's processes, when the server goes away.
-    pub(crate) fn kill_all(&mut self) {
-        self.pods.drain().for_each(|(_, pod)| pod.kill());
+    pub(crate) fn kill_all(&self) {
+        self.pods.values().for_each(PodProcesses::kill);
     }
 }
 
 impl PodProcesses {
-    fn kill(self) {
+    fn kill(&self) {
         self.killed.cancel();
-        for pgid in self.groups {
+        for pgid in &self.groups {
             // ESRCH only means the whole group has already exited.
-            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
         }
     }
 }
 
 /// Live (non-zombie) processes whose process group is one of `groups`, read from `/proc/*/stat`.
 pub(crate) fn live_members(groups: &[i32]) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
-    let mut live: Vec<u32> = pids.filter(|pid| stat_group(*pid).is_some_and(|g| groups.contains(&g))).collect();
+    let mut live: Vec<u32> = pids
+        .filter(|pid| stat_group(*pid).is_some_and(|g| groups.contains(&g)))
+        .collect();
     live.sort_unstable();
     live
 }

@@ -88,7 +88,11 @@ fn parse_label_term(term: &str) -> Result<LabelRequirement, String> {
         LabelRequirement::Exists(term.into())
     };
     let key = requirement.key();
-    if key.is_empty() || key.contains(char::is_whitespace) { Err(invalid()) } else { Ok(requirement) }
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        Err(invalid())
+    } else {
+        Ok(requirement)
+    }
 }
 
 impl LabelRequirement {
@@ -154,8 +158,16 @@ fn parse_field_term(term: &str) -> Result<FieldRequirement, String> {
         other => return Err(format!("field label not supported: {other}")),
     };
     Ok(match comparison {
-        Comparison::Equals(value) => FieldRequirement { field, value, equal: true },
-        Comparison::NotEquals(value) => FieldRequirement { field, value, equal: false },
+        Comparison::Equals(value) => FieldRequirement {
+            field,
+            value,
+            equal: true,
+        },
+        Comparison::NotEquals(value) => FieldRequirement {
+            field,
+            value,
+            equal: false,
+        },
     })
 }
 
@@ -175,15 +187,18 @@ mod tests {
     #[test]
     fn parses_every_label_operator() {
         let parsed = parse_labels("a=1, b==2,c!=3,d in (x, y),e notin (z),f,!g").unwrap();
-        assert_eq!(parsed, vec![
-            LabelRequirement::Equals("a".into(), "1".into()),
-            LabelRequirement::Equals("b".into(), "2".into()),
-            LabelRequirement::NotEquals("c".into(), "3".into()),
-            LabelRequirement::In("d".into(), vec!["x".into(), "y".into()]),
-            LabelRequirement::NotIn("e".into(), vec!["z".into()]),
-            LabelRequirement::Exists("f".into()),
-            LabelRequirement::NotExists("g".into()),
-        ]);
+        assert_eq!(
+            parsed,
+            vec![
+                LabelRequirement::Equals("a".into(), "1".into()),
+                LabelRequirement::Equals("b".into(), "2".into()),
+                LabelRequirement::NotEquals("c".into(), "3".into()),
+                LabelRequirement::In("d".into(), vec!["x".into(), "y".into()]),
+                LabelRequirement::NotIn("e".into(), vec!["z".into()]),
+                LabelRequirement::Exists("f".into()),
+                LabelRequirement::NotExists("g".into()),
+            ]
+        );
     }
 
     #[test]

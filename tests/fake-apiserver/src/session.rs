@@ -82,7 +82,8 @@ pub(crate) async fn run(ws: Ws, exec: Exec) {
         Ok(exit) => exit_status(&exec.command, exit),
         Err(error) => status::failure(500, "InternalError", format!("waiting for the command: {error}")),
     };
-    if let Some(mut client) = client {
+    // A deleted pod's exec ends without a status, even if its pipes had closed before the kill.
+    if let Some(mut client) = client.filter(|_| !exec.killed.is_cancelled()) {
         finish(&mut client.sink, &status).await;
     }
 }
@@ -140,7 +141,9 @@ async fn pump_output(child: &mut Child, client: &mut Option<Client>, killed: &Ca
 
 /// One read from a pipe as a frame for `channel`; `None` (and the pipe dropped) at EOF.
 async fn read_frame<R: AsyncRead + Unpin>(pipe: &mut Option<R>, channel: u8, buf: &mut [u8]) -> Option<Vec<u8>> {
-    let Some(reader) = pipe.as_mut() else { return std::future::pending().await };
+    let Some(reader) = pipe.as_mut() else {
+        return std::future::pending().await;
+    };
     match reader.read(&mut buf[1..]).await {
         Ok(n) if n > 0 => {
             buf[0] = channel;

@@ -24,14 +24,15 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(options: Options) -> Self {
+        let shutdown = CancellationToken::new();
         Self {
             options,
             store: Store::new(),
-            processes: Mutex::default(),
+            processes: Mutex::new(Processes::new(shutdown.clone())),
             execs: Mutex::default(),
             down: watch::Sender::new(false),
             requests: AtomicU64::new(0),
-            shutdown: CancellationToken::new(),
+            shutdown,
         }
     }
 

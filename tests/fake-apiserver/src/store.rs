@@ -69,7 +69,11 @@ impl Objects {
         self.rv += 1;
         let object = Arc::new(Stored::render(namespace, name, content, identity, self.rv));
         self.current.insert(key, object.clone());
-        let change = if previous.is_some() { Change::Modified } else { Change::Added };
+        let change = if previous.is_some() {
+            Change::Modified
+        } else {
+            Change::Added
+        };
         self.record(change, object, previous);
     }
 
@@ -83,11 +87,19 @@ impl Objects {
 
     fn new_identity(&mut self) -> Identity {
         self.serial += 1;
-        Identity { serial: self.serial, created: Timestamp::now() }
+        Identity {
+            serial: self.serial,
+            created: Timestamp::now(),
+        }
     }
 
     fn record(&mut self, change: Change, object: Arc<Stored>, previous: Option<Arc<Stored>>) {
-        self.log.push(Arc::new(Event { rv: self.rv, change, object, previous }));
+        self.log.push(Arc::new(Event {
+            rv: self.rv,
+            change,
+            object,
+            previous,
+        }));
     }
 }
 
@@ -99,7 +111,10 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new() -> Self {
-        Self { objects: Mutex::default(), changed: watch::Sender::new(0) }
+        Self {
+            objects: Mutex::default(),
+            changed: watch::Sender::new(0),
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Objects> {

@@ -53,11 +53,16 @@ pub(crate) fn respond(shared: Arc<Shared>, kind: Kind, filter: Filter, query: &Q
         // unless sendInitialEvents=false says otherwise.
         initial_events: since.is_none() && query.get("sendInitialEvents") != Some("false"),
         end_bookmark,
-        timeout: query.get("timeoutSeconds").and_then(|t| t.parse().ok()).map(Duration::from_secs),
+        timeout: query
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .map(Duration::from_secs),
     };
     let body = StreamBody::new(events(shared, watch).map(|line| Ok::<_, Infallible>(Frame::data(line))));
     let mut response = Response::new(body.boxed_unsync());
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

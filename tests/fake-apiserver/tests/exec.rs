@@ -49,17 +49,26 @@ async fn exec_streams_output_and_reports_the_exit_code() {
     assert_eq!(status.status.as_deref(), Some("Failure"));
     assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
     let cause = &status.details.unwrap().causes.unwrap()[0];
-    assert_eq!((cause.reason.as_deref(), cause.message.as_deref()), (Some("ExitCode"), Some("3")));
+    assert_eq!(
+        (cause.reason.as_deref(), cause.message.as_deref()),
+        (Some("ExitCode"), Some("3"))
+    );
     let record = &server.execs()[0];
     assert_eq!((record.pod.as_str(), record.container.as_str()), ("web-0", "main"));
-    assert_eq!((record.command.clone(), record.protocol.as_str()), (command.map(String::from).to_vec(), "v5.channel.k8s.io"));
+    assert_eq!(
+        (record.command.clone(), record.protocol.as_str()),
+        (command.map(String::from).to_vec(), "v5.channel.k8s.io")
+    );
 }
 
 #[tokio::test]
 async fn exec_passes_stdin_and_its_close_under_v5() {
     let (_server, pods) = setup(Options::default()).await;
     let params = AttachParams::default().stdin(true);
-    let mut attached = pods.exec("web-0", ["sh", "-c", "cat; echo done"], &params).await.unwrap();
+    let mut attached = pods
+        .exec("web-0", ["sh", "-c", "cat; echo done"], &params)
+        .await
+        .unwrap();
     let mut stdin = attached.stdin().unwrap();
     stdin.write_all(b"hello\n").await.unwrap();
     // Dropping kube's stdin half is not EOF (the simplex pipe stays open); shutting it down is.
@@ -71,8 +80,14 @@ async fn exec_passes_stdin_and_its_close_under_v5() {
 
 #[tokio::test]
 async fn exec_falls_back_to_v4_when_the_server_only_speaks_v4() {
-    let (server, pods) = setup(Options { exec_protocols: vec!["v4.channel.k8s.io"] }).await;
-    let attached = pods.exec("web-0", ["echo", "hi"], &AttachParams::default()).await.unwrap();
+    let (server, pods) = setup(Options {
+        exec_protocols: vec!["v4.channel.k8s.io"],
+    })
+    .await;
+    let attached = pods
+        .exec("web-0", ["echo", "hi"], &AttachParams::default())
+        .await
+        .unwrap();
     let (stdout, _, status) = outcome(attached).await;
     assert_eq!(stdout, "hi\n");
     assert_eq!(status.unwrap().status.as_deref(), Some("Success"));
@@ -82,12 +97,18 @@ async fn exec_falls_back_to_v4_when_the_server_only_speaks_v4() {
 #[tokio::test]
 async fn process_outlives_a_dropped_websocket_until_its_pod_is_deleted() {
     let (server, pods) = setup(Options::default()).await;
-    let attached = pods.exec("web-0", ["sh", "-c", "sleep 30 & sleep 30"], &AttachParams::default()).await.unwrap();
+    let attached = pods
+        .exec("web-0", ["sh", "-c", "sleep 30 & sleep 30"], &AttachParams::default())
+        .await
+        .unwrap();
     assert!(eventually(SECOND, || server.running_processes("web-0").len() >= 2).await);
     drop(attached);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let running = server.running_processes("web-0");
-    assert!(running.len() >= 2, "shell and its background sleep still run: {running:?}");
+    assert!(
+        running.len() >= 2,
+        "shell and its background sleep still run: {running:?}"
+    );
     assert!(running.contains(&server.execs()[0].pid));
 
     server.delete_pod(NS, "web-0");
@@ -97,7 +118,14 @@ async fn process_outlives_a_dropped_websocket_until_its_pod_is_deleted() {
 #[tokio::test]
 async fn deleting_the_pod_ends_the_exec_without_a_status() {
     let (server, pods) = setup(Options::default()).await;
-    let mut attached = pods.exec("web-0", ["sh", "-c", "echo started; sleep 30"], &AttachParams::default()).await.unwrap();
+    let mut attached = pods
+        .exec(
+            "web-0",
+            ["sh", "-c", "echo started; sleep 30"],
+            &AttachParams::default(),
+        )
+        .await
+        .unwrap();
     let mut stdout = attached.stdout().unwrap();
     let mut first = [0; 8];
     stdout.read_exact(&mut first).await.unwrap();
@@ -114,10 +142,16 @@ async fn deleting_the_pod_ends_the_exec_without_a_status() {
 #[tokio::test]
 async fn exec_of_a_missing_program_is_an_internal_error() {
     let (server, pods) = setup(Options::default()).await;
-    let attached = pods.exec("web-0", ["no-such-program-xyz"], &AttachParams::default()).await.unwrap();
+    let attached = pods
+        .exec("web-0", ["no-such-program-xyz"], &AttachParams::default())
+        .await
+        .unwrap();
     let (_, _, status) = outcome(attached).await;
     let status = status.unwrap();
-    assert_eq!((status.reason.as_deref(), status.code), (Some("InternalError"), Some(500)));
+    assert_eq!(
+        (status.reason.as_deref(), status.code),
+        (Some("InternalError"), Some(500))
+    );
     assert!(status.message.unwrap().contains("executable file not found in $PATH"));
     assert_eq!(server.execs()[0].pid, 0);
 }
@@ -132,7 +166,9 @@ async fn exec_is_refused_before_the_upgrade_for_bad_targets() {
         ("two", AttachParams::default(), 400),
     ];
     for (pod, params, code) in cases {
-        let Err(kube::Error::Api(status)) = pods.exec(pod, ["true"], &params).await else { panic!("{pod}: refused") };
+        let Err(kube::Error::Api(status)) = pods.exec(pod, ["true"], &params).await else {
+            panic!("{pod}: refused")
+        };
         assert_eq!(status.code, code, "{pod}: {status:?}");
     }
     assert!(server.execs().is_empty());
@@ -140,9 +176,33 @@ async fn exec_is_refused_before_the_upgrade_for_bad_targets() {
 
 #[tokio::test]
 async fn exec_without_a_common_protocol_is_forbidden() {
-    let (_server, pods) = setup(Options { exec_protocols: vec!["v6.channel.k8s.io"] }).await;
+    let (_server, pods) = setup(Options {
+        exec_protocols: vec!["v6.channel.k8s.io"],
+    })
+    .await;
     let Err(kube::Error::Api(status)) = pods.exec("web-0", ["true"], &AttachParams::default()).await else {
         panic!("refused")
     };
     assert_eq!(status.code, 403);
+}
+
+#[tokio::test]
+async fn dropping_the_server_kills_the_processes_it_started() {
+    let (server, pods) = setup(Options::default()).await;
+    let attached = pods
+        .exec("web-0", ["sleep", "30"], &AttachParams::default())
+        .await
+        .unwrap();
+    drop(attached);
+    let pid = server.execs()[0].pid;
+    assert!(alive(pid));
+    drop(server);
+    assert!(eventually(SECOND, || !alive(pid)).await, "sleep {pid} was killed");
+}
+
+/// Whether the process exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
 }

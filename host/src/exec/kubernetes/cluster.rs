@@ -77,13 +77,22 @@ async fn client_config(settings: &KubernetesConfig) -> anyhow::Result<kube::Conf
 impl Cluster {
     /// Connects (lazily: the API server may be down at startup) and starts the watches, which
     /// run until `stop` is cancelled.
-    pub async fn connect(settings: &KubernetesConfig, metrics: &Metrics, stop: CancellationToken) -> anyhow::Result<Self> {
-        let mut config = client_config(settings).await.context("cannot load the Kubernetes configuration")?;
+    pub async fn connect(
+        settings: &KubernetesConfig,
+        metrics: &Metrics,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let mut config = client_config(settings)
+            .await
+            .context("cannot load the Kubernetes configuration")?;
         config.connect_timeout = Some(Duration::from_secs(settings.api_timeout_secs));
         // The client would retry 503s for many seconds inside one call, hiding an outage from the
         // breaker; watches have their own backoff and commands must fail fast instead.
         config.default_retry = false;
-        let namespace = settings.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let namespace = settings
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
         let client = kube::Client::try_from(config).context("cannot build the Kubernetes client")?;
         let breaker = Breaker::new(
             settings.breaker_failures,
@@ -109,15 +118,31 @@ impl Cluster {
         let pods_api = Api::namespaced(client.clone(), &namespace);
         cluster.spawn_watch(pods_api, watcher::Config::default(), pod_writer, stop.clone());
         let config_map_watch = watcher::Config::default().fields(&format!("metadata.name={}", settings.config_map));
-        cluster.spawn_watch(Api::namespaced(client, &namespace), config_map_watch, config_map_writer, stop);
+        cluster.spawn_watch(
+            Api::namespaced(client, &namespace),
+            config_map_watch,
+            config_map_writer,
+            stop,
+        );
         Ok(cluster)
     }
 
     /// Mirrors one kind of object into a store, counting its errors and successes on the
     /// breaker, and announcing every change.
-    fn spawn_watch<K>(&self, api: Api<K>, config: watcher::Config, writer: reflector::store::Writer<K>, stop: CancellationToken)
-    where
-        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    fn spawn_watch<K>(
+        &self,
+        api: Api<K>,
+        config: watcher::Config,
+        writer: reflector::store::Writer<K>,
+        stop: CancellationToken,
+    ) where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
     {
         let cluster = self.clone();
         let events = watcher(api, config).backoff(RetryBackoff::default()).reflect(writer);

@@ -35,7 +35,14 @@ async fn run(
 
 /// Items of a kind, by name.
 pub async fn list(cluster: &Cluster, target: &Target, kind: ItemKind) -> Result<Vec<ItemSummary>, ExecError> {
-    let done = run(cluster, target, &["list", &target.workspace, kind.as_str()], None, MAX_LISTING_BYTES).await?;
+    let done = run(
+        cluster,
+        target,
+        &["list", &target.workspace, kind.as_str()],
+        None,
+        MAX_LISTING_BYTES,
+    )
+    .await?;
     let mut items: Vec<ItemSummary> = String::from_utf8_lossy(&done.stdout)
         .lines()
         .filter_map(parse_listing_line)
@@ -81,7 +88,14 @@ pub async fn write(
 
 /// Deletes an item.
 pub async fn delete(cluster: &Cluster, target: &Target, kind: ItemKind, name: &str) -> Result<(), ExecError> {
-    run(cluster, target, &["delete", &target.workspace, kind.as_str(), name], None, 0).await?;
+    run(
+        cluster,
+        target,
+        &["delete", &target.workspace, kind.as_str(), name],
+        None,
+        0,
+    )
+    .await?;
     Ok(())
 }
 

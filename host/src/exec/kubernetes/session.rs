@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kube::api::AttachedProcess;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::AttachedProcess;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -48,7 +48,13 @@ pub struct RemoteExecution {
 /// The pod's command line for an invocation: the wrapper, the workspace, the request's
 /// variables, then the program (the pod keeps its own environment otherwise).
 fn command_line(workspace: &str, invocation: &Invocation) -> Vec<String> {
-    let mut argv = vec!["sh".into(), "-c".into(), WRAPPER.into(), "rdev-exec".into(), workspace.into()];
+    let mut argv = vec![
+        "sh".into(),
+        "-c".into(),
+        WRAPPER.into(),
+        "rdev-exec".into(),
+        workspace.into(),
+    ];
     argv.extend(invocation.env.iter().map(|(name, value)| format!("{name}={value}")));
     argv.push("--".into());
     argv.push(invocation.program.clone());
@@ -61,7 +67,11 @@ pub(super) fn exit_code(status: &Status) -> Option<i32> {
     if status.status.as_deref() == Some("Success") {
         return Some(0);
     }
-    let causes = status.details.as_ref().and_then(|d| d.causes.as_deref()).unwrap_or_default();
+    let causes = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_deref())
+        .unwrap_or_default();
     causes
         .iter()
         .find(|c| c.reason.as_deref() == Some("ExitCode"))
@@ -77,7 +87,9 @@ impl RemoteExecution {
     pub async fn start(cluster: &Cluster, target: Target, invocation: &Invocation) -> Result<Self, ExecError> {
         let argv = command_line(&target.workspace, invocation);
         let params = target.attach_params(false);
-        let mut process = cluster.call(cluster.pods_api().exec(&target.pod, argv, &params)).await?;
+        let mut process = cluster
+            .call(cluster.pods_api().exec(&target.pod, argv, &params))
+            .await?;
         let status: StatusFuture = Box::pin(process.take_status().expect("status taken once"));
         let (tx, rx) = mpsc::channel(256);
         let (pid_tx, pid_rx) = oneshot::channel();
@@ -135,7 +147,9 @@ impl RemoteExecution {
 
     /// Why the stream ended without a status.
     async fn closed_reason(&self) -> String {
-        let gone = tokio::time::timeout(SETTLE, self.target.gone(&self.cluster)).await.is_ok();
+        let gone = tokio::time::timeout(SETTLE, self.target.gone(&self.cluster))
+            .await
+            .is_ok();
         match gone {
             true => format!("pod {} was deleted while the command ran", self.target.pod),
             false => format!(
@@ -234,7 +248,9 @@ pub(super) async fn kill_remote(cluster: &Cluster, target: &Target, pid: u32) ->
     }
     let argv = ["sh", "-c", KILL, "rdev-kill", &pid.to_string()].map(String::from);
     let params = target.attach_params(false);
-    let mut killer = cluster.call(cluster.pods_api().exec(&target.pod, argv, &params)).await?;
+    let mut killer = cluster
+        .call(cluster.pods_api().exec(&target.pod, argv, &params))
+        .await?;
     let status = killer.take_status().expect("status taken once");
     match tokio::time::timeout(SETTLE, status).await {
         Ok(Some(status)) if exit_code(&status) == Some(0) => Ok(()),
@@ -260,7 +276,9 @@ pub(super) async fn collect(
     limit: u64,
 ) -> Result<Collected, ExecError> {
     let params = target.attach_params(stdin.is_some());
-    let mut process = cluster.call(cluster.pods_api().exec(&target.pod, argv, &params)).await?;
+    let mut process = cluster
+        .call(cluster.pods_api().exec(&target.pod, argv, &params))
+        .await?;
     let run = async {
         // Keep stdin open until the end: closing it ends a v4 stream before its status.
         let _stdin = match (stdin, process.stdin()) {
@@ -298,9 +316,13 @@ pub(super) async fn collect(
         Err(_) => return Err(ExecError::Remote(format!("exec in pod {} timed out", target.pod))),
     };
     if stdout.len() as u64 > limit {
-        return Err(ExecError::Remote(format!("pod {} answered more than {limit} bytes", target.pod)));
+        return Err(ExecError::Remote(format!(
+            "pod {} answered more than {limit} bytes",
+            target.pod
+        )));
     }
-    let status = status.ok_or_else(|| ExecError::Remote(format!("the exec in pod {} ended without a status", target.pod)))?;
+    let status =
+        status.ok_or_else(|| ExecError::Remote(format!("the exec in pod {} ended without a status", target.pod)))?;
     let code = exit_code(&status).ok_or_else(|| ExecError::Remote(message(&status)))?;
     Ok(Collected {
         code,
@@ -360,6 +382,17 @@ mod tests {
         };
         let argv = command_line("/workspace", &invocation);
         assert_eq!(argv[..2], ["sh", "-c"]);
-        assert_eq!(argv[3..], ["rdev-exec", "/workspace", "CI=a b'c", "--", "git", "log", "--format=%s; rm -rf /"]);
+        assert_eq!(
+            argv[3..],
+            [
+                "rdev-exec",
+                "/workspace",
+                "CI=a b'c",
+                "--",
+                "git",
+                "log",
+                "--format=%s; rm -rf /"
+            ]
+        );
     }
 }

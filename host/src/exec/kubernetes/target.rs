@@ -95,7 +95,10 @@ impl Target {
 
     /// The target a [`runner`](Self::runner) string names, if it is one of this namespace's.
     pub fn from_runner(runner: &str, namespace: &str) -> Option<Self> {
-        let rest = runner.strip_prefix("kubernetes:")?.strip_prefix(namespace)?.strip_prefix('/')?;
+        let rest = runner
+            .strip_prefix("kubernetes:")?
+            .strip_prefix(namespace)?
+            .strip_prefix('/')?;
         let mut parts = rest.split('/');
         let (pod, uid, container) = (parts.next()?, parts.next()?, parts.next()?);
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());

@@ -10,9 +10,16 @@ use kube::{Client, Config};
 pub const NS: &str = "dev";
 
 pub async fn client(server: &FakeApiServer) -> Client {
+    Client::try_from(config(server).await).expect("client")
+}
+
+/// kube-rs's config for the fake. Note `default_retry`: kube retries 429/503/504 up to 15 times
+/// with exponential backoff, so during an outage a request can take minutes to fail.
+pub async fn config(server: &FakeApiServer) -> Config {
     let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig(NS)).expect("kubeconfig parses");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
-    Client::try_from(config).expect("client")
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("config")
 }
 
 /// Waits up to `limit` for `check` to hold, polling every 10 ms.
