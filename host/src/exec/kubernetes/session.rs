@@ -78,7 +78,7 @@ pub(super) fn exit_code(status: &Status) -> Option<i32> {
         .and_then(|c| c.message.as_deref()?.parse().ok())
 }
 
-fn message(status: &Status) -> String {
+pub(super) fn message(status: &Status) -> String {
     status.message.clone().unwrap_or_else(|| "the exec failed".into())
 }
 
@@ -257,78 +257,6 @@ pub(super) async fn kill_remote(cluster: &Cluster, target: &Target, pid: u32) ->
         Ok(Some(status)) => Err(ExecError::Remote(message(&status))),
         Ok(None) | Err(_) => Err(ExecError::Remote("the kill command did not finish".into())),
     }
-}
-
-/// Shared by the Claude items: an exec whose whole output is collected.
-pub(super) struct Collected {
-    pub code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: String,
-}
-
-/// Runs `argv` in the target's pod with optional stdin, collecting at most `limit` bytes of
-/// stdout, within the API timeout.
-pub(super) async fn collect(
-    cluster: &Cluster,
-    target: &Target,
-    argv: Vec<String>,
-    stdin: Option<&[u8]>,
-    limit: u64,
-) -> Result<Collected, ExecError> {
-    let params = target.attach_params(stdin.is_some());
-    let mut process = cluster
-        .call(cluster.pods_api().exec(&target.pod, argv, &params))
-        .await?;
-    let run = async {
-        // Keep stdin open until the end: closing it ends a v4 stream before its status.
-        let _stdin = match (stdin, process.stdin()) {
-            (Some(bytes), Some(mut writer)) => {
-                tokio::io::AsyncWriteExt::write_all(&mut writer, bytes).await?;
-                Some(writer)
-            }
-            _ => None,
-        };
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let status = process.take_status().expect("status taken once");
-        let (out, err) = (process.stdout(), process.stderr());
-        let read_out = async {
-            if let Some(out) = out {
-                out.take(limit + 1).read_to_end(&mut stdout).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let read_err = async {
-            if let Some(err) = err {
-                err.take(64 * 1024).read_to_end(&mut stderr).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let (status, out, err) = tokio::join!(status, read_out, read_err);
-        out?;
-        err?;
-        Ok::<_, std::io::Error>((status, stdout, stderr))
-    };
-    let limit_time = Duration::from_secs(cluster.settings().api_timeout_secs);
-    let (status, stdout, stderr) = match tokio::time::timeout(limit_time, run).await {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return Err(ExecError::Remote(format!("exec in pod {} failed: {e}", target.pod))),
-        Err(_) => return Err(ExecError::Remote(format!("exec in pod {} timed out", target.pod))),
-    };
-    if stdout.len() as u64 > limit {
-        return Err(ExecError::Remote(format!(
-            "pod {} answered more than {limit} bytes",
-            target.pod
-        )));
-    }
-    let status =
-        status.ok_or_else(|| ExecError::Remote(format!("the exec in pod {} ended without a status", target.pod)))?;
-    let code = exit_code(&status).ok_or_else(|| ExecError::Remote(message(&status)))?;
-    Ok(Collected {
-        code,
-        stdout,
-        stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
-    })
 }
 
 #[cfg(test)]
