@@ -307,3 +307,24 @@ async fn an_unreadable_kubeconfig_stops_startup_with_its_path() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no-such-kubeconfig"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_label_prefix_applies_to_inventory_and_default_discovery() {
+    let cluster = fake_apiserver::FakeApiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::backends::kubernetes_config(&cluster, dir.path()) + "label_prefix = \"example.com\"\n";
+    let gw = crate::common::Gateway::start_with_plugins(crate::common::Db::Sqlite, &config).await;
+    let workspace = dir.path().join("site");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let pod = fake_apiserver::PodSpec::new("site-0")
+        .label("example.com/project", "true")
+        .label("example.com/name", "site")
+        .annotation("example.com/workspace", workspace.to_str().unwrap())
+        .container("main");
+    let ignored = workspace_pod("old-0", "old", &workspace);
+    cluster.create_pod(NAMESPACE, pod);
+    cluster.create_pod(NAMESPACE, ignored);
+    gw.wait_for_project("site").await;
+    let (_, list) = gw.get("/v1/projects").await;
+    assert_eq!(list["projects"].as_array().unwrap().len(), 1, "{list}");
+}
