@@ -85,6 +85,14 @@ impl Commands {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
         };
+        let writer = OutputWriter::new(
+            self.inner.store.clone(),
+            self.inner.hub.clone(),
+            &cmd.id,
+            self.inner.config.commands.max_output_bytes,
+        );
+        // Output flows before the process group is recorded: the first byte never waits on that write.
+        let output = tokio::spawn(writer.run(exec.take_output()));
         let runner = exec
             .runner()
             .unwrap_or_else(|| self.inner.backend.identity().to_owned());
@@ -93,13 +101,6 @@ impl Commands {
         {
             tracing::warn!(error = %e, command_id = %cmd.id, "could not record the process group");
         }
-        let writer = OutputWriter::new(
-            self.inner.store.clone(),
-            self.inner.hub.clone(),
-            &cmd.id,
-            self.inner.config.commands.max_output_bytes,
-        );
-        let output = tokio::spawn(writer.run(exec.take_output()));
         let timeout = Duration::from_secs(cmd.timeout_secs.max(1) as u64);
         let wake = tokio::select! {
             status = exec.wait() => Wake::Exited(status),
