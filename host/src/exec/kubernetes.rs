@@ -74,10 +74,8 @@ impl ExecBackend for KubernetesBackend {
     }
 
     async fn kill_leftover(&self, runner: &str, pgid: i64) {
-        let (Some(target), Ok(pid)) = (
-            Target::from_runner(runner, self.cluster.namespace()),
-            u32::try_from(pgid),
-        ) else {
+        let found = Target::from_runner(runner, self.cluster.namespace());
+        let (Some((target, exec_id)), Ok(pid)) = (found, u32::try_from(pgid)) else {
             tracing::warn!(runner, pgid, "not killing a process this backend did not start");
             return;
         };
@@ -85,7 +83,7 @@ impl ExecBackend for KubernetesBackend {
         if target.uid.is_some() && target.is_gone(&self.cluster) {
             return;
         }
-        if let Err(e) = session::kill_remote(&self.cluster, &target, pid).await {
+        if let Err(e) = session::kill_remote(&self.cluster, &target, pid, &exec_id).await {
             tracing::warn!(pod = %target.pod, pid, error = %e, "could not kill a command left by an earlier run");
         }
     }

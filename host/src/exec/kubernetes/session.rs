@@ -37,6 +37,7 @@ pub struct RemoteExecution {
     cluster: Cluster,
     target: Target,
     pid: u32,
+    exec_id: String,
     process: AttachedProcess,
     status: StatusFuture,
     output: Option<mpsc::Receiver<(StreamKind, Vec<u8>)>>,
@@ -45,16 +46,11 @@ pub struct RemoteExecution {
     killed: bool,
 }
 
-/// The pod's command line for an invocation: the wrapper, the workspace, the request's
-/// variables, then the program (the pod keeps its own environment otherwise).
-fn command_line(workspace: &str, invocation: &Invocation) -> Vec<String> {
-    let mut argv = vec![
-        "sh".into(),
-        "-c".into(),
-        WRAPPER.into(),
-        "rdev-exec".into(),
-        workspace.into(),
-    ];
+/// The pod's command line for an invocation: the wrapper, the exec id, the workspace, the
+/// request's variables, then the program (the pod keeps its own environment otherwise).
+fn command_line(exec_id: &str, workspace: &str, invocation: &Invocation) -> Vec<String> {
+    let wrapper = ["sh", "-c", WRAPPER, "rdev-exec", exec_id, workspace];
+    let mut argv: Vec<String> = wrapper.map(String::from).to_vec();
     argv.extend(invocation.env.iter().map(|(name, value)| format!("{name}={value}")));
     argv.push("--".into());
     argv.push(invocation.program.clone());
@@ -85,7 +81,8 @@ pub(super) fn message(status: &Status) -> String {
 impl RemoteExecution {
     /// Starts `invocation` in the target's pod and waits for the wrapper to report its pid.
     pub async fn start(cluster: &Cluster, target: Target, invocation: &Invocation) -> Result<Self, ExecError> {
-        let argv = command_line(&target.workspace, invocation);
+        let exec_id = uuid::Uuid::new_v4().simple().to_string();
+        let argv = command_line(&exec_id, &target.workspace, invocation);
         let params = target.attach_params(false);
         let mut process = cluster
             .call(cluster.pods_api().exec(&target.pod, argv, &params))
@@ -104,6 +101,7 @@ impl RemoteExecution {
             cluster: cluster.clone(),
             target,
             pid: 0,
+            exec_id,
             process,
             status,
             output: Some(rx),
@@ -207,7 +205,7 @@ impl Execution for RemoteExecution {
     }
 
     fn runner(&self) -> Option<String> {
-        Some(self.target.runner(self.cluster.namespace()))
+        Some(self.target.runner(self.cluster.namespace(), &self.exec_id))
     }
 
     fn take_output(&mut self) -> mpsc::Receiver<(StreamKind, Vec<u8>)> {
@@ -235,18 +233,19 @@ impl Execution for RemoteExecution {
             return;
         }
         self.killed = true;
-        if let Err(e) = kill_remote(&self.cluster, &self.target, self.pid).await {
+        if let Err(e) = kill_remote(&self.cluster, &self.target, self.pid, &self.exec_id).await {
             tracing::warn!(pod = %self.target.pod, pid = self.pid, error = %e, "could not kill a remote command");
         }
     }
 }
 
-/// Kills a remote process and its descendants through a second exec, and waits for that exec.
-pub(super) async fn kill_remote(cluster: &Cluster, target: &Target, pid: u32) -> Result<(), ExecError> {
+/// Kills a remote process and its descendants through a second exec, and waits for that exec;
+/// a process that does not carry `exec_id` is left alone.
+pub(super) async fn kill_remote(cluster: &Cluster, target: &Target, pid: u32, exec_id: &str) -> Result<(), ExecError> {
     if target.is_gone(cluster) {
         return Ok(());
     }
-    let argv = ["sh", "-c", KILL, "rdev-kill", &pid.to_string()].map(String::from);
+    let argv = ["sh", "-c", KILL, "rdev-kill", &pid.to_string(), exec_id].map(String::from);
     let params = target.attach_params(false);
     let mut killer = cluster
         .call(cluster.pods_api().exec(&target.pod, argv, &params))
@@ -280,6 +279,57 @@ mod tests {
         assert_eq!(message(&refused), "container not found");
     }
 
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+    }
+
+    fn run_kill(pid: u32, exec_id: &str) {
+        let status = std::process::Command::new("sh")
+            .args(["-c", KILL, "rdev-kill", &pid.to_string(), exec_id])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn the_kill_script_kills_the_marked_tree_and_nothing_else() {
+        use std::os::unix::process::CommandExt;
+        let spawn = |id: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 30 & echo $! > \"$0\"; wait"])
+                .arg(std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid")))
+                .env("RDEV_EXEC_ID", id)
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (mut ours, mut foreign) = (spawn(&id), spawn("someone-else"));
+        let child_pid = |id: &str| {
+            let file = std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid"));
+            for _ in 0..200 {
+                if let Some(pid) = std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse().ok()) {
+                    let _ = std::fs::remove_file(&file);
+                    return pid;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("no pid file");
+        };
+        let (our_sleep, foreign_sleep): (u32, u32) = (child_pid(&id), child_pid("someone-else"));
+        run_kill(foreign.id(), &id);
+        run_kill(ours.id(), &id);
+        ours.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!alive(our_sleep), "the marked tree is gone");
+        assert!(
+            alive(foreign.id()) && alive(foreign_sleep),
+            "an unmarked process is left alone"
+        );
+        run_kill(foreign.id(), "someone-else");
+        foreign.wait().unwrap();
+    }
+
     #[tokio::test]
     async fn the_pid_line_is_taken_off_stdout_even_when_split() {
         let (tx, mut rx) = mpsc::channel(8);
@@ -308,12 +358,13 @@ mod tests {
             env: [("CI".to_owned(), "a b'c".to_owned())].into(),
             inherited: [("PATH".to_owned(), "/gateway/bin".to_owned())].into(),
         };
-        let argv = command_line("/workspace", &invocation);
+        let argv = command_line("e1", "/workspace", &invocation);
         assert_eq!(argv[..2], ["sh", "-c"]);
         assert_eq!(
             argv[3..],
             [
                 "rdev-exec",
+                "e1",
                 "/workspace",
                 "CI=a b'c",
                 "--",

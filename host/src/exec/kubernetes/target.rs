@@ -83,31 +83,36 @@ impl Target {
         }
     }
 
-    /// What is recorded with a command's pid: enough to kill it after a gateway restart.
-    pub fn runner(&self, namespace: &str) -> String {
+    /// What is recorded with a command's pid: enough to find and recognise it after a gateway
+    /// restart.
+    pub fn runner(&self, namespace: &str, exec_id: &str) -> String {
         format!(
-            "kubernetes:{namespace}/{}/{}/{}",
+            "kubernetes:{namespace}/{}/{}/{}/{exec_id}",
             self.pod,
             self.uid.as_deref().unwrap_or(""),
             self.container.as_deref().unwrap_or("")
         )
     }
 
-    /// The target a [`runner`](Self::runner) string names, if it is one of this namespace's.
-    pub fn from_runner(runner: &str, namespace: &str) -> Option<Self> {
+    /// The target and exec id a [`runner`](Self::runner) string names, if it is one of this
+    /// namespace's.
+    pub fn from_runner(runner: &str, namespace: &str) -> Option<(Self, String)> {
         let rest = runner
             .strip_prefix("kubernetes:")?
             .strip_prefix(namespace)?
             .strip_prefix('/')?;
-        let mut parts = rest.split('/');
-        let (pod, uid, container) = (parts.next()?, parts.next()?, parts.next()?);
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [pod, uid, container, exec_id] = parts[..] else {
+            return None;
+        };
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        (parts.next().is_none() && !pod.is_empty()).then(|| Self {
+        let target = Self {
             pod: pod.to_owned(),
             container: some(container),
             workspace: String::new(),
             uid: some(uid),
-        })
+        };
+        (!pod.is_empty() && !exec_id.is_empty()).then(|| (target, exec_id.to_owned()))
     }
 }
 
@@ -123,14 +128,12 @@ mod tests {
             workspace: "/workspace".into(),
             uid: Some("1234-abcd".into()),
         };
-        let runner = target.runner("dev");
-        assert_eq!(
-            Target::from_runner(&runner, "dev"),
-            Some(Target {
-                workspace: String::new(),
-                ..target
-            })
-        );
+        let runner = target.runner("dev", "e1");
+        let expected = Target {
+            workspace: String::new(),
+            ..target
+        };
+        assert_eq!(Target::from_runner(&runner, "dev"), Some((expected, "e1".to_owned())));
         assert_eq!(Target::from_runner(&runner, "prod"), None);
         assert_eq!(Target::from_runner("local:host:boot", "dev"), None);
     }

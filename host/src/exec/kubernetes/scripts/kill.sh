@@ -1,8 +1,19 @@
 # Kills a process and all its descendants. Each one is stopped before its children are looked
 # for, so nothing can fork away while the tree is collected; then all are killed at once.
-# Needs only sh and /proc. Argument: PID
+# Needs sh, grep and /proc. Arguments: PID EXEC_ID (what the wrapper exported as RDEV_EXEC_ID;
+# a process without it is not ours and is left alone).
 root=$1
+case "$root" in '' | *[!0-9]* | 0 | 1) exit 0 ;; esac
+grep -q "RDEV_EXEC_ID=$2" "/proc/$root/environ" 2>/dev/null || exit 0
 kill -STOP "$root" 2>/dev/null || exit 0
+# A command leading its own process group takes the whole group along, including descendants
+# orphaned before the tree is collected (the fields after "(comm)" are: state ppid pgrp ...).
+leader=
+if read -r stat <"/proc/$root/stat"; then
+    # shellcheck disable=SC2086 # split the fields
+    set -- ${stat##*) }
+    if [ "$3" = "$root" ]; then leader=1; fi
+fi 2>/dev/null
 tree=" $root "
 grew=1
 while [ "$grew" = 1 ]; do
@@ -26,6 +37,7 @@ while [ "$grew" = 1 ]; do
         esac
     done
 done
+if [ -n "$leader" ]; then kill -KILL -- "-$root" 2>/dev/null; fi
 # shellcheck disable=SC2086 # one argument per pid
 kill -KILL $tree 2>/dev/null
 exit 0
