@@ -152,10 +152,22 @@ impl Breaker {
 
     /// Records a call's outcome (with or without a permit: watch streams report too).
     pub fn record(&self, outcome: Result<(), String>) {
+        if outcome.is_ok() {
+            self.calls.with_label_values(&["ok"]).inc();
+        }
+        self.observe(outcome);
+    }
+
+    /// Records that the API server answered something other than a call (a watch event): it
+    /// closes the breaker like a successful call, without counting as one.
+    pub fn reachable(&self) {
+        self.observe(Ok(()));
+    }
+
+    fn observe(&self, outcome: Result<(), String>) {
         let mut state = self.lock();
         match outcome {
             Ok(()) => {
-                self.calls.with_label_values(&["ok"]).inc();
                 if state.position != Position::Closed {
                     tracing::info!("Kubernetes API reachable again; circuit breaker closed");
                 }
@@ -223,6 +235,18 @@ mod tests {
         assert!(refusal.contains("circuit breaker open") && refusal.contains("connection refused"));
         assert_eq!(b.view().state, Position::Open);
         assert_eq!(b.gauge.get(), 2);
+    }
+
+    #[test]
+    fn a_watch_event_closes_the_breaker_without_counting_as_a_call() {
+        let b = breaker(1, Duration::from_secs(60));
+        fail(&b);
+        assert_eq!(b.view().state, Position::Open);
+        b.reachable();
+        assert_eq!(b.view().state, Position::Closed);
+        assert!(b.admit().is_ok());
+        assert_eq!(b.calls.with_label_values(&["ok"]).get(), 0);
+        assert_eq!(b.calls.with_label_values(&["failed"]).get(), 1);
     }
 
     #[test]

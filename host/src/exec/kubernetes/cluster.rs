@@ -157,7 +157,7 @@ impl Cluster {
                     None => return,
                     Some(Ok(watcher::Event::Init)) => {}
                     Some(Ok(_)) => {
-                        cluster.inner.breaker.record(Ok(()));
+                        cluster.inner.breaker.reachable();
                         cluster.inner.changes.send_modify(|n| *n += 1);
                     }
                     Some(Err(e)) => {
