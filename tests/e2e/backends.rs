@@ -216,6 +216,53 @@ async fn claude_items_never_follow_symlinks(backend: Backend) {
     );
 }
 
+async fn claude_items_are_checked_before_the_backend_sees_them(backend: Backend) {
+    let site = Site::start(backend, "max_body_bytes = 1048576\n").await;
+    let workspace = site.project("web").await;
+    let gw = &site.gw;
+    let execs_before = site.cluster.as_ref().map(|c| c.execs().len());
+    for name in [".hidden", "a..b", "-dash", "a%2Fb", &"n".repeat(65)] {
+        let path = format!("/v1/projects/web/claude/commands/{name}");
+        let (status, answer) = gw
+            .call(Method::PUT, &path, &gw.admin_token, Some(json!({"content": "x"})))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_name");
+    }
+    let limit = 256 * 1024;
+    let path = "/v1/projects/web/claude/skills/huge";
+    let (status, answer) = gw
+        .call(
+            Method::PUT,
+            path,
+            &gw.admin_token,
+            Some(json!({"content": "z".repeat(limit + 1)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(
+        site.cluster.as_ref().map(|c| c.execs().len()),
+        execs_before,
+        "no exec for refused input"
+    );
+    assert!(!workspace.join(".claude").exists());
+    let (status, answer) = gw
+        .call(
+            Method::PUT,
+            path,
+            &gw.admin_token,
+            Some(json!({"content": "z".repeat(limit)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "exactly 256 KiB is allowed: {answer}");
+    assert_eq!(
+        std::fs::metadata(workspace.join(".claude/skills/huge.md"))
+            .unwrap()
+            .len(),
+        limit as u64
+    );
+}
+
 async fn projects_carry_their_workspace(backend: Backend) {
     let site = Site::start(backend, "").await;
     site.project("web").await;
@@ -247,5 +294,6 @@ on_both_backends!(
     timeout_kills_the_command,
     claude_items_round_trip,
     claude_items_never_follow_symlinks,
+    claude_items_are_checked_before_the_backend_sees_them,
     projects_carry_their_workspace,
 );
