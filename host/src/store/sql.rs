@@ -14,6 +14,8 @@ use super::{
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// Database upkeep running beside the store (SQLite's checkpoints); stops with the last clone.
+    _upkeep: Option<std::sync::Arc<tokio_util::task::AbortOnDropHandle<()>>>,
 }
 
 // Column lists as macros so that queries stay `&'static str` (sqlx audits dynamic SQL).
@@ -36,7 +38,16 @@ macro_rules! audit_columns {
 
 impl SqlStore {
     pub(super) fn new(pool: AnyPool) -> Self {
-        Self { pool }
+        Self { pool, _upkeep: None }
+    }
+
+    /// A store whose database needs `upkeep` running beside it.
+    pub(super) fn with_upkeep(pool: AnyPool, upkeep: tokio::task::JoinHandle<()>) -> Self {
+        let upkeep = tokio_util::task::AbortOnDropHandle::new(upkeep);
+        Self {
+            pool,
+            _upkeep: Some(std::sync::Arc::new(upkeep)),
+        }
     }
 }
 
