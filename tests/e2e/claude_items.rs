@@ -1,6 +1,7 @@
 //! Claude configuration items (`.claude/{commands,skills,agents}/<name>.md`): create, replace,
-//! read, list and delete on disk; refusal of unknown types, unsafe names, oversize content,
-//! symlinked directories and keys without `config:write`.
+//! read, list and delete on disk; refusal of unknown types, unsafe names, symlinked directories
+//! and keys without `config:write`. The size limit is in the shared backend suite
+//! (`backends.rs`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -185,32 +186,6 @@ async fn unsafe_item_names_are_refused_and_nothing_is_written(db: Db) {
     assert_eq!(after, expected, "only the valid item may have been written");
 }
 
-async fn content_over_256_kib_is_rejected_with_422(db: Db) {
-    let gw = Gateway::start(db, "max_body_bytes = 1048576\n").await;
-    let path = "/v1/projects/demo/claude/skills/huge";
-    let limit = 256 * 1024;
-    let (status, body) = gw
-        .call(
-            Method::PUT,
-            path,
-            &gw.admin_token,
-            Some(json!({"content": "z".repeat(limit + 1)})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_request");
-    assert!(!gw.workspaces().join("demo/.claude/skills/huge.md").exists());
-    let (status, body) = gw
-        .call(
-            Method::PUT,
-            path,
-            &gw.admin_token,
-            Some(json!({"content": "z".repeat(limit)})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "exactly 256 KiB is allowed: {body}");
-}
-
 async fn symlinked_claude_directory_is_refused(db: Db) {
     let gw = Gateway::start(db, "").await;
     let outside = gw.dir.join("outside");
@@ -291,7 +266,6 @@ crate::on_both_databases!(
     items_are_created_replaced_read_listed_and_deleted_on_disk,
     unknown_item_type_is_not_found,
     unsafe_item_names_are_refused_and_nothing_is_written,
-    content_over_256_kib_is_rejected_with_422,
     symlinked_claude_directory_is_refused,
     writing_items_needs_config_write,
 );
