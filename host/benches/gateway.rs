@@ -7,7 +7,6 @@
 //! line emitter used by benchmark 2; as `gateway serve` it only serves, for an external load tool
 //! (`scripts/bench-wrk.sh`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,6 +14,11 @@ use axum::Router;
 use axum::routing::get;
 use futures::StreamExt;
 use rdev::config::Config;
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/server.rs"]
+mod server;
 
 const LOAD_CONNECTIONS: usize = 16;
 const LOAD_ROUND: Duration = Duration::from_secs(1);
@@ -52,50 +56,29 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// server and load generator each have one of the machine's two cores, as with an external load
 /// tool. Returns the base URL and an admin token.
 fn start_server(workspaces: PathBuf, data_dir: PathBuf) -> (String, String) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let config = Config {
-                data_dir,
-                // The plugin chain is measured on its own (`cargo bench --bench policy_chain`).
-                plugins: Some(Vec::new()),
-                backend: rdev::config::BackendConfig {
-                    workspaces,
-                    ..Default::default()
-                },
-                ..Config::default()
-            };
-            let state = rdev::app::build(config).await.unwrap();
-            let token = rdev::app::bootstrap_admin(&state)
-                .await
-                .unwrap()
-                .expect("fresh database");
-            // The baseline: the same JSON body as `GET /v1/projects`, with no middleware at all.
-            let settings = Config::default().project_defaults;
-            let bare = Router::new().route(
-                "/bare",
-                get(move || {
-                    let project = serde_json::json!({
-                        "name": "demo", "description": null, "backend": "local", "settings": settings.clone()
-                    });
-                    async move { axum::Json(serde_json::json!({ "projects": [project] })) }
-                }),
-            );
-            let app = rdev::http::router(state)
-                .merge(bare)
-                .into_make_service_with_connect_info::<SocketAddr>();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
-                .unwrap();
-            axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
-        });
-    });
-    rx.recv().expect("server started")
+    let config = Config {
+        data_dir,
+        // The plugin chain is measured on its own (`cargo bench --bench policy_chain`).
+        plugins: Some(Vec::new()),
+        backend: rdev::config::BackendConfig {
+            workspaces,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    server::serve_gateway(config, |_| {
+        // The baseline: the same JSON body as `GET /v1/projects`, with no middleware at all.
+        let settings = Config::default().project_defaults;
+        Router::new().route(
+            "/bare",
+            get(move || {
+                let project = serde_json::json!({
+                    "name": "demo", "description": null, "backend": "local", "settings": settings.clone()
+                });
+                async move { axum::Json(serde_json::json!({ "projects": [project] })) }
+            }),
+        )
+    })
 }
 
 /// Requests per second over `LOAD_CONNECTIONS` keep-alive connections for one round.
@@ -234,29 +217,10 @@ async fn bench_stream(base: &str, token: &str, workspace: &std::path::Path) {
 /// Stores a finished command with `REPLAY_EVENTS + 200` one-line output chunks, written
 /// directly into the gateway's database so that the event count does not depend on timing.
 async fn replay_fixture(data_dir: &std::path::Path) -> String {
-    use rdev::store::{AuditEntry, CommandRecord, CommandState, OutputChunk, Store};
+    use rdev::store::{AuditEntry, OutputChunk, Store};
     let store = rdev::store::open(&rdev::store::sqlite_url(data_dir)).await.unwrap();
     let id = "cmd_replay_fixture".to_owned();
-    let record = CommandRecord {
-        id: id.clone(),
-        project: "demo".into(),
-        kind: "shell".into(),
-        spec: r#"{"kind":"shell","script":"fixture"}"#.into(),
-        state: CommandState::Succeeded,
-        priority: 0,
-        timeout_secs: 60,
-        exit_code: Some(0),
-        reason: None,
-        key_id: "bench".into(),
-        idempotency_key: None,
-        request_hash: None,
-        queue_seq: 1,
-        pgid: None,
-        runner: None,
-        created_at: 1,
-        started_at: Some(1),
-        finished_at: Some(2),
-    };
+    let record = fixtures::finished_command(&id, "demo");
     store.insert_command(&record, &AuditEntry::default()).await.unwrap();
     let chunks: Vec<_> = (1..=REPLAY_EVENTS + 200)
         .map(|seq| OutputChunk {

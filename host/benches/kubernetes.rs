@@ -25,6 +25,11 @@ use rdev::config::{BackendConfig, BackendKind, Config, KubernetesConfig};
 use rdev::plugins::manifest::{PluginManifest, World};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/server.rs"]
+mod server;
+
 const NAMESPACE: &str = "workspaces";
 const PREFIX: &str = "rdev.orchard9.ai";
 const PROJECT: &str = "bench";
@@ -51,30 +56,9 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// Runs `serve` on a thread of its own with a one-worker runtime, and returns the first value
-/// it sends back (its address, say) once it has one.
-fn on_own_runtime<T, F>(name: &str, serve: impl FnOnce(std::sync::mpsc::Sender<T>) -> F + Send + 'static) -> T
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = ()>,
-{
-    let (tx, rx) = std::sync::mpsc::channel();
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(name)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(serve(tx));
-    });
-    rx.recv().expect("started")
-}
-
 /// Starts the fake API server on its own thread with a one-worker runtime.
 fn start_cluster() -> FakeApiServer {
-    on_own_runtime("fake-cluster", |tx| async move {
+    server::on_own_runtime("fake-cluster", |tx| async move {
         tx.send(FakeApiServer::start().await).unwrap();
         std::future::pending::<()>().await;
     })
@@ -127,18 +111,9 @@ fn gateway_config(data_dir: PathBuf, kubeconfig: PathBuf) -> Config {
 /// Starts the gateway on its own thread with a one-worker runtime, as `rdev serve` would (the
 /// discovery refresher included). Returns the base URL and an admin token.
 fn start_gateway(config: Config) -> (String, String) {
-    on_own_runtime("gateway", |tx| async move {
-        let state = rdev::app::build(config).await.unwrap();
-        let _refresher = state.projects.spawn_refresher(Duration::from_secs(2));
-        let token = rdev::app::bootstrap_admin(&state)
-            .await
-            .unwrap()
-            .expect("fresh database");
-        let app = rdev::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
-            .unwrap();
-        axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
+    server::serve_gateway(config, |state| {
+        state.projects.spawn_refresher(Duration::from_secs(2));
+        axum::Router::new()
     })
 }
 
@@ -529,7 +504,7 @@ async fn store_path(store: &dyn rdev::store::Store, n: usize) -> f64 {
     let record = rdev::store::CommandRecord {
         state: CommandState::Queued,
         queue_seq: n as i64,
-        ..fixture_command(&id)
+        ..fixtures::finished_command(&id, PROJECT)
     };
     let started = Instant::now();
     store.insert_command(&record, &AuditEntry::default()).await.unwrap();
@@ -572,30 +547,6 @@ async fn bench_store_path(scratch: &Path) {
     print_percentiles("SQLite alone, the path's 10 store calls", times);
 }
 
-/// A finished command to hang output on.
-fn fixture_command(id: &str) -> rdev::store::CommandRecord {
-    rdev::store::CommandRecord {
-        id: id.into(),
-        project: PROJECT.into(),
-        kind: "shell".into(),
-        spec: r#"{"kind":"shell","script":"fixture"}"#.into(),
-        state: rdev::store::CommandState::Succeeded,
-        priority: 0,
-        timeout_secs: 60,
-        exit_code: Some(0),
-        reason: None,
-        key_id: "bench".into(),
-        idempotency_key: None,
-        request_hash: None,
-        queue_seq: 1,
-        pgid: None,
-        runner: None,
-        created_at: 1,
-        started_at: Some(1),
-        finished_at: Some(2),
-    }
-}
-
 /// MB/s of `append_output` storing 64 MiB in 64 KiB chunks, `per_call` chunks per call, in a
 /// fresh SQLite database configured as the gateway's.
 async fn store_append(scratch: &Path, per_call: usize) -> f64 {
@@ -603,7 +554,7 @@ async fn store_append(scratch: &Path, per_call: usize) -> f64 {
     let dir = scratch.join(format!("store-{per_call}"));
     std::fs::create_dir_all(&dir).unwrap();
     let store = rdev::store::open(&rdev::store::sqlite_url(&dir)).await.unwrap();
-    let record = fixture_command("cmd_store_bench");
+    let record = fixtures::finished_command("cmd_store_bench", PROJECT);
     store.insert_command(&record, &AuditEntry::default()).await.unwrap();
     let chunk_bytes = 64 * 1024;
     let chunks = (STREAM_BYTES as usize) / chunk_bytes;

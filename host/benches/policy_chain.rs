@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use rdev::config::Config;
 use rdev::plugins::manifest::{PluginManifest, World};
 
+#[path = "support/server.rs"]
+mod server;
+
 const REQUESTS: usize = 2_000;
 const ROUNDS: usize = 5;
 const SWAPS: usize = 6;
@@ -27,7 +30,6 @@ fn test_plugin(name: &str) -> PathBuf {
 
 /// Starts a gateway on its own thread and one-worker runtime; returns its URL and admin token.
 fn start(dir: &Path, plugins: Option<Vec<PluginManifest>>, plugins_dir: Option<PathBuf>) -> (String, String) {
-    let (tx, rx) = std::sync::mpsc::channel();
     let mut config = Config {
         data_dir: dir.join("data"),
         plugins,
@@ -39,31 +41,14 @@ fn start(dir: &Path, plugins: Option<Vec<PluginManifest>>, plugins_dir: Option<P
     if let Some(plugins_dir) = plugins_dir {
         config.plugins_dir = plugins_dir;
     }
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let state = rdev::app::build(config).await.unwrap();
-            rdev::plugins::reload::spawn(
-                state.plugins.clone(),
-                Duration::from_millis(DEBOUNCE_MS),
-                state.shutdown.clone(),
-            );
-            let token = rdev::app::bootstrap_admin(&state)
-                .await
-                .unwrap()
-                .expect("fresh database");
-            let app = rdev::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
-                .unwrap();
-            axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
-        });
-    });
-    rx.recv().expect("server started")
+    server::serve_gateway(config, |state| {
+        rdev::plugins::reload::spawn(
+            state.plugins.clone(),
+            Duration::from_millis(DEBOUNCE_MS),
+            state.shutdown.clone(),
+        );
+        axum::Router::new()
+    })
 }
 
 async fn post(client: &reqwest::Client, base: &str, token: &str, script: &str) -> (u16, serde_json::Value) {
