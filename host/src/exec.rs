@@ -86,7 +86,8 @@ pub struct ExitOutcome {
 /// A running process.
 #[async_trait]
 pub trait Execution: Send {
-    /// The process group, used to kill it and everything it started.
+    /// The number recorded to kill it and everything it started after a restart: the local
+    /// process group, or the pid of a command in a pod.
     fn process_group(&self) -> Option<i64>;
     /// Where the process runs, when the backend's [`identity`](ExecBackend::identity) is not
     /// precise enough (a pod): recorded with the process group.

@@ -50,6 +50,22 @@ struct State {
     last_error: Option<String>,
 }
 
+impl State {
+    /// Open and not yet due for a probe, or half-open with the probe still out.
+    fn refuses(&self) -> bool {
+        match self.position {
+            Position::Closed => false,
+            Position::Open => Instant::now() < self.open_until || self.probe_in_flight,
+            Position::HalfOpen => self.probe_in_flight,
+        }
+    }
+
+    fn refusal(&self) -> String {
+        let cause = self.last_error.as_deref().unwrap_or("API server calls failed");
+        format!("Kubernetes API unavailable (circuit breaker open): {cause}")
+    }
+}
+
 /// The breaker itself; cheap to clone.
 #[derive(Clone)]
 pub struct Breaker {
@@ -107,26 +123,15 @@ impl Breaker {
     /// is in flight.
     pub fn admit(&self) -> Result<Permit, String> {
         let mut state = self.lock();
-        let refused = |state: &State| {
-            let cause = state.last_error.as_deref().unwrap_or("API server calls failed");
-            Err(format!("Kubernetes API unavailable (circuit breaker open): {cause}"))
-        };
-        let probe = match state.position {
-            Position::Closed => false,
-            Position::Open if Instant::now() < state.open_until => {
-                self.calls.with_label_values(&["refused"]).inc();
-                return refused(&state);
-            }
-            Position::Open | Position::HalfOpen if !state.probe_in_flight => {
-                self.set_position(&mut state, Position::HalfOpen);
-                state.probe_in_flight = true;
-                true
-            }
-            Position::Open | Position::HalfOpen => {
-                self.calls.with_label_values(&["refused"]).inc();
-                return refused(&state);
-            }
-        };
+        if state.refuses() {
+            self.calls.with_label_values(&["refused"]).inc();
+            return Err(state.refusal());
+        }
+        let probe = state.position != Position::Closed;
+        if probe {
+            self.set_position(&mut state, Position::HalfOpen);
+            state.probe_in_flight = true;
+        }
         Ok(Permit {
             breaker: self.clone(),
             probe,
@@ -136,17 +141,9 @@ impl Breaker {
     /// Whether a call would be admitted now, without taking the probe slot.
     pub fn check(&self) -> Result<(), String> {
         let state = self.lock();
-        let open = match state.position {
-            Position::Closed => false,
-            Position::Open => Instant::now() < state.open_until,
-            Position::HalfOpen => state.probe_in_flight,
-        };
-        match open {
+        match state.refuses() {
             false => Ok(()),
-            true => Err(format!(
-                "Kubernetes API unavailable (circuit breaker open): {}",
-                state.last_error.as_deref().unwrap_or("API server calls failed")
-            )),
+            true => Err(state.refusal()),
         }
     }
 
