@@ -22,6 +22,7 @@ use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
 
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
+const QUEUE_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Opens the configured database (creating the data directory for SQLite).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -31,7 +32,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .database_url
         .clone()
         .unwrap_or_else(|| crate::store::sqlite_url(&config.data_dir));
-    let store = crate::store::open(&url).await.context("cannot open the database")?;
+    let store = crate::store::open_with(&url, &config.database)
+        .await
+        .context("cannot open the database")?;
     Ok(Arc::new(store))
 }
 
@@ -175,6 +178,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let state = build(config).await?;
     let refresher = state.projects.spawn_refresher(DISCOVERY_INTERVAL);
+    let sweeper = state.commands.spawn_queue_sweeper(QUEUE_SWEEP_INTERVAL);
     let debounce = Duration::from_millis(state.config.plugins_debounce_ms);
     crate::plugins::reload::spawn(state.plugins.clone(), debounce, state.shutdown.clone());
     let token = bootstrap_admin(&state).await?;
@@ -198,6 +202,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     state.commands.shutdown(grace).await;
     state.shutdown.cancel();
     refresher.abort();
+    sweeper.abort();
     if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
         tracing::warn!("connections still open after shutdown; closing them");
     }

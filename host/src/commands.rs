@@ -261,7 +261,9 @@ impl Commands {
             Inserted::New => {
                 self.inner.metrics.commands_accepted.inc();
                 self.dispatch(&record.project).await;
-                let current = self.inner.store.get_command(&record.id).await?;
+                // The command is stored: answer it even if the re-read fails (a 503 here would
+                // make the client submit it again).
+                let current = self.inner.store.get_command(&record.id).await.ok().flatten();
                 Ok((current.unwrap_or(record), true))
             }
         }

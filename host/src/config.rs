@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::plugins::manifest::{self, PluginManifest};
+use crate::store::DatabaseConfig;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub struct Config {
     /// Database URL; empty means the embedded SQLite file in `data_dir`.
     /// `postgres://…` selects PostgreSQL.
     pub database_url: Option<String>,
+    /// Database timeouts and upkeep.
+    pub database: DatabaseConfig,
     /// Directory watched for plugin components (relative plugin files are read from here).
     pub plugins_dir: PathBuf,
     /// The plugins (`[[plugins]]` entries); absent means the default plugins. Changes to this
@@ -150,6 +153,12 @@ pub struct CommandsConfig {
     pub max_timeout_secs: u64,
     /// Output kept per command, in bytes; later output is dropped with a notice.
     pub max_output_bytes: u64,
+    /// Seconds a command's output may wait for the database to come back before the command is
+    /// interrupted (its output is held in memory and stored in order meanwhile).
+    pub output_outage_secs: u64,
+    /// Bytes of a command's output held in memory while the database is unavailable; past
+    /// this the command is interrupted.
+    pub output_outage_bytes: u64,
 }
 
 /// Settings of one project.
@@ -184,6 +193,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(".rdev"),
             database_url: None,
+            database: DatabaseConfig::default(),
             plugins_dir: PathBuf::from(env!("RDEV_DEFAULT_PLUGINS_DIR")),
             plugins: None,
             plugins_debounce_ms: 200,
@@ -270,6 +280,8 @@ impl Default for CommandsConfig {
             inherit_env: ["PATH", "HOME", "LANG", "TZ"].map(String::from).to_vec(),
             max_timeout_secs: 24 * 3600,
             max_output_bytes: 64 * 1024 * 1024,
+            output_outage_secs: 30,
+            output_outage_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -321,6 +333,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         manifest::check_all(&self.plugin_manifests()).map_err(ConfigError::Invalid)?;
+        self.database.validate().map_err(ConfigError::Invalid)?;
         if !(10..=10_000).contains(&self.plugins_debounce_ms) {
             return invalid("plugins_debounce_ms must be between 10 and 10000".into());
         }
@@ -350,6 +363,11 @@ impl Config {
                     "{owner}: allowed kind `{unknown}` has no program in commands.programs"
                 ));
             }
+        }
+        if self.commands.output_outage_secs == 0 || self.commands.output_outage_bytes < 64 * 1024 {
+            return invalid(
+                "commands.output_outage_secs must be at least 1 and output_outage_bytes at least 65536".into(),
+            );
         }
         if self.project_defaults.max_concurrent_commands == 0
             || self.projects.values().any(|p| p.max_concurrent_commands == Some(0))

@@ -1,13 +1,17 @@
 //! Persistence contract: API keys, commands and their queue, output chunks and the audit log.
 //! One SQL implementation ([`sql::SqlStore`]) serves both databases; the per-database files
-//! hold what differs (connection setup and migrations).
+//! hold what differs (connection setup, upkeep and migrations).
 
+mod errors;
 mod postgres;
 mod records;
+mod settings;
 mod sql;
 mod sqlite;
 
+pub use errors::Fault;
 pub use records::*;
+pub use settings::DatabaseConfig;
 pub use sql::SqlStore;
 
 use async_trait::async_trait;
@@ -24,6 +28,10 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The SQLite file the gateway opened is no longer at its path (deleted or replaced):
+    /// writes would go to a file that the next start never sees.
+    #[error("the database file {0} was removed or replaced")]
+    Vanished(String),
 }
 
 /// Result alias for store calls.
@@ -41,8 +49,9 @@ pub enum Inserted {
 /// Everything the gateway persists. Implemented once over SQL for SQLite and PostgreSQL.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Checks that the database answers.
-    async fn ping(&self) -> StoreResult<()>;
+    /// Checks the database the way requests use it: a small write on the write path, then a read
+    /// of what was written.
+    async fn probe(&self) -> StoreResult<()>;
 
     /// Stores a new key (only its hash).
     async fn insert_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()>;
@@ -91,13 +100,19 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
 }
 
-/// Opens the database named by `url` (SQLite file or PostgreSQL), creating and migrating it.
+/// Opens the database named by `url` (SQLite file or PostgreSQL) with the default settings,
+/// creating and migrating it.
 pub async fn open(url: &str) -> StoreResult<SqlStore> {
+    open_with(url, &DatabaseConfig::default()).await
+}
+
+/// Opens the database named by `url` with `settings`, creating and migrating it.
+pub async fn open_with(url: &str, settings: &DatabaseConfig) -> StoreResult<SqlStore> {
     sqlx::any::install_default_drivers();
     if url.starts_with("sqlite:") {
-        sqlite::open(url).await
+        sqlite::open(url, settings).await
     } else {
-        postgres::open(url).await
+        postgres::open(url, settings).await
     }
 }
 

@@ -61,8 +61,16 @@ impl Gateway {
 
     /// Starts a gateway whose plugins are the defaults, or those `extra_config` names.
     pub async fn start_with_plugins(db: Db, extra_config: &str) -> Gateway {
+        Self::start_prepared(db, extra_config, |_| ()).await.1
+    }
+
+    /// Like [`start_with_plugins`](Self::start_with_plugins), after `prepare` ran on the (still
+    /// empty) directory that will hold `data/` and `workspaces/`; what `prepare` returns comes
+    /// first, so that a `let (guard, gw) = …` binding drops the gateway before the guard.
+    pub async fn start_prepared<T>(db: Db, extra_config: &str, prepare: impl FnOnce(&Path) -> T) -> (T, Gateway) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_owned();
+        let prepared = prepare(&dir);
         let database_url = match db {
             Db::Sqlite => None,
             Db::Postgres => Some(postgres::fresh_database().await),
@@ -86,7 +94,7 @@ impl Gateway {
             .find_map(|line| line.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")));
         std::thread::spawn(move || lines.for_each(drop));
         gw.admin_token = token.expect("first start prints an admin key");
-        gw
+        (prepared, gw)
     }
 
     pub fn workspaces(&self) -> PathBuf {
@@ -270,6 +278,12 @@ where
         assert!(Instant::now() < deadline, "condition not reached within {limit:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Whether the tests run as root (`/proc/self` belongs to the effective user).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Whether a process exists.

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod common;
 mod deploy;
+mod durability;
 mod hostile_plugins;
 mod keys;
 mod kubernetes;

@@ -1,17 +1,41 @@
 //! Turns raw process output into numbered, persisted, published chunks. Bytes are decoded as
 //! UTF-8 per stream, holding back a multi-byte character split across reads; invalid bytes
 //! become U+FFFD. Whatever is available is persisted in one batch, then published.
+//!
+//! While the database is unavailable, chunks wait in memory and are stored in order once it is
+//! back, so the stored sequence never has a gap. An outage longer than its bound (time or bytes)
+//! loses the output: the writer stops and says so, and the runner interrupts the command.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::exec::StreamKind;
-use crate::store::{OutputChunk, Store, StoreResult};
+use crate::store::{Fault, OutputChunk, Store};
 use crate::streaming::OutputHub;
 
 const MAX_BATCH: usize = 64;
 const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// First and longest wait between attempts to store held output.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// How long, and how much, output may wait for the database.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OutageBound {
+    /// Longest outage survived.
+    pub(super) time: Duration,
+    /// Most output held in memory meanwhile.
+    pub(super) bytes: u64,
+}
+
+/// Why a command's output could not be kept; the runner interrupts the command with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct OutputLost(String);
 
 /// Merges adjacent reads of the same stream (up to [`MAX_CHUNK_BYTES`]), so that output that
 /// arrives faster than it is stored travels in fewer, larger chunks instead of piling up.
@@ -78,10 +102,26 @@ pub(super) struct OutputWriter {
     stderr: Utf8Carry,
     kept_bytes: u64,
     max_bytes: u64,
+    /// Numbered chunks not stored yet (only while the database is unavailable).
+    held: Vec<OutputChunk>,
+    held_bytes: u64,
+    /// When the current outage began, and when to try again.
+    outage: Option<Instant>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    bound: OutageBound,
+    /// Cancelled when the output is lost, so that the runner stops the command at once.
+    lost: CancellationToken,
 }
 
 impl OutputWriter {
-    pub(super) fn new(store: Arc<dyn Store>, hub: OutputHub, command_id: &str, max_bytes: u64) -> Self {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        hub: OutputHub,
+        command_id: &str,
+        max_bytes: u64,
+        bound: OutageBound,
+    ) -> Self {
         Self {
             store,
             hub,
@@ -91,34 +131,93 @@ impl OutputWriter {
             stderr: Utf8Carry::default(),
             kept_bytes: 0,
             max_bytes,
+            held: Vec::new(),
+            held_bytes: 0,
+            outage: None,
+            retry_at: None,
+            backoff: RETRY_MIN,
+            bound,
+            lost: CancellationToken::new(),
         }
     }
 
-    /// Consumes output until both streams close.
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<(StreamKind, Vec<u8>)>) -> StoreResult<()> {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
-                }
-            }
-            let chunks: Vec<_> = coalesce(batch)
-                .into_iter()
-                .filter_map(|(kind, bytes)| self.chunk(kind, &bytes))
-                .collect();
-            self.persist(chunks).await?;
+    /// Cancelled once the output is lost.
+    pub(super) fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    /// Consumes output until both streams close and everything is stored.
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<(StreamKind, Vec<u8>)>) -> Result<(), OutputLost> {
+        let result = self.pump(&mut rx).await;
+        if result.is_err() {
+            self.lost.cancel();
         }
+        result
+    }
+
+    async fn pump(&mut self, rx: &mut mpsc::Receiver<(StreamKind, Vec<u8>)>) -> Result<(), OutputLost> {
+        let mut open = true;
+        loop {
+            if open {
+                let received = match self.retry_at {
+                    Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                };
+                match received {
+                    Some(Some(first)) => self.take(first, rx),
+                    Some(None) => {
+                        open = false;
+                        self.take_tails();
+                    }
+                    None => {}
+                }
+            } else if let Some(at) = self.retry_at {
+                tokio::time::sleep_until(at).await;
+            }
+            if self.outage.is_some() && self.held_bytes > self.bound.bytes {
+                return Err(self.lost_to_outage());
+            }
+            if self.retry_at.is_none_or(|at| Instant::now() >= at) {
+                self.flush().await?;
+            }
+            if !open && self.held.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Numbers whatever output is available now, starting with `first`.
+    fn take(&mut self, first: (StreamKind, Vec<u8>), rx: &mut mpsc::Receiver<(StreamKind, Vec<u8>)>) {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        for (kind, bytes) in coalesce(batch) {
+            if let Some(chunk) = self.chunk(kind, &bytes) {
+                self.hold(chunk);
+            }
+        }
+    }
+
+    /// Numbers what the UTF-8 decoders still hold once both streams closed.
+    fn take_tails(&mut self) {
         let tails = [
             (StreamKind::Stdout, self.stdout.finish()),
             (StreamKind::Stderr, self.stderr.finish()),
         ];
-        let chunks: Vec<_> = tails
-            .into_iter()
-            .filter_map(|(kind, text)| self.numbered(kind, text))
-            .collect();
-        self.persist(chunks).await
+        for (kind, text) in tails {
+            if let Some(chunk) = self.numbered(kind, text) {
+                self.hold(chunk);
+            }
+        }
+    }
+
+    fn hold(&mut self, chunk: OutputChunk) {
+        self.held_bytes += chunk.text.len() as u64;
+        self.held.push(chunk);
     }
 
     fn chunk(&mut self, kind: StreamKind, bytes: &[u8]) -> Option<OutputChunk> {
@@ -154,15 +253,55 @@ impl OutputWriter {
         })
     }
 
-    async fn persist(&self, chunks: Vec<OutputChunk>) -> StoreResult<()> {
-        if chunks.is_empty() {
+    /// Stores the held chunks in one transaction, then publishes them. A fault that passes keeps
+    /// them held and schedules another attempt; anything else, or an outage past its bound,
+    /// loses the output.
+    async fn flush(&mut self) -> Result<(), OutputLost> {
+        if self.held.is_empty() {
             return Ok(());
         }
-        self.store.append_output(&chunks).await?;
-        for chunk in chunks {
-            self.hub.publish(Arc::new(chunk));
+        match self.store.append_output(&self.held).await {
+            Ok(()) => {
+                if self.outage.take().is_some() {
+                    tracing::info!(command_id = %self.command_id, "output stored again after a storage outage");
+                }
+                self.retry_at = None;
+                self.backoff = RETRY_MIN;
+                self.held_bytes = 0;
+                for chunk in self.held.drain(..) {
+                    self.hub.publish(Arc::new(chunk));
+                }
+                Ok(())
+            }
+            Err(e) if e.fault() == Fault::Unavailable => {
+                let since = *self.outage.get_or_insert_with(|| {
+                    tracing::warn!(command_id = %self.command_id, error = %e, "output held: storage unavailable");
+                    Instant::now()
+                });
+                if since.elapsed() >= self.bound.time {
+                    return Err(self.lost_to_outage());
+                }
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(RETRY_MAX);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(command_id = %self.command_id, error = %e, "output could not be stored");
+                Err(OutputLost(format!("the output could not be stored ({})", e.summary())))
+            }
         }
-        Ok(())
+    }
+
+    fn lost_to_outage(&self) -> OutputLost {
+        let secs = self.outage.map_or(0, |since| since.elapsed().as_secs());
+        OutputLost(format!(
+            "storage was unavailable for {secs}s with {} bytes of output waiting (bounds: {}s, {} bytes); \
+             output after sequence {} was not stored",
+            self.held_bytes,
+            self.bound.time.as_secs(),
+            self.bound.bytes,
+            self.held.first().map_or(self.next_seq, |c| c.seq) - 1
+        ))
     }
 }
 

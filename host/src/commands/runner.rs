@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::output::OutputWriter;
+use super::output::{OutageBound, OutputWriter};
 use super::{Actor, CommandSpec, Commands, StopReason, state_change};
 use crate::exec::Execution;
 use crate::projects::Project;
-use crate::store::{CommandRecord, CommandState};
+use crate::store::{CommandRecord, CommandState, Fault, Transition};
 
 /// How a run ended.
 struct Ending {
@@ -34,7 +34,13 @@ enum Wake {
     Exited(std::io::Result<crate::exec::ExitOutcome>),
     TimedOut,
     Stopped(Option<StopReason>),
+    /// Its output could not be stored (a storage outage past its bound).
+    OutputLost,
 }
+
+/// First and longest wait between attempts to record a command's end during an outage.
+const END_RETRY_MIN: Duration = Duration::from_millis(200);
+const END_RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Commands {
     pub(super) async fn run(
@@ -52,9 +58,7 @@ impl Commands {
             ending.exit_code,
             ending.reason.as_deref(),
         );
-        if let Err(e) = self.inner.store.transition(&change).await {
-            tracing::error!(error = %e, command_id = %cmd.id, "could not record the end of a command");
-        }
+        self.record_end(&change).await;
         tracing::info!(command_id = %cmd.id, state = %ending.state, exit_code = ending.exit_code, "command ended");
         self.inner
             .metrics
@@ -68,6 +72,27 @@ impl Commands {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&cmd.id);
         self.dispatch(&cmd.project).await;
+    }
+
+    /// Records the end of a command, waiting out a storage outage: a command whose end is not
+    /// recorded would stay `running` until the next start. Gives up only when the gateway shuts
+    /// down (the next start then marks the command interrupted).
+    async fn record_end(&self, change: &Transition<'_>) {
+        let mut backoff = END_RETRY_MIN;
+        loop {
+            match self.inner.store.transition(change).await {
+                Ok(_) => return,
+                Err(e) if e.fault() == Fault::Unavailable && self.is_accepting() => {
+                    tracing::warn!(error = %e, command_id = %change.id, "storage unavailable; retrying the end of a command");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(END_RETRY_MAX);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, command_id = %change.id, "could not record the end of a command");
+                    return;
+                }
+            }
+        }
     }
 
     async fn execute(
@@ -85,12 +110,19 @@ impl Commands {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
         };
+        let settings = &self.inner.config.commands;
+        let bound = OutageBound {
+            time: Duration::from_secs(settings.output_outage_secs),
+            bytes: settings.output_outage_bytes,
+        };
         let writer = OutputWriter::new(
             self.inner.store.clone(),
             self.inner.hub.clone(),
             &cmd.id,
-            self.inner.config.commands.max_output_bytes,
+            settings.max_output_bytes,
+            bound,
         );
+        let lost = writer.lost();
         // Output flows before the process group is recorded: the first byte never waits on that write.
         let output = tokio::spawn(writer.run(exec.take_output()));
         let runner = exec
@@ -106,6 +138,7 @@ impl Commands {
             status = exec.wait() => Wake::Exited(status),
             () = tokio::time::sleep(timeout) => Wake::TimedOut,
             reason = stop.wait_for(Option::is_some) => Wake::Stopped(reason.ok().and_then(|r| *r)),
+            () = lost.cancelled() => Wake::OutputLost,
         };
         let ending = match wake {
             Wake::Exited(Ok(outcome)) if outcome.code == 0 => Ending::new(CommandState::Succeeded, Some(0), None),
@@ -127,15 +160,13 @@ impl Commands {
                 let code = kill(exec.as_mut()).await;
                 Ending::new(CommandState::Cancelled, code, Some("cancelled".into()))
             }
+            // The reason comes from the output task below.
+            Wake::OutputLost => Ending::new(CommandState::Interrupted, kill(exec.as_mut()).await, None),
         };
         exec.kill().await;
         match output.await {
             Ok(Ok(())) => ending,
-            Ok(Err(e)) => Ending::new(
-                CommandState::Failed,
-                ending.exit_code,
-                Some(format!("output could not be stored: {e}")),
-            ),
+            Ok(Err(lost)) => Ending::new(CommandState::Interrupted, ending.exit_code, Some(lost.to_string())),
             Err(e) => Ending::new(
                 CommandState::Failed,
                 ending.exit_code,

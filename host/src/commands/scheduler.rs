@@ -95,6 +95,28 @@ impl Commands {
         Ok(())
     }
 
+    /// Dispatches every project with queued commands every `every`. A dispatch that failed (the
+    /// database was unavailable when a command was queued or ended) would otherwise leave its
+    /// commands queued until the next command of that project comes or goes.
+    pub fn spawn_queue_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match this.inner.store.projects_with_queued().await {
+                    Ok(projects) => {
+                        for project in projects {
+                            this.dispatch(&project).await;
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "queue sweep skipped"),
+                }
+            }
+        })
+    }
+
     /// Stops starting commands, lets running ones finish within `grace`, then interrupts the rest.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.accepting.store(false, Ordering::SeqCst);

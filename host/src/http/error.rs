@@ -11,7 +11,7 @@ use crate::auth::AuthError;
 use crate::commands::CommandError;
 use crate::exec::ExecError;
 use crate::plugins::{Decision, FieldError, Refusal};
-use crate::store::StoreError;
+use crate::store::{Fault, StoreError};
 
 /// An error answered to a client.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct ApiError {
     pub fields: Vec<FieldError>,
     /// Plugin decisions, for requests a policy refused.
     pub decisions: Vec<Decision>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for faults that pass.
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -53,6 +55,15 @@ impl ApiError {
             message: message.into(),
             fields: Vec::new(),
             decisions: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 503 for a fault that passes: a retry after `retry_after` seconds may succeed.
+    pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
     }
 
@@ -100,6 +111,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -109,9 +125,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Seconds a client is asked to wait after a storage fault.
+const STORE_RETRY_AFTER: u32 = 2;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::internal(&e)
+        match e.fault() {
+            Fault::Unavailable => {
+                tracing::warn!(request_id = %current_request_id(), error = %e, "storage unavailable");
+                Self::unavailable("unavailable", e.summary(), STORE_RETRY_AFTER)
+            }
+            Fault::Internal => Self::internal(&e),
+        }
     }
 }
 
@@ -122,7 +147,9 @@ impl From<AuthError> for ApiError {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
             }
             AuthError::Network | AuthError::Scope(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AuthError::Unavailable => {
+                return Self::unavailable("unavailable", "the key store is unavailable", STORE_RETRY_AFTER);
+            }
         };
         Self::new(status, code, e.to_string())
     }

@@ -23,7 +23,8 @@ use super::commands::visible_command;
 use super::context::Caller;
 use super::error::ApiError;
 use super::extract::{Path, Query};
-use crate::store::{CommandState, StoreResult};
+use crate::auth::AuthError;
+use crate::store::{CommandState, Fault, StoreError, StoreResult};
 use crate::streaming::{OutputHub, StreamEvent};
 
 const REPLAY_PAGE: i64 = 1000;
@@ -177,6 +178,19 @@ fn error_event(code: &str, message: &str) -> Bytes {
     single_event("error", None, &serde_json::json!({ "code": code, "message": message }))
 }
 
+/// The last event of a stream that storage failed: a fault that passes says `unavailable` (the
+/// client resumes later with `Last-Event-ID`), anything else `internal`.
+fn store_error_event(e: &StoreError) -> Bytes {
+    match e.fault() {
+        Fault::Unavailable => unavailable_event(),
+        Fault::Internal => error_event("internal", "internal error"),
+    }
+}
+
+fn unavailable_event() -> Bytes {
+    error_event("unavailable", "storage is unavailable; resume later with Last-Event-ID")
+}
+
 const HEARTBEAT_COMMENT: &[u8] = b": heartbeat\n\n";
 
 /// What the live phase ended with.
@@ -197,7 +211,7 @@ impl Follower {
                     Ok(ended) => ended,
                     Err(e) => {
                         tracing::error!(request_id = %self.request_id, error = %e, "stream state lookup failed");
-                        yield error_event("internal", "internal error");
+                        yield store_error_event(&e);
                         return;
                     }
                 };
@@ -217,7 +231,7 @@ impl Follower {
                         }
                         Err(e) => {
                             tracing::error!(request_id = %self.request_id, error = %e, "stream replay failed");
-                            yield error_event("internal", "internal error");
+                            yield store_error_event(&e);
                             return;
                         }
                     }
@@ -262,8 +276,10 @@ impl Follower {
                 }
                 () = sleep_until(self.expiry) => return Err(Next::Stop(error_event("unauthorized", "API key expired"))),
                 _ = self.recheck.tick() => {
-                    if let Err(e) = self.state.auth.still_valid(&key.id).await {
-                        return Err(Next::Stop(error_event("unauthorized", &e.to_string())));
+                    match self.state.auth.still_valid(&key.id).await {
+                        Ok(()) => {}
+                        Err(AuthError::Unavailable) => return Err(Next::Stop(unavailable_event())),
+                        Err(e) => return Err(Next::Stop(error_event("unauthorized", &e.to_string()))),
                     }
                 }
                 _ = self.heartbeat.tick() => return Ok(Some(Bytes::from_static(HEARTBEAT_COMMENT))),

@@ -1,21 +1,28 @@
 //! The store over SQL, shared by SQLite and PostgreSQL through sqlx's `Any` driver. The SQL here
 //! is the common dialect of both (`$n` parameters, `ON CONFLICT`, `RETURNING`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Row};
 
+use super::sqlite::Upkeep;
 use super::{
     AuditEntry, AuditQuery, AuditRecord, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk,
     Store, StoreError, StoreResult, Transition,
 };
 
-/// A [`Store`] on a pool of SQLite or PostgreSQL connections.
+/// A [`Store`] on pools of SQLite or PostgreSQL connections.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
+    /// Connections for reads.
     pool: AnyPool,
-    /// Database upkeep running beside the store (SQLite's checkpoints); stops with the last clone.
-    _upkeep: Option<std::sync::Arc<tokio_util::task::AbortOnDropHandle<()>>>,
+    /// Connections for writes: SQLite's single writer, or PostgreSQL's one pool again.
+    writer: AnyPool,
+    /// SQLite's file check and checkpoints; stops with the last clone.
+    sqlite: Option<Arc<Upkeep>>,
 }
 
 // Column lists as macros so that queries stay `&'static str` (sqlx audits dynamic SQL).
@@ -36,18 +43,47 @@ macro_rules! audit_columns {
     };
 }
 
+mod writes;
+
 impl SqlStore {
-    pub(super) fn new(pool: AnyPool) -> Self {
-        Self { pool, _upkeep: None }
+    pub(super) fn postgres(pool: AnyPool) -> Self {
+        Self {
+            writer: pool.clone(),
+            pool,
+            sqlite: None,
+        }
     }
 
-    /// A store whose database needs `upkeep` running beside it.
-    pub(super) fn with_upkeep(pool: AnyPool, upkeep: tokio::task::JoinHandle<()>) -> Self {
-        let upkeep = tokio_util::task::AbortOnDropHandle::new(upkeep);
+    pub(super) fn sqlite(readers: AnyPool, writer: AnyPool, upkeep: Upkeep) -> Self {
         Self {
-            pool,
-            _upkeep: Some(std::sync::Arc::new(upkeep)),
+            pool: readers,
+            writer,
+            sqlite: Some(Arc::new(upkeep)),
         }
+    }
+
+    /// A connection to write with, once the SQLite file is known to be the one that was opened.
+    async fn writer(&self) -> StoreResult<PoolConnection<Any>> {
+        if let Some(upkeep) = &self.sqlite {
+            upkeep.check_file()?;
+        }
+        Ok(self.writer.acquire().await?)
+    }
+
+    /// Hands back a write's result. A connection whose write failed is closed instead of being
+    /// returned to the pool: after a failed `COMMIT` (a full disk, an I/O error) neither sqlx nor
+    /// we know whether its transaction is still open, and reusing it would acknowledge later
+    /// writes that never commit while its lock keeps everyone else out.
+    fn settle<T>(&self, mut conn: PoolConnection<Any>, result: StoreResult<T>) -> StoreResult<T> {
+        match &result {
+            Ok(_) => {
+                if let Some(upkeep) = &self.sqlite {
+                    upkeep.wrote();
+                }
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+        result
     }
 }
 
@@ -118,58 +154,23 @@ fn audit_from_row(row: &AnyRow) -> StoreResult<AuditRecord> {
     })
 }
 
-async fn insert_audit<'e, E>(exec: E, entry: &AuditEntry) -> StoreResult<()>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    sqlx::query(
-        "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(entry.at)
-    .bind(entry.key_id.clone())
-    .bind(entry.client_ip.clone())
-    .bind(entry.action.clone())
-    .bind(entry.target.clone())
-    .bind(entry.outcome.clone())
-    .bind(entry.request_id.clone())
-    .bind(entry.detail.clone())
-    .execute(exec)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl Store for SqlStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+    async fn probe(&self) -> StoreResult<()> {
+        let at = crate::time::now_ms();
+        let mut conn = self.writer().await?;
+        let result = writes::probe(&mut conn, at).await;
+        self.settle(conn, result)?;
+        sqlx::query("SELECT at FROM readiness_probe WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn insert_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(concat!(
-            "INSERT INTO api_keys (",
-            key_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        ))
-        .bind(key.id.clone())
-        .bind(key.name.clone())
-        .bind(key.hash.clone())
-        .bind(to_json(&key.scopes))
-        .bind(key.projects.as_ref().map(to_json))
-        .bind(key.allowed_cidrs.as_ref().map(to_json))
-        .bind(key.expires_at)
-        .bind(key.created_at)
-        .bind(key.last_used_at)
-        .bind(key.revoked_at)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(entry) = audit {
-            insert_audit(&mut *tx, entry).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.writer().await?;
+        let result = writes::insert_key(&mut conn, key, audit).await;
+        self.settle(conn, result)
     }
 
     async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
@@ -199,68 +200,21 @@ impl Store for SqlStore {
     }
 
     async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(at)
-            .bind(id.to_owned())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let mut conn = self.writer().await?;
+        let result = writes::revoke_key(&mut conn, id, at).await;
+        self.settle(conn, result)
     }
 
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(id.to_owned())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.writer().await?;
+        let result = writes::touch_key(&mut conn, id, at).await;
+        self.settle(conn, result)
     }
 
     async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(concat!(
-            "INSERT INTO commands (",
-            command_columns!(),
-            ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-             ON CONFLICT (key_id, idempotency_key) DO NOTHING"
-        ))
-        .bind(cmd.id.clone())
-        .bind(cmd.project.clone())
-        .bind(cmd.kind.clone())
-        .bind(cmd.spec.clone())
-        .bind(cmd.state.as_str())
-        .bind(cmd.priority)
-        .bind(cmd.timeout_secs)
-        .bind(cmd.exit_code)
-        .bind(cmd.reason.clone())
-        .bind(cmd.key_id.clone())
-        .bind(cmd.idempotency_key.clone())
-        .bind(cmd.request_hash.clone())
-        .bind(cmd.queue_seq)
-        .bind(cmd.pgid)
-        .bind(cmd.runner.clone())
-        .bind(cmd.created_at)
-        .bind(cmd.started_at)
-        .bind(cmd.finished_at)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                command_columns!(),
-                " FROM commands WHERE key_id = $1 AND idempotency_key = $2"
-            ))
-            .bind(cmd.key_id.clone())
-            .bind(cmd.idempotency_key.clone())
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(Inserted::Existing(Box::new(command_from_row(&row)?)));
-        }
-        insert_audit(&mut *tx, audit).await?;
-        tx.commit().await?;
-        Ok(Inserted::New)
+        let mut conn = self.writer().await?;
+        let result = writes::insert_command(&mut conn, cmd, audit).await;
+        self.settle(conn, result)
     }
 
     async fn find_idempotent(&self, key_id: &str, idempotency_key: &str) -> StoreResult<Option<CommandRecord>> {
@@ -342,62 +296,21 @@ impl Store for SqlStore {
     }
 
     async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool> {
-        let from = change
-            .from
-            .iter()
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let started = (change.to == CommandState::Running).then_some(change.at);
-        let finished = change.to.is_terminal().then_some(change.at);
-        let mut tx = self.pool.begin().await?;
-        // `from` holds only our own state names, never client input.
-        let update = format!(
-            "UPDATE commands SET state = $1, exit_code = COALESCE($2, exit_code), reason = COALESCE($3, reason), \
-             started_at = COALESCE($4, started_at), finished_at = COALESCE($5, finished_at) \
-             WHERE id = $6 AND state IN ({from})"
-        );
-        let done = sqlx::query(sqlx::AssertSqlSafe(update))
-            .bind(change.to.as_str())
-            .bind(change.exit_code)
-            .bind(change.reason.map(str::to_owned))
-            .bind(started)
-            .bind(finished)
-            .bind(change.id.to_owned())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        insert_audit(&mut *tx, &change.audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        let mut conn = self.writer().await?;
+        let result = writes::transition(&mut conn, change).await;
+        self.settle(conn, result)
     }
 
     async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()> {
-        sqlx::query("UPDATE commands SET pgid = $1, runner = $2 WHERE id = $3")
-            .bind(pgid)
-            .bind(runner.to_owned())
-            .bind(id.to_owned())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut conn = self.writer().await?;
+        let result = writes::set_process_group(&mut conn, id, runner, pgid).await;
+        self.settle(conn, result)
     }
 
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for c in chunks {
-            sqlx::query("INSERT INTO command_output (command_id, seq, stream, data) VALUES ($1, $2, $3, $4)")
-                .bind(c.command_id.clone())
-                .bind(c.seq)
-                .bind(c.stream.clone())
-                .bind(c.text.as_bytes().to_vec())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.writer().await?;
+        let result = writes::append_output(&mut conn, chunks).await;
+        self.settle(conn, result)
     }
 
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {
@@ -423,7 +336,9 @@ impl Store for SqlStore {
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        insert_audit(&self.pool, entry).await
+        let mut conn = self.writer().await?;
+        let result = writes::append_audit(&mut conn, entry).await;
+        self.settle(conn, result)
     }
 
     async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {

@@ -1,17 +1,25 @@
-//! The embedded SQLite database: a file created on first start, in WAL mode, checkpointed in
-//! the background.
+//! The embedded SQLite database: a file created on first start, in WAL mode. Writes go through
+//! one connection (SQLite has one writer at a time anyway; queueing in the pool is fair and
+//! bounded, busy-waiting on the file lock is neither), reads through a few read-only ones. Every
+//! commit is synced (`synchronous = FULL`), so an acknowledged write survives a crash of the
+//! machine, and the log is checkpointed in the background and kept small.
 
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
-use super::{SqlStore, StoreResult};
+use super::{DatabaseConfig, SqlStore, StoreError, StoreResult};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 /// How often the write-ahead log is copied back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Read connections: the gateway's reads are short, a few suffice.
+const READERS: u32 = 4;
 
 /// The URL of a SQLite file, created if missing.
 pub(super) fn url_for(path: &Path) -> String {
@@ -19,29 +27,116 @@ pub(super) fn url_for(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", absolute.display())
 }
 
-pub(super) async fn open(url: &str) -> StoreResult<SqlStore> {
-    let pool = connect(url).await?;
-    MIGRATIONS.run(&pool).await?;
-    let upkeep = tokio::spawn(checkpoints(pool.clone()));
-    Ok(SqlStore::with_upkeep(pool, upkeep))
+/// The file behind a URL (`sqlite://PATH?…`).
+fn path_of(url: &str) -> PathBuf {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    PathBuf::from(rest.split('?').next().unwrap_or(rest))
 }
 
-async fn connect(url: &str) -> StoreResult<sqlx::AnyPool> {
+/// What runs beside an open SQLite store: the file's identity, checked before every write, and
+/// the checkpoint task.
+#[derive(Debug)]
+pub(super) struct Upkeep {
+    file: FileIdentity,
+    /// Successful writes so far; the checkpoint task truncates the log once they stop.
+    writes: Arc<AtomicU64>,
+    _checkpoints: tokio_util::task::AbortOnDropHandle<()>,
+}
+
+impl Upkeep {
+    /// Fails when the database file is no longer the one that was opened.
+    pub(super) fn check_file(&self) -> StoreResult<()> {
+        self.file.check()
+    }
+
+    pub(super) fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Device and inode of the database file when it was opened. A file deleted or replaced under a
+/// running gateway still takes writes through the open handle, and they are gone at the next
+/// start: such writes must be refused instead of acknowledged.
+#[derive(Debug)]
+struct FileIdentity {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    fn check(&self) -> StoreResult<()> {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => Ok(()),
+            _ => Err(StoreError::Vanished(self.path.display().to_string())),
+        }
+    }
+}
+
+pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<SqlStore> {
+    let busy = format!("PRAGMA busy_timeout = {}", settings.statement_timeout_ms);
+    let limit = format!("PRAGMA journal_size_limit = {}", settings.wal_limit_bytes);
+    let writer = connect(
+        url,
+        settings,
+        1,
+        [
+            "PRAGMA journal_mode = WAL".to_owned(),
+            "PRAGMA synchronous = FULL".to_owned(),
+            "PRAGMA foreign_keys = ON".to_owned(),
+            // Left to SQLite, the commit that crosses the log's size threshold copies the log back
+            // into the database itself: the slowest request of every few hundred. `checkpoints`
+            // does it instead, off the request path.
+            "PRAGMA wal_autocheckpoint = 0".to_owned(),
+            limit,
+            busy.clone(),
+        ],
+    )
+    .await?;
+    MIGRATIONS.run(&writer).await?;
+    let readers = connect(url, settings, READERS, ["PRAGMA query_only = ON".to_owned(), busy]).await?;
+    let path = path_of(url);
+    let file = FileIdentity::of(&path).map_err(|e| StoreError::Vanished(format!("{}: {e}", path.display())))?;
+    let writes = Arc::new(AtomicU64::new(0));
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let checkpoints = tokio::spawn(checkpoints(
+        writer.clone(),
+        wal,
+        settings.wal_limit_bytes,
+        writes.clone(),
+    ));
+    let upkeep = Upkeep {
+        file,
+        writes,
+        _checkpoints: tokio_util::task::AbortOnDropHandle::new(checkpoints),
+    };
+    Ok(SqlStore::sqlite(readers, writer, upkeep))
+}
+
+async fn connect<const N: usize>(
+    url: &str,
+    settings: &DatabaseConfig,
+    connections: u32,
+    pragmas: [String; N],
+) -> StoreResult<sqlx::AnyPool> {
+    let pragmas = Arc::new(pragmas);
     let pool = AnyPoolOptions::new()
-        .max_connections(4)
-        .after_connect(|conn, _| {
+        .max_connections(connections)
+        .acquire_timeout(settings.acquire_timeout())
+        .after_connect(move |conn, _| {
+            let pragmas = pragmas.clone();
             Box::pin(async move {
-                for pragma in [
-                    "PRAGMA journal_mode = WAL",
-                    "PRAGMA synchronous = NORMAL",
-                    "PRAGMA busy_timeout = 10000",
-                    "PRAGMA foreign_keys = ON",
-                    // Left to SQLite, the commit that crosses the WAL's size threshold copies the
-                    // log back into the database itself: the slowest request of every few hundred.
-                    // `checkpoints` does it instead, off the request path.
-                    "PRAGMA wal_autocheckpoint = 0",
-                ] {
-                    conn.execute(pragma).await?;
+                for pragma in pragmas.iter() {
+                    conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(pragma.clone()))).await?;
                 }
                 Ok(())
             })
@@ -51,15 +146,29 @@ async fn connect(url: &str) -> StoreResult<sqlx::AnyPool> {
     Ok(pool)
 }
 
-/// Checkpoints the log every [`CHECKPOINT_EVERY`] without waiting for readers or writers
-/// (`PASSIVE`); the log restarts from its beginning once a checkpoint caught up with it.
-async fn checkpoints(pool: sqlx::AnyPool) {
+/// Checkpoints the log every [`CHECKPOINT_EVERY`]. Usually without waiting for anyone
+/// (`PASSIVE`), which lets the log start over only when no reader is using it: under steady load
+/// there always is one, and the log would grow without end. So once it is past `limit`, or once
+/// writes stopped, the checkpoint waits for readers to move on (`TRUNCATE`, bounded by the busy
+/// timeout) and the log starts over, empty.
+async fn checkpoints(writer: sqlx::AnyPool, wal: PathBuf, limit: u64, writes: Arc<AtomicU64>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = 0;
     loop {
         tick.tick().await;
-        if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            tracing::warn!(error = %e, "SQLite checkpoint failed");
+        let written = writes.load(Ordering::Relaxed);
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let idle = written == seen && size > 0;
+        seen = written;
+        let mode = if size > limit || idle { "TRUNCATE" } else { "PASSIVE" };
+        let sql = if mode == "TRUNCATE" {
+            "PRAGMA wal_checkpoint(TRUNCATE)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        if let Err(e) = writer.execute(sql).await {
+            tracing::warn!(error = %e, mode, "SQLite checkpoint failed");
         }
     }
 }
@@ -79,22 +188,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_log_is_checkpointed_in_the_background() {
+    async fn the_log_is_checkpointed_in_the_background_and_truncated_when_idle() {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
-        let pool = connect(&url_for(&dir.path().join("db.sqlite"))).await.unwrap();
+        let path = dir.path().join("db.sqlite");
+        let settings = DatabaseConfig::default();
+        let pool = connect(
+            &url_for(&path),
+            &settings,
+            1,
+            [
+                "PRAGMA journal_mode = WAL".to_owned(),
+                "PRAGMA wal_autocheckpoint = 0".to_owned(),
+            ],
+        )
+        .await
+        .unwrap();
         pool.execute("CREATE TABLE blobs (data BLOB)").await.unwrap();
-        let wal_size = || std::fs::metadata(dir.path().join("db.sqlite-wal")).unwrap().len();
-        let upkeep = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(checkpoints(pool.clone())));
+        let wal = dir.path().join("db.sqlite-wal");
+        let wal_size = || std::fs::metadata(&wal).unwrap().len();
+        let writes = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(checkpoints(pool.clone(), wal.clone(), 64 << 20, writes.clone()));
+        let _upkeep = tokio_util::task::AbortOnDropHandle::new(task);
         write_mib(&pool, 4).await;
+        writes.fetch_add(1, Ordering::Relaxed);
         let after_first = wal_size();
         tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+        assert_eq!(wal_size(), 0, "an idle log is truncated");
         write_mib(&pool, 4).await;
-        assert!(
-            wal_size() < after_first + after_first / 2,
-            "the log is reused after a checkpoint: {after_first} then {}",
-            wal_size()
+        assert!(wal_size() <= after_first + after_first / 2);
+    }
+
+    #[test]
+    fn finds_the_file_of_a_url() {
+        assert_eq!(
+            path_of("sqlite:///tmp/x/rdev.db?mode=rwc"),
+            PathBuf::from("/tmp/x/rdev.db")
         );
-        drop(upkeep);
+        assert_eq!(path_of("sqlite://relative.db"), PathBuf::from("relative.db"));
     }
 }
