@@ -11,7 +11,7 @@ mod sqlite;
 
 pub use errors::Fault;
 pub use records::*;
-pub use settings::DatabaseConfig;
+pub use settings::{DatabaseConfig, SqliteSync};
 pub use sql::SqlStore;
 
 use async_trait::async_trait;

@@ -303,6 +303,36 @@ async fn postgres_outage_answers_503_fast_keeps_output_and_heals() {
     assert!(try_command(&gw).await.is_some(), "service resumed without a restart");
 }
 
+/// An outage longer than `output_outage_secs`: the command is stopped and ends `interrupted`
+/// with a reason that says storage was unavailable, and what was stored has no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_past_the_output_bound_interrupts_the_command() {
+    let cluster = PrivateCluster::start();
+    let config = format!(
+        "plugins = []\ndatabase_url = {:?}\ncommands.output_outage_secs = 2\n[database]\nacquire_timeout_ms = 1000\n",
+        cluster.url()
+    );
+    let (_, gw) = Gateway::start_prepared(Db::Sqlite, &config, |_| ()).await;
+    let pid_file = gw.workspaces().join("demo/pid");
+    let script = "echo $$ > pid; for i in $(seq 1 600); do echo line $i; sleep 0.1; done";
+    let id = gw.shell("demo", script).await;
+    let pid = crate::common::read_pid(&pid_file).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.stop_immediate();
+    wait_until(Duration::from_secs(30), || async { !crate::common::process_alive(pid) }).await;
+    cluster.resume();
+    let done = gw.wait_done(&id).await;
+    assert_eq!(done["state"], "interrupted", "{done}");
+    assert!(
+        done["reason"].as_str().unwrap().contains("storage was unavailable"),
+        "{done}"
+    );
+    let output = full_output(&gw, &id).await;
+    for (i, line) in output.lines().enumerate() {
+        assert_eq!(line, format!("line {}", i + 1), "no gap before the interruption");
+    }
+}
+
 /// The whole stored output of a command, replayed from its stream.
 async fn full_output(gw: &Gateway, id: &str) -> String {
     let reply = gw

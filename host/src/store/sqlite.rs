@@ -1,8 +1,8 @@
 //! The embedded SQLite database: a file created on first start, in WAL mode. Writes go through
 //! one connection (SQLite has one writer at a time anyway; queueing in the pool is fair and
-//! bounded, busy-waiting on the file lock is neither), reads through a few read-only ones. Every
-//! commit is synced (`synchronous = FULL`), so an acknowledged write survives a crash of the
-//! machine, and the log is checkpointed in the background and kept small.
+//! bounded, busy-waiting on the file lock is neither), reads through a few read-only ones. By
+//! default every commit is synced (`synchronous = FULL`), so an acknowledged write survives a
+//! crash of the machine, and the log is checkpointed in the background and kept small.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -91,7 +91,7 @@ pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<Sq
         1,
         [
             "PRAGMA journal_mode = WAL".to_owned(),
-            "PRAGMA synchronous = FULL".to_owned(),
+            settings.sqlite_synchronous.pragma().to_owned(),
             "PRAGMA foreign_keys = ON".to_owned(),
             // Left to SQLite, the commit that crosses the log's size threshold copies the log back
             // into the database itself: the slowest request of every few hundred. `checkpoints`
