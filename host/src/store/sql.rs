@@ -45,6 +45,15 @@ macro_rules! audit_columns {
 
 mod writes;
 
+/// Runs one of [`writes`] on the writer connection and settles its result ([`SqlStore::settle`]).
+macro_rules! on_writer {
+    ($store:expr, $write:ident($($arg:expr),*)) => {{
+        let mut conn = $store.writer().await?;
+        let result = writes::$write(&mut conn, $($arg),*).await;
+        $store.settle(conn, result)
+    }};
+}
+
 impl SqlStore {
     pub(super) fn postgres(pool: AnyPool) -> Self {
         Self {
@@ -158,9 +167,7 @@ fn audit_from_row(row: &AnyRow) -> StoreResult<AuditRecord> {
 impl Store for SqlStore {
     async fn probe(&self) -> StoreResult<()> {
         let at = crate::time::now_ms();
-        let mut conn = self.writer().await?;
-        let result = writes::probe(&mut conn, at).await;
-        self.settle(conn, result)?;
+        on_writer!(self, probe(at))?;
         sqlx::query("SELECT at FROM readiness_probe WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
@@ -168,9 +175,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let result = writes::insert_key(&mut conn, key, audit).await;
-        self.settle(conn, result)
+        on_writer!(self, insert_key(key, audit))
     }
 
     async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
@@ -200,21 +205,15 @@ impl Store for SqlStore {
     }
 
     async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
-        let mut conn = self.writer().await?;
-        let result = writes::revoke_key(&mut conn, id, at).await;
-        self.settle(conn, result)
+        on_writer!(self, revoke_key(id, at))
     }
 
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let result = writes::touch_key(&mut conn, id, at).await;
-        self.settle(conn, result)
+        on_writer!(self, touch_key(id, at))
     }
 
     async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        let mut conn = self.writer().await?;
-        let result = writes::insert_command(&mut conn, cmd, audit).await;
-        self.settle(conn, result)
+        on_writer!(self, insert_command(cmd, audit))
     }
 
     async fn find_idempotent(&self, key_id: &str, idempotency_key: &str) -> StoreResult<Option<CommandRecord>> {
@@ -296,21 +295,15 @@ impl Store for SqlStore {
     }
 
     async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool> {
-        let mut conn = self.writer().await?;
-        let result = writes::transition(&mut conn, change).await;
-        self.settle(conn, result)
+        on_writer!(self, transition(change))
     }
 
     async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let result = writes::set_process_group(&mut conn, id, runner, pgid).await;
-        self.settle(conn, result)
+        on_writer!(self, set_process_group(id, runner, pgid))
     }
 
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let result = writes::append_output(&mut conn, chunks).await;
-        self.settle(conn, result)
+        on_writer!(self, append_output(chunks))
     }
 
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {
@@ -336,9 +329,7 @@ impl Store for SqlStore {
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        let mut conn = self.writer().await?;
-        let result = writes::append_audit(&mut conn, entry).await;
-        self.settle(conn, result)
+        on_writer!(self, append_audit(entry))
     }
 
     async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
