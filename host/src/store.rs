@@ -16,15 +16,16 @@ pub use sql::SqlStore;
 
 use async_trait::async_trait;
 
-/// A storage failure; never shown verbatim to clients.
-#[derive(Debug, thiserror::Error)]
+/// A storage failure; never shown verbatim to clients. Cloneable, so that one failed group
+/// commit can fail every write it carried with the same cause.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database answered with an error or could not be reached.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(std::sync::Arc<sqlx::Error>),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(std::sync::Arc<sqlx::migrate::MigrateError>),
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -32,6 +33,18 @@ pub enum StoreError {
     /// writes would go to a file that the next start never sees.
     #[error("the database file {0} was removed or replaced")]
     Vanished(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(std::sync::Arc::new(e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(std::sync::Arc::new(e))
+    }
 }
 
 /// Result alias for store calls.

@@ -35,29 +35,34 @@ impl StoreError {
     pub fn summary(&self) -> &'static str {
         match self {
             Self::Vanished(_) => "the database file was removed or replaced",
-            Self::Database(sqlx::Error::PoolTimedOut) => "timed out waiting for a database connection",
-            Self::Database(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed) => {
-                "the database cannot be reached"
-            }
-            Self::Database(sqlx::Error::Database(e)) => {
-                let sqlstate = e
-                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .map(|pg| pg.code().to_owned());
-                let sqlite = e
-                    .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-                    .and_then(|lite| primary_code(lite.code().as_deref()));
-                match (sqlite, sqlstate.as_deref()) {
-                    (Some(SQLITE_FULL), _) | (_, Some("53100")) => "the database disk is full",
-                    (Some(SQLITE_IOERR | SQLITE_CANTOPEN), _) => "the database file cannot be read or written",
-                    (Some(SQLITE_BUSY | SQLITE_LOCKED), _) | (_, Some("55P03")) => "the database is locked",
-                    (_, Some("57014")) => "a database statement timed out",
-                    _ if self.fault() == Fault::Unavailable => "the database is unavailable",
-                    _ => "database error",
-                }
-            }
+            Self::Database(e) => match &**e {
+                sqlx::Error::PoolTimedOut => "timed out waiting for a database connection",
+                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => "the database cannot be reached",
+                sqlx::Error::Database(e) => database_summary(&**e, self.fault()),
+                _ if self.fault() == Fault::Unavailable => "the database is unavailable",
+                _ => "database error",
+            },
             _ if self.fault() == Fault::Unavailable => "the database is unavailable",
             _ => "database error",
         }
+    }
+}
+
+/// What a database's own error says, in a few words.
+fn database_summary(e: &dyn DatabaseError, fault: Fault) -> &'static str {
+    let sqlstate = e
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .map(|pg| pg.code().to_owned());
+    let sqlite = e
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(|lite| primary_code(lite.code().as_deref()));
+    match (sqlite, sqlstate.as_deref()) {
+        (Some(SQLITE_FULL), _) | (_, Some("53100")) => "the database disk is full",
+        (Some(SQLITE_IOERR | SQLITE_CANTOPEN), _) => "the database file cannot be read or written",
+        (Some(SQLITE_BUSY | SQLITE_LOCKED), _) | (_, Some("55P03")) => "the database is locked",
+        (_, Some("57014")) => "a database statement timed out",
+        _ if fault == Fault::Unavailable => "the database is unavailable",
+        _ => "database error",
     }
 }
 
@@ -96,11 +101,11 @@ mod tests {
             sqlx::Error::PoolClosed,
             sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
         ] {
-            assert_eq!(StoreError::Database(e).fault(), Fault::Unavailable);
+            assert_eq!(StoreError::from(e).fault(), Fault::Unavailable);
         }
         assert_eq!(StoreError::Vanished("x".into()).fault(), Fault::Unavailable);
         assert_eq!(StoreError::Corrupt("x".into()).fault(), Fault::Internal);
-        assert_eq!(StoreError::Database(sqlx::Error::RowNotFound).fault(), Fault::Internal);
+        assert_eq!(StoreError::from(sqlx::Error::RowNotFound).fault(), Fault::Internal);
     }
 
     #[test]

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Row};
+use sqlx::{AnyPool, Row};
 
-use super::sqlite::Upkeep;
+use super::sqlite::{Work, Writer};
 use super::{
     AuditEntry, AuditQuery, AuditRecord, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk,
     Store, StoreError, StoreResult, Transition,
@@ -19,10 +18,16 @@ use super::{
 pub struct SqlStore {
     /// Connections for reads.
     pool: AnyPool,
-    /// Connections for writes: SQLite's single writer, or PostgreSQL's one pool again.
-    writer: AnyPool,
-    /// SQLite's file check and checkpoints; stops with the last clone.
-    sqlite: Option<Arc<Upkeep>>,
+    /// Where writes go.
+    writes: Writes,
+}
+
+#[derive(Debug, Clone)]
+enum Writes {
+    /// PostgreSQL: any connection of the pool.
+    Pool(AnyPool),
+    /// SQLite: its one writer connection, through group commit.
+    Sqlite(Arc<Writer>),
 }
 
 // Column lists as macros so that queries stay `&'static str` (sqlx audits dynamic SQL).
@@ -45,54 +50,73 @@ macro_rules! audit_columns {
 
 mod writes;
 
-/// Runs one of [`writes`] on the writer connection and settles its result ([`SqlStore::settle`]).
-macro_rules! on_writer {
-    ($store:expr, $write:ident($($arg:expr),*)) => {{
-        let mut conn = $store.writer().await?;
-        let result = writes::$write(&mut conn, $($arg),*).await;
-        $store.settle(conn, result)
-    }};
-}
-
 impl SqlStore {
     pub(super) fn postgres(pool: AnyPool) -> Self {
         Self {
-            writer: pool.clone(),
+            writes: Writes::Pool(pool.clone()),
             pool,
-            sqlite: None,
         }
     }
 
-    pub(super) fn sqlite(readers: AnyPool, writer: AnyPool, upkeep: Upkeep) -> Self {
+    pub(super) fn sqlite(readers: AnyPool, writer: Writer) -> Self {
         Self {
             pool: readers,
-            writer,
-            sqlite: Some(Arc::new(upkeep)),
+            writes: Writes::Sqlite(Arc::new(writer)),
         }
     }
 
-    /// A connection to write with, once the SQLite file is known to be the one that was opened.
-    async fn writer(&self) -> StoreResult<PoolConnection<Any>> {
-        if let Some(upkeep) = &self.sqlite {
-            upkeep.check_file()?;
-        }
-        Ok(self.writer.acquire().await?)
-    }
-
-    /// Hands back a write's result. A connection whose write failed is closed instead of being
-    /// returned to the pool: after a failed `COMMIT` (a full disk, an I/O error) neither sqlx nor
-    /// we know whether its transaction is still open, and reusing it would acknowledge later
-    /// writes that never commit while its lock keeps everyone else out.
-    fn settle<T>(&self, mut conn: PoolConnection<Any>, result: StoreResult<T>) -> StoreResult<T> {
-        match &result {
-            Ok(_) => {
-                if let Some(upkeep) = &self.sqlite {
-                    upkeep.wrote();
+    /// Runs one write. On PostgreSQL a connection whose write failed is closed instead of going
+    /// back to the pool, as SQLite's group commit does: after a failed `COMMIT` its transaction
+    /// state is unknown.
+    async fn write<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
+        match &self.writes {
+            Writes::Sqlite(writer) => writer.run(work).await,
+            Writes::Pool(pool) => {
+                let mut conn = pool.acquire().await?;
+                let result = work(&mut conn).await;
+                if result.is_err() {
+                    conn.close_on_drop();
                 }
+                result
             }
-            Err(_) => conn.close_on_drop(),
         }
-        result
+    }
+}
+
+/// A [`Transition`] that owns its strings, for a write that runs after the caller's borrow.
+struct OwnedTransition {
+    id: String,
+    from: Vec<CommandState>,
+    to: CommandState,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+    at: i64,
+    audit: AuditEntry,
+}
+
+impl OwnedTransition {
+    fn of(change: &Transition<'_>) -> Self {
+        Self {
+            id: change.id.to_owned(),
+            from: change.from.to_vec(),
+            to: change.to,
+            exit_code: change.exit_code,
+            reason: change.reason.map(str::to_owned),
+            at: change.at,
+            audit: change.audit.clone(),
+        }
+    }
+
+    fn borrowed(&self) -> Transition<'_> {
+        Transition {
+            id: &self.id,
+            from: &self.from,
+            to: self.to,
+            exit_code: self.exit_code,
+            reason: self.reason.as_deref(),
+            at: self.at,
+            audit: self.audit.clone(),
+        }
     }
 }
 
@@ -167,7 +191,8 @@ fn audit_from_row(row: &AnyRow) -> StoreResult<AuditRecord> {
 impl Store for SqlStore {
     async fn probe(&self) -> StoreResult<()> {
         let at = crate::time::now_ms();
-        on_writer!(self, probe(at))?;
+        self.write(Box::new(move |conn| Box::pin(writes::probe(conn, at))))
+            .await?;
         sqlx::query("SELECT at FROM readiness_probe WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
@@ -175,7 +200,11 @@ impl Store for SqlStore {
     }
 
     async fn insert_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()> {
-        on_writer!(self, insert_key(key, audit))
+        let (key, audit) = (key.clone(), audit.cloned());
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::insert_key(conn, &key, audit.as_ref()).await })
+        }))
+        .await
     }
 
     async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
@@ -205,15 +234,27 @@ impl Store for SqlStore {
     }
 
     async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
-        on_writer!(self, revoke_key(id, at))
+        let id = id.to_owned();
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::revoke_key(conn, &id, at).await })
+        }))
+        .await
     }
 
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
-        on_writer!(self, touch_key(id, at))
+        let id = id.to_owned();
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::touch_key(conn, &id, at).await })
+        }))
+        .await
     }
 
     async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        on_writer!(self, insert_command(cmd, audit))
+        let (cmd, audit) = (cmd.clone(), audit.clone());
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::insert_command(conn, &cmd, &audit).await })
+        }))
+        .await
     }
 
     async fn find_idempotent(&self, key_id: &str, idempotency_key: &str) -> StoreResult<Option<CommandRecord>> {
@@ -295,15 +336,27 @@ impl Store for SqlStore {
     }
 
     async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool> {
-        on_writer!(self, transition(change))
+        let owned = OwnedTransition::of(change);
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::transition(conn, &owned.borrowed()).await })
+        }))
+        .await
     }
 
     async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()> {
-        on_writer!(self, set_process_group(id, runner, pgid))
+        let (id, runner) = (id.to_owned(), runner.to_owned());
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::set_process_group(conn, &id, &runner, pgid).await })
+        }))
+        .await
     }
 
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
-        on_writer!(self, append_output(chunks))
+        let chunks = chunks.to_vec();
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::append_output(conn, &chunks).await })
+        }))
+        .await
     }
 
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {
@@ -329,7 +382,11 @@ impl Store for SqlStore {
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        on_writer!(self, append_audit(entry))
+        let entry = entry.clone();
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::append_audit(conn, &entry).await })
+        }))
+        .await
     }
 
     async fn list_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {

@@ -13,6 +13,12 @@ use std::time::Duration;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
+mod group_commit;
+
+pub(super) use group_commit::Work;
+
+use group_commit::GroupCommit;
+
 use super::{DatabaseConfig, SqlStore, StoreError, StoreResult};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -33,24 +39,17 @@ fn path_of(url: &str) -> PathBuf {
     PathBuf::from(rest.split('?').next().unwrap_or(rest))
 }
 
-/// What runs beside an open SQLite store: the file's identity, checked before every write, and
-/// the checkpoint task.
+/// SQLite's write path: the group-commit queue in front of the writer connection, and the
+/// checkpoint task beside it; both stop with the last clone of the store.
 #[derive(Debug)]
-pub(super) struct Upkeep {
-    file: FileIdentity,
-    /// Successful writes so far; the checkpoint task truncates the log once they stop.
-    writes: Arc<AtomicU64>,
+pub(super) struct Writer {
+    group: GroupCommit,
     _checkpoints: tokio_util::task::AbortOnDropHandle<()>,
 }
 
-impl Upkeep {
-    /// Fails when the database file is no longer the one that was opened.
-    pub(super) fn check_file(&self) -> StoreResult<()> {
-        self.file.check()
-    }
-
-    pub(super) fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
+impl Writer {
+    pub(super) async fn run<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
+        self.group.run(work).await
     }
 }
 
@@ -114,12 +113,11 @@ pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<Sq
         settings.wal_limit_bytes,
         writes.clone(),
     ));
-    let upkeep = Upkeep {
-        file,
-        writes,
+    let writer = Writer {
+        group: GroupCommit::start(writer, Arc::new(file), writes),
         _checkpoints: tokio_util::task::AbortOnDropHandle::new(checkpoints),
     };
-    Ok(SqlStore::sqlite(readers, writer, upkeep))
+    Ok(SqlStore::sqlite(readers, writer))
 }
 
 async fn connect<const N: usize>(

@@ -1,0 +1,117 @@
+//! Group commit on SQLite's one writer connection. Writes that arrive while a commit is being
+//! synced wait in a queue and go into the next transaction together: one sync for all of them,
+//! so `synchronous = FULL` costs a sync per batch, not per write. Each write runs in a savepoint
+//! of its own (sqlx nests the writes' own transactions), and every write of a batch is answered
+//! only once the batch is committed; a failed batch fails all of its writes with the same error
+//! and closes the connection.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
+use sqlx::{AnyConnection, AnyPool, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::FileIdentity;
+use crate::store::{StoreError, StoreResult};
+
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 128;
+/// Writes waiting for the writer; more make their callers wait.
+const QUEUE: usize = 1024;
+
+/// One write: runs on the batch's connection and returns its value.
+pub(in crate::store) type Work<T> =
+    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send>;
+
+type Value = Box<dyn Any + Send>;
+
+struct Job {
+    work: Work<Value>,
+    reply: oneshot::Sender<StoreResult<Value>>,
+}
+
+/// The queue in front of the writer connection.
+#[derive(Debug, Clone)]
+pub(in crate::store) struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl GroupCommit {
+    /// Starts the writer task on `pool` (one connection); it stops when the last handle is gone.
+    pub(super) fn start(pool: AnyPool, file: Arc<FileIdentity>, writes: Arc<AtomicU64>) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(serve(pool, queue, file, writes));
+        Self { jobs }
+    }
+
+    /// Runs `work` in the next batch and answers once that batch is committed.
+    pub(in crate::store) async fn run<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        let work: Work<Value> =
+            Box::new(move |conn| Box::pin(async move { work(conn).await.map(|value| Box::new(value) as Value) }));
+        let stopped = || StoreError::Vanished("the SQLite writer stopped".into());
+        self.jobs.send(Job { work, reply }).await.map_err(|_| stopped())?;
+        let value = answer.await.map_err(|_| stopped())??;
+        Ok(*value
+            .downcast::<T>()
+            .expect("a write answers the type it was asked for"))
+    }
+}
+
+async fn serve(pool: AnyPool, mut queue: mpsc::Receiver<Job>, file: Arc<FileIdentity>, writes: Arc<AtomicU64>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (works, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.reply)).unzip();
+        let count = works.len() as u64;
+        match commit(&pool, &file, works).await {
+            Ok(values) => {
+                writes.fetch_add(count, Ordering::Relaxed);
+                for (reply, value) in replies.into_iter().zip(values) {
+                    let _ = reply.send(Ok(value));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for a batch. A connection whose transaction failed is closed instead of going
+/// back to the pool: after a failed `COMMIT` (a full disk, an I/O error) neither sqlx nor we know
+/// whether its transaction is still open, and reusing it would acknowledge later writes that never
+/// commit while its lock keeps everyone else out.
+async fn commit(pool: &AnyPool, file: &FileIdentity, works: Vec<Work<Value>>) -> StoreResult<Vec<Value>> {
+    file.check()?;
+    let mut conn = pool.acquire().await?;
+    let result = async {
+        let mut tx = conn.begin().await?;
+        let mut values = Vec::with_capacity(works.len());
+        for work in works {
+            values.push(work(&mut tx).await?);
+        }
+        tx.commit().await?;
+        Ok(values)
+    }
+    .await;
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+    result
+}
