@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod common;
 mod deploy;
+mod edge;
 mod hostile_plugins;
 mod keys;
 mod kubernetes;
