@@ -10,6 +10,7 @@ mod io;
 mod reply;
 mod rlimit;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,7 @@ pub async fn serve(listener: TcpListener, router: Router, config: HttpConfig, st
                 }
             },
         };
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         // Beyond the cap and its overflow the connection is closed at once: holding it open
         // costs a descriptor that the gateway needs for the clients it does serve.
         let Some(ticket) = admission.admit() else {

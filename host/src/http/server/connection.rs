@@ -98,7 +98,8 @@ impl ConnState {
     }
 }
 
-/// Serves one accepted connection until it closes, is evicted, or the server stops.
+/// Serves one accepted connection (from `peer`, canonical) until it closes, is evicted, or the
+/// server stops.
 pub(super) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
@@ -117,7 +118,7 @@ pub(super) async fn run(
     let service = ConnService {
         router: settings.router.clone(),
         state: state.clone(),
-        peer: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+        peer,
         shed,
         body_timeout: settings.body_timeout,
     };

@@ -105,14 +105,15 @@ mod tests {
 
     #[test]
     fn rewrites_only_bodiless_error_heads_without_a_request_id() {
-        let hyper = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Tue, 01 Dec 2026 23:00:00 GMT\r\n\r\n";
+        // Exactly what hyper 1.12 writes for too many headers.
+        let hyper = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: Tue, 01 Dec 2026 23:41:41 GMT\r\n\r\n";
         let out = String::from_utf8(rewrite_hyper_error(hyper).unwrap()).unwrap();
         assert!(
             out.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\ndate: "),
             "{out}"
         );
         assert!(out.contains("\"code\":\"headers_too_large\""), "{out}");
-        assert!(out.contains("connection: close\r\n"), "{out}");
+        assert_eq!(out.matches("connection: close\r\n").count(), 1, "{out}");
         let (head, body) = out.split_once("\r\n\r\n").unwrap();
         assert!(head.contains(&format!("content-length: {}", body.len())), "{out}");
         let ours = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nx-request-id: abc\r\n\r\n";
