@@ -189,13 +189,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     print_banner(addr, token.as_deref());
     tracing::info!(%addr, "listening");
     let stop_accepting = CancellationToken::new();
-    let app = crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(crate::http::without_nagle(listener), app)
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-    let mut server = tokio::spawn(server.into_future());
+    let app = crate::http::router(state.clone());
+    let server = crate::http::server::serve(listener, app, state.config.http.clone(), stop_accepting.clone());
+    let mut server = tokio::spawn(server);
     tokio::select! {
         () = wait_for_signal() => {}
-        result = &mut server => return result.context("server task failed")?.context("server failed"),
+        result = &mut server => return result.context("server task failed"),
     }
     tracing::info!("shutting down: no new connections; waiting for running commands");
     stop_accepting.cancel();

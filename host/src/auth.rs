@@ -5,7 +5,7 @@ mod client_ip;
 mod keys;
 mod token;
 
-pub use client_ip::client_ip;
+pub use client_ip::{client_ip, net_contains};
 pub use keys::{Authenticator, NewKey};
 pub use token::TokenHasher;
 

@@ -56,6 +56,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Seconds between heartbeat comments on idle output streams.
     pub sse_heartbeat_secs: u64,
+    /// HTTP connection handling: read timeouts and the connection cap.
+    pub http: HttpConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
     /// Execution backend settings.
@@ -76,6 +78,51 @@ pub enum LogFormat {
     Json,
     /// Human-readable lines.
     Text,
+}
+
+/// HTTP connection handling: read timeouts and the connection cap, which keep slow or idle
+/// clients from holding the gateway's sockets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Seconds a client may take to send a request's headers, counted from their first byte;
+    /// then it is answered 408 and the connection closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body, counted from the end of its headers.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may stay open without a request (a new connection, or between
+    /// keep-alive requests) before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served normally. At the cap an idle connection is closed to make room;
+    /// without one, new connections are served in shed mode. Kept below the descriptor limit.
+    pub max_connections: usize,
+    /// Connections beyond `max_connections` served in shed mode: only `/health` and `/ready`
+    /// are answered, everything else 503. Beyond these, new connections are closed at once.
+    pub overflow_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 4096,
+            overflow_connections: 64,
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), String> {
+        if [self.header_timeout_secs, self.body_timeout_secs, self.idle_timeout_secs].contains(&0) {
+            return Err("http: header_timeout_secs, body_timeout_secs and idle_timeout_secs must be at least 1".into());
+        }
+        if self.max_connections == 0 || self.overflow_connections == 0 {
+            return Err("http: max_connections and overflow_connections must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// Authentication settings.
@@ -202,6 +249,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             log_format: LogFormat::Json,
             sse_heartbeat_secs: 10,
+            http: HttpConfig::default(),
             auth: AuthConfig::default(),
             backend: BackendConfig::default(),
             commands: CommandsConfig::default(),
@@ -340,6 +388,7 @@ impl Config {
         if self.backend.kind == BackendKind::Kubernetes {
             self.backend.kubernetes.validate().map_err(ConfigError::Invalid)?;
         }
+        self.http.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes must be at least 1024".into());
         }

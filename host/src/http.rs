@@ -11,6 +11,7 @@ mod health;
 mod keys;
 mod plugins;
 mod projects;
+pub mod server;
 mod stream;
 
 use std::sync::Arc;
@@ -19,7 +20,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::{Extension, Router};
-use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -153,19 +153,6 @@ async fn wrong_method() -> ApiError {
 
 fn panic_response(_: Box<dyn std::any::Any + Send>) -> axum::response::Response {
     ApiError::internal(&"handler panicked").into_response()
-}
-
-/// A listener whose connections send small writes at once: SSE events must not wait for
-/// Nagle's algorithm and the client's delayed ACK (tens of milliseconds per event).
-pub fn without_nagle(listener: TcpListener) -> axum::serve::TapIo<TcpListener, fn(&mut TcpStream)> {
-    use axum::serve::ListenerExt;
-    listener.tap_io(set_nodelay as fn(&mut TcpStream))
-}
-
-fn set_nodelay(tcp: &mut TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-    }
 }
 
 /// The whole application: routes, OpenAPI document and the layer stack.

@@ -10,6 +10,7 @@ mod commands;
 mod common;
 mod deploy;
 mod durability;
+mod edge;
 mod hostile_plugins;
 mod keys;
 mod kubernetes;

@@ -42,12 +42,10 @@ pub fn serve_gateway(
             .await
             .unwrap()
             .expect("fresh database");
-        let app = rdev::http::router(state)
-            .merge(extra)
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = rdev::http::router(state).merge(extra);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
             .unwrap();
-        axum::serve(rdev::http::without_nagle(listener), app).await.unwrap();
+        rdev::http::server::serve(listener, app, Default::default(), Default::default()).await;
     })
 }

@@ -106,6 +106,7 @@ impl Authenticator {
 
     /// Authenticates a bearer token used from `client_ip`.
     pub async fn authenticate(&self, token: &str, client_ip: IpAddr) -> Result<Principal, AuthError> {
+        let client_ip = client_ip.to_canonical();
         let id = key_id_of(token).ok_or(AuthError::Invalid)?;
         let key = self.lookup(id).await?.ok_or(AuthError::Invalid)?;
         if !self.hasher.verify(token, &key.hash) {
@@ -113,7 +114,7 @@ impl Authenticator {
         }
         Self::check_usable(&key, now_ms())?;
         if let Some(nets) = &key.allowed_cidrs
-            && !nets.iter().any(|n| n.contains(&client_ip))
+            && !nets.iter().any(|n| super::net_contains(n, client_ip))
         {
             return Err(AuthError::Network);
         }

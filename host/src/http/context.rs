@@ -32,7 +32,7 @@ pub fn current_request_id() -> String {
 }
 
 /// 128 random bits from the thread-local generator (no system call per request).
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
@@ -104,7 +104,7 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
 fn peer_ip(req: &Request) -> IpAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip())
+        .map(|ci| ci.0.ip().to_canonical())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 

@@ -1,0 +1,169 @@
+//! The connection cap. Up to `max` connections are served normally. At the cap, the oldest idle
+//! connection (no request in flight, no request head begun) is closed to make room, since an
+//! idle socket is the cheapest thing to give up; without one, up to `overflow` more connections
+//! are served in shed mode; beyond that, new connections are refused.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::connection::ConnState;
+
+/// Admits connections against the cap.
+pub(super) struct Admission {
+    max: usize,
+    overflow: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    normal: usize,
+    shed: usize,
+    evicting: usize,
+    /// Open connections by id: ids grow with time, so iteration goes oldest first.
+    conns: BTreeMap<u64, Entry>,
+}
+
+struct Entry {
+    state: Arc<ConnState>,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Normal,
+    Shed,
+    /// Asked to close to make room; still holds its socket until it has.
+    Evicted,
+}
+
+/// An admitted connection's place; given back when dropped.
+pub(super) struct Ticket {
+    admission: Arc<Admission>,
+    id: u64,
+    state: Arc<ConnState>,
+    shed: bool,
+}
+
+impl Admission {
+    /// A cap of `max` normal connections plus `overflow` shed ones.
+    pub(super) fn new(max: usize, overflow: usize) -> Self {
+        Self {
+            max,
+            overflow,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// A place for a new connection, or `None` when it must be closed at once.
+    pub(super) fn admit(self: &Arc<Self>) -> Option<Ticket> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let kind = if inner.normal < self.max || (inner.evicting < self.overflow && inner.evict_idle()) {
+            Kind::Normal
+        } else if inner.shed < self.overflow {
+            Kind::Shed
+        } else {
+            return None;
+        };
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let state = Arc::new(ConnState::default());
+        inner.count(kind, true);
+        inner.conns.insert(
+            id,
+            Entry {
+                state: state.clone(),
+                kind,
+            },
+        );
+        Some(Ticket {
+            admission: self.clone(),
+            id,
+            state,
+            shed: kind == Kind::Shed,
+        })
+    }
+
+    fn release(&self, id: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = inner.conns.remove(&id) {
+            inner.count(entry.kind, false);
+        }
+    }
+}
+
+impl Inner {
+    fn count(&mut self, kind: Kind, add: bool) {
+        let counter = match kind {
+            Kind::Normal => &mut self.normal,
+            Kind::Shed => &mut self.shed,
+            Kind::Evicted => &mut self.evicting,
+        };
+        if add {
+            *counter += 1;
+        } else {
+            *counter -= 1;
+        }
+    }
+
+    /// Asks the oldest idle normal connection to close; whether there was one.
+    fn evict_idle(&mut self) -> bool {
+        let Some(entry) = self
+            .conns
+            .values_mut()
+            .find(|e| e.kind == Kind::Normal && e.state.is_idle())
+        else {
+            return false;
+        };
+        entry.kind = Kind::Evicted;
+        entry.state.close();
+        self.normal -= 1;
+        self.evicting += 1;
+        true
+    }
+}
+
+impl Ticket {
+    /// The connection's shared state.
+    pub(super) fn state(&self) -> &Arc<ConnState> {
+        &self.state
+    }
+
+    /// Whether the connection is served in shed mode.
+    pub(super) fn shed(&self) -> bool {
+        self.shed
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.admission.release(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_connections_make_room_before_shedding() {
+        let admission = Arc::new(Admission::new(2, 1));
+        let first = admission.admit().unwrap();
+        let busy = admission.admit().unwrap();
+        busy.state().request_started();
+        let third = admission.admit().expect("the idle one makes room");
+        assert!(!third.shed());
+        assert!(
+            first.state().closing().is_cancelled(),
+            "the idle connection was asked to close"
+        );
+        third.state().request_started();
+        let shed = admission.admit().expect("overflow");
+        assert!(shed.shed());
+        assert!(admission.admit().is_none(), "beyond the overflow");
+        drop(first);
+        drop(shed);
+        assert!(admission.admit().unwrap().shed(), "the shed place was given back");
+    }
+}
