@@ -15,7 +15,7 @@ use crate::common::{process_alive, read_pid, wait_until};
 
 /// A short liveness bound and probe deadline, far below the API timeout (20 s) and the
 /// commands' own timeout (600 s), so that which one ended things is plain.
-const KEYS: &str = "exec_liveness_secs = 3\nprobe_timeout_ms = 1000\napi_timeout_secs = 20\n";
+const KEYS: &str = "exec_liveness_secs = 3\nprobe_timeout_ms = 1000\n";
 /// `/ready` must answer within its probe deadline; this leaves room for a loaded machine while
 /// staying well below the API timeout it used to wait.
 const READY_BOUND: Duration = Duration::from_secs(8);
@@ -91,6 +91,7 @@ async fn a_partition_ends_a_running_command_as_lost_and_heals_into_its_kill() {
     }
 
     let healed = heal_and_expect_the_kill(&site, &proxy, &id, pid).await;
+    eprintln!("ended as: {}\nafter the heal: {}", reason(&done), reason(&healed));
     assert_eq!(healed["state"], "failed", "the state stays: {healed}");
     assert!(reason(&healed).contains("was lost"), "{healed}");
     wait_until(Duration::from_secs(30), || async {
@@ -119,6 +120,7 @@ async fn a_cancel_during_a_partition_says_the_kill_is_not_confirmed_until_it_is(
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
     let healed = heal_and_expect_the_kill(&site, &proxy, &id, pid).await;
+    eprintln!("cancel answered: {}\nafter the heal: {}", reason(&cancelled), reason(&healed));
     assert_eq!(healed["state"], "cancelled", "{healed}");
     assert!(!reason(&healed).contains("not confirmed"), "{healed}");
 }

@@ -47,16 +47,16 @@ pub struct Site {
 
 /// The gateway settings for a fake cluster: quick breaker and timeouts so outages show fast.
 pub fn kubernetes_config(cluster: &FakeApiServer, dir: &std::path::Path) -> String {
-    kubernetes_config_at(cluster, dir, &cluster.url())
+    kubernetes_config_at(cluster, dir, &cluster.url(), 5)
 }
 
 /// Like [`kubernetes_config`], with the API server reached at `url` (a proxy in front of it).
-fn kubernetes_config_at(cluster: &FakeApiServer, dir: &std::path::Path, url: &str) -> String {
+fn kubernetes_config_at(cluster: &FakeApiServer, dir: &std::path::Path, url: &str, api_timeout_secs: u64) -> String {
     let kubeconfig = dir.join("kubeconfig.yaml");
     std::fs::write(&kubeconfig, cluster.kubeconfig_at(NAMESPACE, url)).unwrap();
     format!(
         "backend.kind = \"kubernetes\"\n[backend.kubernetes]\nkubeconfig = {kubeconfig:?}\n\
-         namespace = \"{NAMESPACE}\"\nbreaker_failures = 3\nbreaker_open_secs = 1\napi_timeout_secs = 5\n"
+         namespace = \"{NAMESPACE}\"\nbreaker_failures = 3\nbreaker_open_secs = 1\napi_timeout_secs = {api_timeout_secs}\n"
     )
 }
 
@@ -87,12 +87,13 @@ impl Site {
     }
 
     /// A kubernetes site whose gateway reaches the fake API server only through a proxy the
-    /// test can partition; `kubernetes_keys` are added to `[backend.kubernetes]`.
+    /// test can partition, with a long API timeout (20 s) so that what a shorter bound ends is
+    /// plain; `kubernetes_keys` are added to `[backend.kubernetes]`.
     pub async fn behind_proxy(kubernetes_keys: &str) -> (Site, BlackHoleProxy) {
         let pods = tempfile::tempdir().unwrap();
         let cluster = FakeApiServer::start().await;
         let proxy = BlackHoleProxy::start(cluster.addr()).await;
-        let config = kubernetes_config_at(&cluster, pods.path(), &proxy.url()) + kubernetes_keys;
+        let config = kubernetes_config_at(&cluster, pods.path(), &proxy.url(), 20) + kubernetes_keys;
         let discovery = super::plugins::default_plugin("label_discovery");
         let config = config + &super::plugins::entry("label-discovery", "project-discovery", &discovery, "");
         let gw = Gateway::start_with_plugins(Db::Sqlite, &config).await;
