@@ -120,7 +120,11 @@ async fn a_cancel_during_a_partition_says_the_kill_is_not_confirmed_until_it_is(
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
     let healed = heal_and_expect_the_kill(&site, &proxy, &id, pid).await;
-    eprintln!("cancel answered: {}\nafter the heal: {}", reason(&cancelled), reason(&healed));
+    eprintln!(
+        "cancel answered: {}\nafter the heal: {}",
+        reason(&cancelled),
+        reason(&healed)
+    );
     assert_eq!(healed["state"], "cancelled", "{healed}");
     assert!(!reason(&healed).contains("not confirmed"), "{healed}");
 }
