@@ -107,10 +107,8 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut partitioned: 
             return;
         }
         let n = tokio::select! {
-            read = from.read(&mut buf) => match read {
-                Ok(n) => n,
-                Err(_) => 0,
-            },
+            // A failed read ends the direction like EOF.
+            read = from.read(&mut buf) => read.unwrap_or(0),
             // Reading is cancel-safe: a partition that starts mid-wait stops the read at once.
             _ = partitioned.wait_for(|blocked| *blocked) => continue,
         };
