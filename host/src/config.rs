@@ -172,6 +172,13 @@ pub struct KubernetesConfig {
     pub breaker_open_secs: u64,
     /// Seconds an API-server call (or an exec's start) may take.
     pub api_timeout_secs: u64,
+    /// Milliseconds the `/ready` check and the half-open breaker's probe (`GET /version`) may
+    /// take: short, so that readiness answers quickly while the API server is unreachable.
+    pub probe_timeout_ms: u64,
+    /// Seconds an exec connection may stay silent (no frame, and no answer to the websocket
+    /// pings sent every third of this) before its command ends as lost: a network partition
+    /// is noticed within this bound instead of at the command's own timeout.
+    pub exec_liveness_secs: u64,
 }
 
 /// Which execution backend runs commands.
@@ -281,6 +288,8 @@ impl Default for KubernetesConfig {
             breaker_failures: 5,
             breaker_open_secs: 10,
             api_timeout_secs: 10,
+            probe_timeout_ms: 2000,
+            exec_liveness_secs: 15,
         }
     }
 }
@@ -302,6 +311,12 @@ impl KubernetesConfig {
                 "backend.kubernetes: breaker_failures, breaker_open_secs and api_timeout_secs must be at least 1"
                     .into(),
             );
+        }
+        if self.probe_timeout_ms == 0 || self.probe_timeout_ms > self.api_timeout_secs * 1000 {
+            return Err("backend.kubernetes.probe_timeout_ms must be between 1 and api_timeout_secs".into());
+        }
+        if !(3..=3600).contains(&self.exec_liveness_secs) {
+            return Err("backend.kubernetes.exec_liveness_secs must be between 3 and 3600".into());
         }
         Ok(())
     }
@@ -486,6 +501,15 @@ mod tests {
             toml::from_str("[backend]\nkind = \"kubernetes\"\n[backend.kubernetes]\ndefault_workspace = \"w\"\n")
                 .unwrap();
         assert!(cfg.validate().unwrap_err().to_string().contains("default_workspace"));
+        for (key, bad) in [
+            ("probe_timeout_ms", "0"),
+            ("probe_timeout_ms", "60000"),
+            ("exec_liveness_secs", "1"),
+        ] {
+            let text = format!("[backend]\nkind = \"kubernetes\"\n[backend.kubernetes]\n{key} = {bad}\n");
+            let cfg: Config = toml::from_str(&text).unwrap();
+            assert!(cfg.validate().unwrap_err().to_string().contains(key), "{key} = {bad}");
+        }
     }
 
     #[test]

@@ -83,6 +83,15 @@ pub struct ExitOutcome {
     pub code: i32,
 }
 
+/// A kill that was sent but not confirmed (a pod behind a lost API-server connection): the
+/// backend keeps trying.
+pub struct PendingKill {
+    /// Why it is not confirmed, for the command's record.
+    pub reason: String,
+    /// Resolves with a note once the kill is confirmed; never while it is not.
+    pub confirmed: std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>,
+}
+
 /// A running process.
 #[async_trait]
 pub trait Execution: Send {
@@ -100,6 +109,11 @@ pub trait Execution: Send {
     async fn wait(&mut self) -> std::io::Result<ExitOutcome>;
     /// Kills the whole process group.
     async fn kill(&mut self);
+    /// After [`kill`](Self::kill), the kill if it is not confirmed yet; `None` once it is (a
+    /// local kill always is).
+    fn unconfirmed_kill(&mut self) -> Option<PendingKill> {
+        None
+    }
 }
 
 /// Runs commands and manages workspace files for projects.

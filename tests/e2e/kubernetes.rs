@@ -10,7 +10,7 @@ use fake_apiserver::Options;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::backends::{Backend, NAMESPACE, PREFIX, Site, wait_for_status, workspace_pod};
+use crate::common::backends::{Backend, CpuHog, NAMESPACE, PREFIX, Site, wait_for_status, workspace_pod};
 use crate::common::sse::{SseStream, output_text};
 use crate::common::{process_alive, read_pid, wait_until};
 
@@ -327,4 +327,28 @@ async fn a_configured_label_prefix_applies_to_inventory_and_default_discovery() 
     gw.wait_for_project("site").await;
     let (_, list) = gw.get("/v1/projects").await;
     assert_eq!(list["projects"].as_array().unwrap().len(), 1, "{list}");
+}
+
+/// Item operations whose script exits without reading stdin used to hang to the API timeout
+/// under load (the status frame was lost to a connection reset): each round must answer at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_items_answer_every_time_on_a_loaded_machine() {
+    let site = Site::start(Backend::Kubernetes, "").await;
+    let workspace = site.project("web").await;
+    let outside = site.gw.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let _hog = CpuHog::start();
+    let gw = &site.gw;
+    let put = |path: &'static str| gw.call(Method::PUT, path, &gw.admin_token, Some(json!({"content": "x"})));
+    for round in 0..25 {
+        std::os::unix::fs::symlink(&outside, workspace.join(".claude")).unwrap();
+        let (status, refused) = put("/v1/projects/web/claude/commands/evil").await;
+        assert_eq!(status, StatusCode::CONFLICT, "round {round}: {refused}");
+        std::fs::remove_file(workspace.join(".claude")).unwrap();
+        let (status, written) = put("/v1/projects/web/claude/commands/fine").await;
+        assert!(status.is_success(), "round {round}: {written}");
+        let (status, read) = gw.get("/v1/projects/web/claude/commands/fine").await;
+        assert_eq!(status, StatusCode::OK, "round {round}: {read}");
+        std::fs::remove_dir_all(workspace.join(".claude")).unwrap();
+    }
 }

@@ -15,6 +15,7 @@ mod hostile_plugins;
 mod keys;
 mod kubernetes;
 mod lifecycle;
+mod partition;
 mod plugin_harness;
 mod plugin_tutorial;
 mod plugins;

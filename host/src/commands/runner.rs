@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::output::{OutageBound, OutputWriter};
 use super::{Actor, CommandSpec, Commands, StopReason, state_change};
-use crate::exec::Execution;
+use crate::exec::{Execution, PendingKill};
 use crate::projects::Project;
 use crate::store::{CommandRecord, CommandState, Fault, Transition};
 
@@ -17,6 +17,8 @@ struct Ending {
     state: CommandState,
     exit_code: Option<i32>,
     reason: Option<String>,
+    /// A kill the backend could not confirm yet; the reason says so until it is.
+    pending_kill: Option<PendingKill>,
 }
 
 impl Ending {
@@ -25,7 +27,18 @@ impl Ending {
             state,
             exit_code,
             reason,
+            pending_kill: None,
         }
+    }
+
+    /// Notes a kill that is not confirmed in the reason.
+    fn with_pending_kill(mut self, pending: Option<PendingKill>) -> Self {
+        if let Some(pending) = &pending {
+            let reason = self.reason.unwrap_or_else(|| self.state.as_str().to_owned());
+            self.reason = Some(format!("{reason}; {}", pending.reason));
+        }
+        self.pending_kill = pending;
+        self
     }
 }
 
@@ -66,6 +79,10 @@ impl Commands {
             .with_label_values(&[ending.state.as_str()])
             .inc();
         self.inner.hub.close(&cmd.id, ending.state, ending.exit_code);
+        if let Some(pending) = ending.pending_kill {
+            let ended = (cmd.id.clone(), ending.state, change.at, ending.reason);
+            tokio::spawn(self.clone().record_kill_confirmed(ended, pending));
+        }
         self.inner
             .running
             .lock()
@@ -164,7 +181,8 @@ impl Commands {
             Wake::OutputLost => Ending::new(CommandState::Interrupted, kill(exec.as_mut()).await, None),
         };
         exec.kill().await;
-        match output.await {
+        let pending = exec.unconfirmed_kill();
+        let ending = match output.await {
             Ok(Ok(())) => ending,
             Ok(Err(lost)) => Ending::new(CommandState::Interrupted, ending.exit_code, Some(lost.to_string())),
             Err(e) => Ending::new(
@@ -172,7 +190,30 @@ impl Commands {
                 ending.exit_code,
                 Some(format!("output task failed: {e}")),
             ),
-        }
+        };
+        ending.with_pending_kill(pending)
+    }
+
+    /// Once a kill the record called unconfirmed is confirmed, says so in the command's reason
+    /// (state, exit code and end time unchanged) with a `command.kill_confirmed` audit event.
+    async fn record_kill_confirmed(self, ended: (String, CommandState, i64, Option<String>), pending: PendingKill) {
+        let (id, state, at, reason) = ended;
+        let note = pending.confirmed.await;
+        let unconfirmed = format!("; {}", pending.reason);
+        let before = reason.as_deref().unwrap_or_default();
+        let reason = format!("{}; {note}", before.strip_suffix(&unconfirmed).unwrap_or(before));
+        let from = [state];
+        let change = Transition {
+            id: &id,
+            from: &from,
+            to: state,
+            exit_code: None,
+            reason: Some(&reason),
+            at,
+            audit: Actor::default().audit("command.kill_confirmed", &id, state.as_str(), Some(note.clone())),
+        };
+        self.record_end(&change).await;
+        tracing::info!(command_id = %id, %note, "kill confirmed");
     }
 }
 

@@ -1,10 +1,13 @@
 //! Kubernetes backend: projects are pods, commands run through the pod exec API (websocket
-//! channel protocol), cancel and timeout kill the remote process tree through a second exec, and
-//! every API-server call goes through a circuit breaker.
+//! channel protocol, with a liveness bound), cancel and timeout kill the remote process tree
+//! through a second exec retried until confirmed, and every API-server call goes through a
+//! circuit breaker.
 
 mod breaker;
+mod channel;
 mod cluster;
 mod items;
+mod kill;
 mod session;
 mod target;
 
@@ -18,6 +21,9 @@ use self::target::Target;
 use super::{ExecBackend, ExecError, Execution, Invocation};
 use crate::claude::{ItemKind, ItemSummary};
 use crate::projects::Project;
+
+/// How long startup waits for the kill of a command left by an earlier run.
+const LEFTOVER_KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs commands in pods.
 #[derive(Clone)]
@@ -42,8 +48,8 @@ impl KubernetesBackend {
 impl ExecBackend for KubernetesBackend {
     async fn ready(&self) -> Result<(), String> {
         self.cluster.available()?;
-        match self.cluster.call(self.cluster.client().apiserver_version()).await {
-            Ok(_) => Ok(()),
+        match self.cluster.probe().await {
+            Ok(()) => Ok(()),
             Err(e) => Err(format!("Kubernetes API unreachable: {e}")),
         }
     }
@@ -83,8 +89,10 @@ impl ExecBackend for KubernetesBackend {
         if target.uid.is_some() && target.is_gone(&self.cluster) {
             return;
         }
-        if let Err(e) = session::kill_remote(&self.cluster, &target, pid, &exec_id).await {
-            tracing::warn!(pod = %target.pod, pid, error = %e, "could not kill a command left by an earlier run");
+        // The kill goes on in the background until confirmed; startup does not wait for it.
+        let mut killing = kill::Killing::start(&self.cluster, &target, pid, &exec_id);
+        if !killing.confirmed_within(LEFTOVER_KILL_WAIT).await {
+            tracing::warn!(pod = %target.pod, pid, "a command left by an earlier run is not killed yet; retrying");
         }
     }
 

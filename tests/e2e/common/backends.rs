@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fake_apiserver::{FakeApiServer, Options, PodSpec};
+use fake_apiserver::{BlackHoleProxy, FakeApiServer, Options, PodSpec};
 use reqwest::StatusCode;
 
 use super::{Db, Gateway, wait_until};
@@ -47,11 +47,16 @@ pub struct Site {
 
 /// The gateway settings for a fake cluster: quick breaker and timeouts so outages show fast.
 pub fn kubernetes_config(cluster: &FakeApiServer, dir: &std::path::Path) -> String {
+    kubernetes_config_at(cluster, dir, &cluster.url(), 5)
+}
+
+/// Like [`kubernetes_config`], with the API server reached at `url` (a proxy in front of it).
+fn kubernetes_config_at(cluster: &FakeApiServer, dir: &std::path::Path, url: &str, api_timeout_secs: u64) -> String {
     let kubeconfig = dir.join("kubeconfig.yaml");
-    std::fs::write(&kubeconfig, cluster.kubeconfig(NAMESPACE)).unwrap();
+    std::fs::write(&kubeconfig, cluster.kubeconfig_at(NAMESPACE, url)).unwrap();
     format!(
         "backend.kind = \"kubernetes\"\n[backend.kubernetes]\nkubeconfig = {kubeconfig:?}\n\
-         namespace = \"{NAMESPACE}\"\nbreaker_failures = 3\nbreaker_open_secs = 1\napi_timeout_secs = 5\n"
+         namespace = \"{NAMESPACE}\"\nbreaker_failures = 3\nbreaker_open_secs = 1\napi_timeout_secs = {api_timeout_secs}\n"
     )
 }
 
@@ -79,6 +84,25 @@ impl Site {
         let config = config + &super::plugins::entry("label-discovery", "project-discovery", &discovery, "");
         let gw = Gateway::start_with_plugins(Db::Sqlite, &config).await;
         Site { gw, cluster, pods }
+    }
+
+    /// A kubernetes site whose gateway reaches the fake API server only through a proxy the
+    /// test can partition, with a long API timeout (20 s) so that what a shorter bound ends is
+    /// plain; `kubernetes_keys` are added to `[backend.kubernetes]`.
+    pub async fn behind_proxy(kubernetes_keys: &str) -> (Site, BlackHoleProxy) {
+        let pods = tempfile::tempdir().unwrap();
+        let cluster = FakeApiServer::start().await;
+        let proxy = BlackHoleProxy::start(cluster.addr()).await;
+        let config = kubernetes_config_at(&cluster, pods.path(), &proxy.url(), 20) + kubernetes_keys;
+        let discovery = super::plugins::default_plugin("label_discovery");
+        let config = config + &super::plugins::entry("label-discovery", "project-discovery", &discovery, "");
+        let gw = Gateway::start_with_plugins(Db::Sqlite, &config).await;
+        let site = Site {
+            gw,
+            cluster: Some(cluster),
+            pods,
+        };
+        (site, proxy)
     }
 
     /// Where pod workspaces live on this machine.
@@ -156,6 +180,31 @@ fn init_repository(dir: &std::path::Path) {
     git(&["init", "-q"]);
     git(&["add", "README.md"]);
     git(&["commit", "-q", "-m", "Initial commit"]);
+}
+
+/// Processes that keep every CPU busy while a test runs, so that races show; killed on drop.
+pub struct CpuHog(Vec<std::process::Child>);
+
+impl CpuHog {
+    pub fn start() -> CpuHog {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let spawn = || {
+            std::process::Command::new("yes")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn yes")
+        };
+        CpuHog((0..cpus).map(|_| spawn()).collect())
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Waits until `path` answers `status`.

@@ -9,6 +9,7 @@ mod exec;
 mod http;
 mod objects;
 mod procs;
+mod proxy;
 mod selectors;
 mod session;
 mod shared;
@@ -25,6 +26,7 @@ use tokio::net::TcpListener;
 
 pub use objects::PodSpec;
 use objects::{Content, Kind};
+pub use proxy::BlackHoleProxy;
 use shared::Shared;
 
 /// Server settings.
@@ -93,6 +95,11 @@ impl FakeApiServer {
         }
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.inner.addr)
@@ -101,6 +108,12 @@ impl FakeApiServer {
     /// A kubeconfig whose current context `fake` points at this server (plain HTTP, token
     /// `fake-token`) with `namespace` as the default namespace.
     pub fn kubeconfig(&self, namespace: &str) -> String {
+        self.kubeconfig_at(namespace, &self.url())
+    }
+
+    /// Like [`kubeconfig`](Self::kubeconfig), with the server reached at `url` (a proxy in front
+    /// of this server, say).
+    pub fn kubeconfig_at(&self, namespace: &str, url: &str) -> String {
         // JSON strings are valid YAML scalars, so the namespace needs no YAML escaping of its own.
         let namespace = serde_json::Value::from(namespace);
         format!(
@@ -109,7 +122,6 @@ impl FakeApiServer {
              users:\n- name: fake\n  user:\n    token: fake-token\n\
              contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {namespace}\n\
              current-context: fake\n",
-            url = self.url(),
         )
     }
 

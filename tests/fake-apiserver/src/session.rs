@@ -5,6 +5,7 @@
 //! stdin is closed and its output discarded, but it runs on until it exits or its pod is deleted.
 
 use std::io;
+use std::time::Duration;
 
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -31,6 +32,8 @@ const CLOSE: u8 = 255;
 
 /// Reads of this size at most; each read becomes one frame, so output is never held back.
 const CHUNK: usize = 32 * 1024;
+/// How long a finished session waits for the client's side of the close handshake.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Which standard streams the client asked for.
 #[derive(Clone, Copy)]
@@ -70,7 +73,13 @@ pub(crate) async fn run(ws: Ws, exec: Exec) {
             let stdin = child.stdin.take();
             (child, stdin)
         }
-        Err(error) => return spawn_failed(sink, &exec.command, &error).await,
+        Err(error) => {
+            let client = Client {
+                sink,
+                reader: tokio::spawn(read_client(stream, None, exec.v5)),
+            };
+            return spawn_failed(client, &exec.command, &error).await;
+        }
     };
     let reader = tokio::spawn(read_client(stream, stdin, exec.v5));
     let mut client = Some(Client { sink, reader });
@@ -83,23 +92,27 @@ pub(crate) async fn run(ws: Ws, exec: Exec) {
         Err(error) => status::failure(500, "InternalError", format!("waiting for the command: {error}")),
     };
     // A deleted pod's exec ends without a status, even if its pipes had closed before the kill.
-    if let Some(mut client) = client.filter(|_| !exec.killed.is_cancelled()) {
-        finish(&mut client.sink, &status).await;
+    if let Some(client) = client.filter(|_| !exec.killed.is_cancelled()) {
+        finish(client, &status).await;
     }
 }
 
-/// Sends the exit status and closes the websocket normally.
-async fn finish(sink: &mut SplitSink<Ws, Message>, status: &Status) {
+/// Sends the exit status and closes the websocket normally: the close handshake is waited for
+/// (briefly), reading what the client still sends. Dropping a socket with unread input (stdin
+/// the command never read) makes the kernel reset the connection, and a reset can destroy the
+/// status frame before the client reads it.
+async fn finish(mut client: Client, status: &Status) {
     let mut frame = vec![STATUS];
     frame.extend(serde_json::to_vec(status).expect("Status serializes"));
     // The client may be gone already; there is no one left to tell.
-    let _ = sink.send(Message::binary(frame)).await;
-    let _ = sink.close().await;
+    let _ = client.sink.send(Message::binary(frame)).await;
+    let _ = client.sink.close().await;
+    let _ = tokio::time::timeout(LINGER, &mut client.reader).await;
 }
 
 /// The process could not be started: the real server reports this as an internal error on the
 /// status channel, with no exit code.
-async fn spawn_failed(mut sink: SplitSink<Ws, Message>, command: &[String], error: &io::Error) {
+async fn spawn_failed(client: Client, command: &[String], error: &io::Error) {
     let program = &command[0];
     let cause = match error.kind() {
         io::ErrorKind::NotFound => format!("exec: {program:?}: executable file not found in $PATH"),
@@ -109,7 +122,7 @@ async fn spawn_failed(mut sink: SplitSink<Ws, Message>, command: &[String], erro
         "error executing command in container: failed to exec in container: failed to start exec: \
          OCI runtime exec failed: exec failed: unable to start container process: {cause}: unknown"
     );
-    finish(&mut sink, &status::internal_error(message)).await;
+    finish(client, &status::internal_error(message)).await;
 }
 
 fn first_writable(streams: Streams) -> u8 {

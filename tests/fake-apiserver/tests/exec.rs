@@ -1,11 +1,14 @@
 //! `Api::<Pod>::exec` through the real kube-rs websocket client, against real local processes.
 
+#[path = "support/hog.rs"]
+mod hog;
 #[path = "support/client.rs"]
 mod support;
 
 use std::time::Duration;
 
 use fake_apiserver::{FakeApiServer, Options, PodSpec};
+use hog::CpuHog;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::Api;
@@ -76,6 +79,31 @@ async fn exec_passes_stdin_and_its_close_under_v5() {
     let (stdout, stderr, status) = outcome(attached).await;
     assert_eq!((stdout.as_str(), stderr.as_str()), ("hello\ndone\n", ""));
     assert_eq!(status.unwrap().status.as_deref(), Some("Success"));
+}
+
+/// A command that exits without reading its stdin leaves the client's stdin frames unread; a
+/// server that then drops the socket resets the connection, and under load the reset destroyed
+/// the status frame before the client read it (kube's exec then hangs: its output pipes never
+/// end). The server now waits for the close handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_arrives_when_the_command_never_read_its_stdin() {
+    let _hog = CpuHog::start();
+    let (_server, pods) = setup(Options::default()).await;
+    for round in 0..60 {
+        let params = AttachParams::default().stdin(true);
+        let command = ["sh", "-c", "echo refused >&2; exit 3"];
+        let mut attached = pods.exec("web-0", command, &params).await.unwrap();
+        let mut stdin = attached.stdin().unwrap();
+        stdin.write_all(b"never read").await.unwrap();
+        let (_, stderr, status) = outcome(attached).await;
+        assert_eq!(stderr, "refused\n", "round {round}");
+        assert_eq!(
+            status.and_then(|s| s.reason).as_deref(),
+            Some("NonZeroExitCode"),
+            "round {round}"
+        );
+        drop(stdin);
+    }
 }
 
 #[tokio::test]

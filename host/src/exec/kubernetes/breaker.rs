@@ -82,6 +82,13 @@ pub struct Permit {
     probe: bool,
 }
 
+impl Permit {
+    /// Whether this is the half-open breaker's one probe call.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
         if self.probe {

@@ -39,22 +39,60 @@ struct Inner {
     pods: Store<Pod>,
     config_maps: Store<ConfigMap>,
     changes: watch::Sender<u64>,
+    stop: CancellationToken,
 }
 
-/// Why an API call failed, and whether it says anything about the API server's health.
-fn classify(error: &kube::Error) -> Result<(), String> {
-    match error {
-        // The server answered: it is up, whatever it thinks of the request.
-        kube::Error::Api(status) if status.code < 500 && status.code != 429 => Ok(()),
-        other => Err(other.to_string()),
+/// A failed API call.
+enum Unreachable {
+    /// The client or the server said no.
+    Failed(kube::Error),
+    /// No answer within the deadline.
+    TimedOut(Duration),
+}
+
+impl Unreachable {
+    /// What the call says about the API server's health: a refusal is an answer, so healthy.
+    fn health(&self) -> Result<(), String> {
+        match self {
+            Self::Failed(kube::Error::Api(status)) if status.code < 500 && status.code != 429 => Ok(()),
+            Self::Failed(e) => Err(e.to_string()),
+            Self::TimedOut(limit) => Err(timed_out(*limit)),
+        }
+    }
+
+    /// The error a caller sees: unavailable unless the server answered and refused.
+    fn into_exec_error(self) -> ExecError {
+        let unavailable = self.health().is_err();
+        let message = match self {
+            Self::Failed(kube::Error::Api(status)) if !status.message.is_empty() => status.message,
+            Self::Failed(other) => format!("Kubernetes API call failed: {other}"),
+            Self::TimedOut(limit) => timed_out(limit),
+        };
+        match unavailable {
+            true => ExecError::Unavailable(message),
+            false => ExecError::Remote(message),
+        }
     }
 }
 
-/// The message a client sees for a failed call.
-fn describe(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => format!("Kubernetes API call failed: {other}"),
+/// Runs a call within `limit`.
+async fn timed<T>(limit: Duration, call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, Unreachable> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Unreachable::Failed(e)),
+        Err(_) => Err(Unreachable::TimedOut(limit)),
+    }
+}
+
+/// The breaker's view of a call's outcome.
+fn health<T>(outcome: &Result<T, Unreachable>) -> Result<(), String> {
+    outcome.as_ref().map_or_else(Unreachable::health, |_| Ok(()))
+}
+
+fn timed_out(limit: Duration) -> String {
+    match limit.subsec_millis() {
+        0 => format!("Kubernetes API call timed out after {}s", limit.as_secs()),
+        _ => format!("Kubernetes API call timed out after {}ms", limit.as_millis()),
     }
 }
 
@@ -111,6 +149,7 @@ impl Cluster {
                 pods,
                 config_maps,
                 changes: watch::Sender::new(0),
+                stop: stop.clone(),
             }),
         };
         // Every pod of the namespace, not only labelled ones: ConfigMap entries may name any pod,
@@ -180,31 +219,62 @@ impl Cluster {
         }
     }
 
-    /// Runs one API call through the breaker, within the API timeout.
+    /// Runs one API call through the breaker, within the API timeout. When the breaker is
+    /// half-open, a cheap probe with the probe deadline goes first, so that a call does not
+    /// wait the whole API timeout to learn the server is still unreachable.
     pub async fn call<T>(&self, call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, ExecError> {
         let breaker = &self.inner.breaker;
         let permit = breaker.admit().map_err(ExecError::Unavailable)?;
-        let limit = Duration::from_secs(self.inner.settings.api_timeout_secs);
-        match tokio::time::timeout(limit, call).await {
-            Ok(Ok(value)) => {
-                breaker.finish(permit, Ok(()));
-                Ok(value)
-            }
-            Ok(Err(e)) => {
-                let health = classify(&e);
-                let unavailable = health.is_err();
-                breaker.finish(permit, health);
-                Err(match unavailable {
-                    true => ExecError::Unavailable(describe(&e)),
-                    false => ExecError::Remote(describe(&e)),
-                })
-            }
-            Err(_) => {
-                let message = format!("Kubernetes API call timed out after {}s", limit.as_secs());
-                breaker.finish(permit, Err(message.clone()));
-                Err(ExecError::Unavailable(message))
-            }
+        if permit.is_probe() {
+            let version = timed(self.probe_timeout(), self.inner.client.apiserver_version());
+            let reachable = health(&version.await);
+            breaker.finish(permit, reachable.clone());
+            reachable.map_err(ExecError::Unavailable)?;
+            return self.record(timed(self.api_timeout(), call).await);
         }
+        let outcome = timed(self.api_timeout(), call).await;
+        breaker.finish(permit, health(&outcome));
+        outcome.map_err(Unreachable::into_exec_error)
+    }
+
+    /// Asks the API server for its version through the breaker, within the probe deadline:
+    /// what `/ready` checks.
+    pub async fn probe(&self) -> Result<(), ExecError> {
+        let breaker = &self.inner.breaker;
+        let permit = breaker.admit().map_err(ExecError::Unavailable)?;
+        let outcome = timed(self.probe_timeout(), self.inner.client.apiserver_version()).await;
+        breaker.finish(permit, health(&outcome));
+        outcome.map(drop).map_err(Unreachable::into_exec_error)
+    }
+
+    /// Records a call made outside a permit.
+    fn record<T>(&self, outcome: Result<T, Unreachable>) -> Result<T, ExecError> {
+        self.inner.breaker.record(health(&outcome));
+        outcome.map_err(Unreachable::into_exec_error)
+    }
+
+    fn api_timeout(&self) -> Duration {
+        Duration::from_secs(self.inner.settings.api_timeout_secs)
+    }
+
+    fn probe_timeout(&self) -> Duration {
+        Duration::from_millis(self.inner.settings.probe_timeout_ms)
+    }
+
+    /// How long an exec connection may stay silent before it is given up as lost.
+    pub fn liveness(&self) -> Duration {
+        Duration::from_secs(self.inner.settings.exec_liveness_secs)
+    }
+
+    /// Records on the breaker that a connection to the API server went silent.
+    pub fn connection_lost(&self, why: String) {
+        tracing::warn!(error = %why, "lost a connection to the Kubernetes API server");
+        self.inner.breaker.record(Err(why));
+    }
+
+    /// Cancelled when the gateway stops: background work (kill retries) ends with it.
+    pub fn stopping(&self) -> CancellationToken {
+        self.inner.stop.clone()
     }
 
     /// The API for pods in the workspace namespace.

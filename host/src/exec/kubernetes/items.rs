@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
 
+use super::channel::{self, End};
 use super::cluster::Cluster;
-use super::session::{exit_code, message};
+use super::session::{exit_code, lost_reason, message};
 use super::target::Target;
 use crate::claude::{ItemKind, ItemSummary, MAX_ITEM_BYTES};
 use crate::exec::ExecError;
@@ -120,60 +121,57 @@ async fn collect(
     stdin: Option<&[u8]>,
     limit: u64,
 ) -> Result<Collected, ExecError> {
-    let params = target.attach_params(stdin.is_some());
-    let mut process = cluster
-        .call(cluster.pods_api().exec(&target.pod, argv, &params))
-        .await?;
+    let mut session = channel::open(cluster, target, argv, stdin.map(<[u8]>::to_vec)).await?;
+    let (stdout, stderr) = session.streams();
+    let limit_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
     let run = async {
-        // Keep stdin open until the end: closing it ends a v4 stream before its status.
-        let _stdin = match (stdin, process.stdin()) {
-            (Some(bytes), Some(mut writer)) => {
-                tokio::io::AsyncWriteExt::write_all(&mut writer, bytes).await?;
-                Some(writer)
-            }
-            _ => None,
-        };
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let status = process.take_status().expect("status taken once");
-        let (out, err) = (process.stdout(), process.stderr());
-        let read_out = async {
-            if let Some(out) = out {
-                out.take(limit + 1).read_to_end(&mut stdout).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let read_err = async {
-            if let Some(err) = err {
-                err.take(64 * 1024).read_to_end(&mut stderr).await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let (status, out, err) = tokio::join!(status, read_out, read_err);
-        out?;
-        err?;
-        Ok::<_, std::io::Error>((status, stdout, stderr))
+        tokio::join!(
+            gather(stdout, limit_bytes.saturating_add(1)),
+            gather(stderr, 64 * 1024),
+            session.end()
+        )
     };
     let limit_time = Duration::from_secs(cluster.settings().api_timeout_secs);
-    let (status, stdout, stderr) = match tokio::time::timeout(limit_time, run).await {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return Err(ExecError::Remote(format!("exec in pod {} failed: {e}", target.pod))),
-        Err(_) => return Err(ExecError::Remote(format!("exec in pod {} timed out", target.pod))),
+    let Ok((stdout, stderr, end)) = tokio::time::timeout(limit_time, run).await else {
+        return Err(ExecError::Remote(format!("exec in pod {} timed out", target.pod)));
     };
-    if stdout.len() as u64 > limit {
+    if stdout.len() > limit_bytes {
         return Err(ExecError::Remote(format!(
             "pod {} answered more than {limit} bytes",
             target.pod
         )));
     }
-    let status =
-        status.ok_or_else(|| ExecError::Remote(format!("the exec in pod {} ended without a status", target.pod)))?;
+    let status = match end {
+        End::Status(status) => status,
+        End::Closed => {
+            return Err(ExecError::Remote(format!(
+                "the exec in pod {} ended without a status",
+                target.pod
+            )));
+        }
+        End::Broken(e) => return Err(ExecError::Remote(format!("exec in pod {} failed: {e}", target.pod))),
+        End::Lost(silent) => return Err(ExecError::Unavailable(lost_reason(&target.pod, silent))),
+    };
     let code = exit_code(&status).ok_or_else(|| ExecError::Remote(message(&status)))?;
     Ok(Collected {
         code,
         stdout,
         stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
     })
+}
+
+/// A stream's chunks up to `limit` bytes; the rest is left to the session to discard, so that
+/// a long answer never holds back the status behind it.
+async fn gather(mut chunks: mpsc::Receiver<Vec<u8>>, limit: usize) -> Vec<u8> {
+    let mut all = Vec::new();
+    while all.len() < limit {
+        match chunks.recv().await {
+            Some(chunk) => all.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    all.truncate(limit);
+    all
 }
 
 #[cfg(test)]

@@ -1,36 +1,33 @@
 //! One command running in a pod: started through the exec API under a wrapper that reports the
-//! remote pid, streamed as it arrives, ended by the exit status from the status channel, killed
-//! through a second exec, and failed promptly when its pod goes away.
+//! remote pid, streamed as it arrives, ended by the exit status from the status channel (or by
+//! the loss of the connection, see `channel`), killed through a second exec that is retried
+//! until confirmed, and failed promptly when its pod goes away.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use kube::api::AttachedProcess;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::channel::{self, End};
 use super::cluster::Cluster;
+use super::kill::Killing;
 use super::target::Target;
-use crate::exec::{ExecError, Execution, ExitOutcome, Invocation, StreamKind};
+use crate::exec::{ExecError, Execution, ExitOutcome, Invocation, PendingKill, StreamKind};
 
 const WRAPPER: &str = include_str!("scripts/wrapper.sh");
-const KILL: &str = include_str!("scripts/kill.sh");
-const READ_BUFFER: usize = 64 * 1024;
 /// The wrapper's first line: `rdev-pid <pid>`.
 const PID_MARKER: &[u8] = b"rdev-pid ";
 const MAX_MARKER_LINE: usize = 64;
 /// How long a closed stream waits for the pod watch to confirm the pod is gone, and how long a
 /// killed command may take to report its end.
 const SETTLE: Duration = Duration::from_secs(3);
-/// How long output already received may take to drain once the command has ended. A stream
-/// that broke off never reports its end to the readers, so they are stopped after this.
+/// How long output already received may take to drain once the command has ended.
 const DRAIN: Duration = Duration::from_millis(500);
-
-type StatusFuture = Pin<Box<dyn Future<Output = Option<Status>> + Send + Sync>>;
+/// How long a kill waits for its confirmation before the caller is told it is not confirmed
+/// (the kill goes on): short enough that a cancel can answer with the truth.
+const KILL_WAIT: Duration = Duration::from_secs(4);
 
 /// A command running in a pod.
 pub struct RemoteExecution {
@@ -38,12 +35,18 @@ pub struct RemoteExecution {
     target: Target,
     pid: u32,
     exec_id: String,
-    process: AttachedProcess,
-    status: StatusFuture,
+    session: channel::Session,
     output: Option<mpsc::Receiver<(StreamKind, Vec<u8>)>>,
     pumps: Vec<JoinHandle<()>>,
-    outcome: Option<Result<ExitOutcome, String>>,
-    killed: bool,
+    outcome: Option<Result<ExitOutcome, Ended>>,
+    killing: Option<Killing>,
+}
+
+/// Why a command has no exit status, and whether its process may still be running.
+#[derive(Debug, Clone)]
+struct Ended {
+    reason: String,
+    may_still_run: bool,
 }
 
 /// The pod's command line for an invocation: the wrapper, the exec id, the workspace, the
@@ -78,43 +81,45 @@ pub(super) fn message(status: &Status) -> String {
     status.message.clone().unwrap_or_else(|| "the exec failed".into())
 }
 
+/// What a client is told when the connection carrying a command went silent.
+pub(super) fn lost_reason(pod: &str, silent: Duration) -> String {
+    format!(
+        "the connection to the Kubernetes API server was lost (nothing arrived for {}s, not even \
+         a pong): the state of the command in pod {pod} is unknown",
+        silent.as_secs()
+    )
+}
+
 impl RemoteExecution {
     /// Starts `invocation` in the target's pod and waits for the wrapper to report its pid.
     pub async fn start(cluster: &Cluster, target: Target, invocation: &Invocation) -> Result<Self, ExecError> {
         let exec_id = uuid::Uuid::new_v4().simple().to_string();
         let argv = command_line(&exec_id, &target.workspace, invocation);
-        let params = target.attach_params(false);
-        let mut process = cluster
-            .call(cluster.pods_api().exec(&target.pod, argv, &params))
-            .await?;
-        let status: StatusFuture = Box::pin(process.take_status().expect("status taken once"));
+        let mut session = channel::open(cluster, &target, argv, None).await?;
         let (tx, rx) = mpsc::channel(256);
         let (pid_tx, pid_rx) = oneshot::channel();
-        let mut pumps = Vec::new();
-        if let Some(stdout) = process.stdout() {
-            pumps.push(tokio::spawn(pump(stdout, StreamKind::Stdout, tx.clone(), Some(pid_tx))));
-        }
-        if let Some(stderr) = process.stderr() {
-            pumps.push(tokio::spawn(pump(stderr, StreamKind::Stderr, tx, None)));
-        }
+        let (stdout, stderr) = session.streams();
+        let pumps = vec![
+            tokio::spawn(pump(stdout, StreamKind::Stdout, tx.clone(), Some(pid_tx))),
+            tokio::spawn(pump(stderr, StreamKind::Stderr, tx, None)),
+        ];
         let mut execution = Self {
             cluster: cluster.clone(),
             target,
             pid: 0,
             exec_id,
-            process,
-            status,
+            session,
             output: Some(rx),
             pumps,
             outcome: None,
-            killed: false,
+            killing: None,
         };
         match pid_rx.await {
             Ok(pid) => execution.pid = pid,
             Err(_) => {
                 let why = match execution.wait_for_status().await {
                     Ok(outcome) => format!("the command exited with status {} before it started", outcome.code),
-                    Err(why) => why,
+                    Err(ended) => ended.reason,
                 };
                 return Err(ExecError::Remote(why));
             }
@@ -122,57 +127,69 @@ impl RemoteExecution {
         Ok(execution)
     }
 
-    /// The status channel's answer, or why none came: the pod was deleted, or the stream broke.
-    async fn wait_for_status(&mut self) -> Result<ExitOutcome, String> {
-        let killed = self.killed;
-        let status = tokio::select! {
-            status = &mut self.status => status,
+    /// The status channel's answer, or why none came: the pod was deleted, the stream broke,
+    /// or the connection went silent.
+    async fn wait_for_status(&mut self) -> Result<ExitOutcome, Ended> {
+        let killed = self.killing.is_some();
+        let end = tokio::select! {
+            end = self.session.end() => Some(end),
             () = self.target.gone(&self.cluster) => {
                 // The stream usually ends with the pod; give its status a moment to arrive.
-                tokio::time::timeout(SETTLE, &mut self.status).await.ok().flatten()
+                tokio::time::timeout(SETTLE, self.session.end()).await.ok()
             }
             () = tokio::time::sleep(SETTLE), if killed => {
-                return Err("the command did not report its end after it was killed".into());
+                return Err(Ended {
+                    reason: "the command did not report its end after it was killed".into(),
+                    may_still_run: true,
+                });
             }
         };
-        match status {
-            Some(status) => exit_code(&status)
+        match end {
+            Some(End::Status(status)) => exit_code(&status)
                 .map(|code| ExitOutcome { code })
-                .ok_or_else(|| format!("pod {}: {}", self.target.pod, message(&status))),
-            None => Err(self.closed_reason().await),
+                .ok_or_else(|| Ended {
+                    reason: format!("pod {}: {}", self.target.pod, message(&status)),
+                    may_still_run: false,
+                }),
+            Some(End::Lost(silent)) => Err(Ended {
+                reason: lost_reason(&self.target.pod, silent),
+                may_still_run: true,
+            }),
+            Some(End::Closed | End::Broken(_)) | None => Err(self.closed_reason().await),
         }
     }
 
     /// Why the stream ended without a status.
-    async fn closed_reason(&self) -> String {
+    async fn closed_reason(&self) -> Ended {
         let gone = tokio::time::timeout(SETTLE, self.target.gone(&self.cluster))
             .await
             .is_ok();
         match gone {
-            true => format!("pod {} was deleted while the command ran", self.target.pod),
-            false => format!(
-                "the connection to pod {} closed before the command's exit status arrived",
-                self.target.pod
-            ),
+            true => Ended {
+                reason: format!("pod {} was deleted while the command ran", self.target.pod),
+                may_still_run: false,
+            },
+            false => Ended {
+                reason: format!(
+                    "the connection to pod {} closed before the command's exit status arrived",
+                    self.target.pod
+                ),
+                may_still_run: true,
+            },
         }
     }
 }
 
 /// Forwards a stream's chunks; on stdout, first takes the wrapper's pid line off.
 async fn pump(
-    mut reader: impl AsyncRead + Unpin,
+    mut chunks: mpsc::Receiver<Vec<u8>>,
     kind: StreamKind,
     tx: mpsc::Sender<(StreamKind, Vec<u8>)>,
     mut pid: Option<oneshot::Sender<u32>>,
 ) {
-    let mut buf = vec![0u8; READ_BUFFER];
     let mut pending = Vec::new();
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut chunk = &buf[..n];
+    while let Some(received) = chunks.recv().await {
+        let mut chunk = &received[..];
         if pid.is_some() {
             pending.extend_from_slice(chunk);
             let end = match pending.iter().position(|&b| b == b'\n') {
@@ -222,39 +239,33 @@ impl Execution for RemoteExecution {
                     abort.abort();
                 }
             }
-            self.process.abort();
         }
         let outcome = self.outcome.clone().expect("set above");
-        outcome.map_err(std::io::Error::other)
+        outcome.map_err(|ended| std::io::Error::other(ended.reason))
     }
 
+    /// Kills the tree unless it is known to have ended; a command whose connection was lost
+    /// is killed too, as its process may still run. The kill is retried until confirmed.
     async fn kill(&mut self) {
-        if self.outcome.is_some() || self.killed {
+        let ended = match &self.outcome {
+            Some(Ok(_)) => return,
+            Some(Err(ended)) if !ended.may_still_run => return,
+            Some(Err(_)) => true,
+            None => false,
+        };
+        if self.killing.is_some() {
             return;
         }
-        self.killed = true;
-        if let Err(e) = kill_remote(&self.cluster, &self.target, self.pid, &self.exec_id).await {
-            tracing::warn!(pod = %self.target.pod, pid = self.pid, error = %e, "could not kill a remote command");
+        let mut killing = Killing::start(&self.cluster, &self.target, self.pid, &self.exec_id);
+        // With the connection already lost the answer is known: say so now, kill when possible.
+        if !ended {
+            killing.confirmed_within(KILL_WAIT).await;
         }
+        self.killing = Some(killing);
     }
-}
 
-/// Kills a remote process and its descendants through a second exec, and waits for that exec;
-/// a process that does not carry `exec_id` is left alone.
-pub(super) async fn kill_remote(cluster: &Cluster, target: &Target, pid: u32, exec_id: &str) -> Result<(), ExecError> {
-    if target.is_gone(cluster) {
-        return Ok(());
-    }
-    let argv = ["sh", "-c", KILL, "rdev-kill", &pid.to_string(), exec_id].map(String::from);
-    let params = target.attach_params(false);
-    let mut killer = cluster
-        .call(cluster.pods_api().exec(&target.pod, argv, &params))
-        .await?;
-    let status = killer.take_status().expect("status taken once");
-    match tokio::time::timeout(SETTLE, status).await {
-        Ok(Some(status)) if exit_code(&status) == Some(0) => Ok(()),
-        Ok(Some(status)) => Err(ExecError::Remote(message(&status))),
-        Ok(None) | Err(_) => Err(ExecError::Remote("the kill command did not finish".into())),
+    fn unconfirmed_kill(&mut self) -> Option<PendingKill> {
+        self.killing.as_ref()?.pending()
     }
 }
 
@@ -279,68 +290,16 @@ mod tests {
         assert_eq!(message(&refused), "container not found");
     }
 
-    fn alive(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
-    }
-
-    fn run_kill(pid: u32, exec_id: &str) {
-        let status = std::process::Command::new("sh")
-            .args(["-c", KILL, "rdev-kill", &pid.to_string(), exec_id])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    #[test]
-    fn the_kill_script_kills_the_marked_tree_and_nothing_else() {
-        use std::os::unix::process::CommandExt;
-        let spawn = |id: &str| {
-            std::process::Command::new("sh")
-                .args(["-c", "sleep 30 & echo $! > \"$0\"; wait"])
-                .arg(std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid")))
-                .env("RDEV_EXEC_ID", id)
-                .process_group(0)
-                .spawn()
-                .unwrap()
-        };
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let (mut ours, mut foreign) = (spawn(&id), spawn("someone-else"));
-        let child_pid = |id: &str| {
-            let file = std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid"));
-            for _ in 0..200 {
-                if let Some(pid) = std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse().ok()) {
-                    let _ = std::fs::remove_file(&file);
-                    return pid;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            panic!("no pid file");
-        };
-        let (our_sleep, foreign_sleep): (u32, u32) = (child_pid(&id), child_pid("someone-else"));
-        run_kill(foreign.id(), &id);
-        run_kill(ours.id(), &id);
-        ours.wait().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(!alive(our_sleep), "the marked tree is gone");
-        assert!(
-            alive(foreign.id()) && alive(foreign_sleep),
-            "an unmarked process is left alone"
-        );
-        run_kill(foreign.id(), "someone-else");
-        foreign.wait().unwrap();
-    }
-
     #[tokio::test]
     async fn the_pid_line_is_taken_off_stdout_even_when_split() {
         let (tx, mut rx) = mpsc::channel(8);
         let (pid_tx, pid_rx) = oneshot::channel();
-        let (mut writer, reader) = tokio::io::duplex(64);
-        let pumping = tokio::spawn(pump(reader, StreamKind::Stdout, tx, Some(pid_tx)));
+        let (chunks, received) = mpsc::channel(8);
+        let pumping = tokio::spawn(pump(received, StreamKind::Stdout, tx, Some(pid_tx)));
         for part in [&b"rdev-p"[..], b"id 4242\nhel", b"lo\n"] {
-            tokio::io::AsyncWriteExt::write_all(&mut writer, part).await.unwrap();
-            tokio::task::yield_now().await;
+            chunks.send(part.to_vec()).await.unwrap();
         }
-        drop(writer);
+        drop(chunks);
         pumping.await.unwrap();
         assert_eq!(pid_rx.await.unwrap(), 4242);
         let mut out = Vec::new();

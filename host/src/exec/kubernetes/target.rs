@@ -8,9 +8,6 @@ use super::cluster::Cluster;
 use crate::exec::ExecError;
 use crate::projects::Project;
 
-/// Output buffered per stream between the websocket and its reader.
-const STREAM_BUFFER: usize = 256 * 1024;
-
 /// A pod and container to exec in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -57,9 +54,7 @@ impl Target {
             stdout: true,
             stderr: true,
             tty: false,
-            max_stdin_buf_size: Some(STREAM_BUFFER),
-            max_stdout_buf_size: Some(STREAM_BUFFER),
-            max_stderr_buf_size: Some(STREAM_BUFFER),
+            ..AttachParams::default()
         }
     }
 
