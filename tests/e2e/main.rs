@@ -14,6 +14,7 @@ mod hostile_plugins;
 mod keys;
 mod kubernetes;
 mod lifecycle;
+mod orphans;
 mod plugin_harness;
 mod plugin_tutorial;
 mod plugins;
