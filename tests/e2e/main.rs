@@ -15,6 +15,7 @@ mod keys;
 mod kubernetes;
 mod lifecycle;
 mod orphans;
+mod plugin_files;
 mod plugin_harness;
 mod plugin_tutorial;
 mod plugins;
