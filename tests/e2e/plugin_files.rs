@@ -42,6 +42,9 @@ async fn probe_status(gw: &Gateway) -> Value {
     status_of(&list, "probe").clone()
 }
 
+/// Puts something at a plugin file's path.
+type Plant = fn(&Path);
+
 /// Replaces `probe.wasm` with what `plant` puts there.
 fn replace(file: &Path, plant: impl FnOnce(&Path)) {
     let _ = std::fs::remove_file(file);
@@ -54,28 +57,28 @@ async fn hostile_files_in_place_of_a_plugin_are_refused_and_memory_stays_flat() 
     let gw = with_probe("probe_version_a", "").await;
     let file = plugins_dir(&gw).join("probe.wasm");
     let before = rss_kb(&gw);
-    let cases: [(&str, Box<dyn FnOnce(&Path)>, &str); 4] = [
+    let cases: [(&str, Plant, &str); 4] = [
+        (
+            "a FIFO",
+            |f| {
+                let status = std::process::Command::new("mkfifo").arg(f).status().unwrap();
+                assert!(status.success());
+            },
+            "is a FIFO, not a regular file",
+        ),
         (
             "a directory",
-            Box::new(|f| std::fs::create_dir(f).unwrap()),
+            |f| std::fs::create_dir(f).unwrap(),
             "is a directory, not a regular file",
         ),
         (
             "an oversize file",
-            Box::new(|f| std::fs::File::create(f).unwrap().set_len(40 << 20).unwrap()),
+            |f| std::fs::File::create(f).unwrap().set_len(40 << 20).unwrap(),
             "larger than plugin_runtime.max_file_bytes",
         ),
         (
-            "a FIFO",
-            Box::new(|f| {
-                let status = std::process::Command::new("mkfifo").arg(f).status().unwrap();
-                assert!(status.success());
-            }),
-            "is a FIFO, not a regular file",
-        ),
-        (
             "a link to /dev/zero",
-            Box::new(|f| std::os::unix::fs::symlink("/dev/zero", f).unwrap()),
+            |f| std::os::unix::fs::symlink("/dev/zero", f).unwrap(),
             "is a link to /dev/zero",
         ),
     ];

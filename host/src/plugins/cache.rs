@@ -91,7 +91,9 @@ impl ArtifactCache {
         // A key file left next to the artifacts by an earlier version is not used: whoever
         // could write an artifact could have written it.
         match std::fs::remove_file(dir.join(LEGACY_KEY_FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(error = %e, "cannot remove the unused artifact key file");
+            }
             _ => {}
         }
         let key = key.clone();
