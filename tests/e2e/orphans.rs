@@ -84,12 +84,22 @@ fn foreign_group() -> std::process::Child {
         .unwrap()
 }
 
+/// The runner identity of the local backend on this host and boot.
+fn this_host() -> String {
+    let read = |path| std::fs::read_to_string(path).unwrap().trim().to_owned();
+    format!(
+        "local:{}:{}",
+        read("/proc/sys/kernel/hostname"),
+        read("/proc/sys/kernel/random/boot_id")
+    )
+}
+
 /// Points a command's recorded process group at `pgid`, as if the gateway had died before its
-/// guardian could act, optionally as recorded by another runner.
-async fn record_leftover(gw: &Gateway, id: &str, pgid: u32, runner: Option<&str>) {
+/// guardian could act, as recorded by `runner` (the gateway may not have recorded its own yet).
+async fn record_leftover(gw: &Gateway, id: &str, pgid: u32, runner: &str) {
     let url = format!("sqlite://{}", gw.dir.join("data/rdev.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let moved = sqlx::query("UPDATE commands SET pgid = $1, runner = COALESCE($2, runner) WHERE id = $3")
+    let moved = sqlx::query("UPDATE commands SET pgid = $1, runner = $2 WHERE id = $3")
         .bind(i64::from(pgid))
         .bind(runner)
         .bind(id)
@@ -107,7 +117,7 @@ async fn leftovers_recorded_here_are_still_reaped_at_start_up() {
     read_pid(&gw.workspaces().join("demo/leader.pid")).await;
     let mut leftover = foreign_group();
     gw.kill();
-    record_leftover(&gw, &id, leftover.id(), None).await;
+    record_leftover(&gw, &id, leftover.id(), &this_host()).await;
     gw.restart();
     assert_eq!(gw.command(&id).await["state"], "interrupted");
     wait_until(DEADLINE, || {
@@ -126,7 +136,7 @@ async fn leftovers_recorded_elsewhere_are_not_killed() {
     read_pid(&gw.workspaces().join("demo/leader.pid")).await;
     let mut unrelated = foreign_group();
     gw.kill();
-    record_leftover(&gw, &id, unrelated.id(), Some("local:another-host:another-boot")).await;
+    record_leftover(&gw, &id, unrelated.id(), "local:another-host:another-boot").await;
     gw.restart();
     assert_eq!(gw.command(&id).await["state"], "interrupted");
     let alive = unrelated.try_wait().unwrap().is_none();
