@@ -26,6 +26,7 @@ async fn gateway() -> Gateway {
         ("smuggling-rewrite", "smuggling_rewrite", ""),
         ("failing-self-test", "failing_self_test", ""),
         ("deny-configure", "deny_configure", "config = { reject = true }"),
+        ("sleeper", "sleeper", ""),
     ];
     let mut config = String::from("plugins_dir = \"/nonexistent\"\n");
     config += &sanitizer("shell-sanitizer", &default_plugin("shell_sanitizer"), "order = -1");
@@ -67,6 +68,7 @@ async fn misbehaving_calls_fail_closed_and_name_the_plugin() {
         ("memory-bomb", "exceeded its memory limit"),
         ("trap-in-call", "trapped"),
         ("huge-deny", "deny reason of"),
+        ("sleeper", "was still blocked after 1000 ms"),
     ];
     for (project, expected) in cases {
         let (status, body) = attempt(&gw, project).await;

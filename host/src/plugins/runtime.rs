@@ -33,12 +33,24 @@ pub struct Budget {
     pub fuel: Option<u64>,
 }
 
+impl Budget {
+    /// Wall-clock time a call may take, waiting included: a backstop for a call that waits
+    /// without running (a plugin blocked on a WASI timer uses no CPU, so its deadline would
+    /// never pass), far enough beyond the deadline that a busy machine does not reach it.
+    pub fn wall_limit(&self) -> Duration {
+        (self.deadline * 10).max(Duration::from_secs(1))
+    }
+}
+
 /// Why a call did not return a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The deadline passed.
     #[error("exceeded its {0} ms deadline")]
     Deadline(u128),
+    /// The call ran past its wall-clock limit without using up its deadline: it was blocked.
+    #[error("was still blocked after {0} ms")]
+    Blocked(u128),
     /// The plugin tried to grow its memory past the budget.
     #[error("exceeded its memory limit of {0} MiB")]
     Memory(usize),

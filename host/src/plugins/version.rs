@@ -63,8 +63,8 @@ impl std::fmt::Debug for Version {
 }
 
 /// Runs one call: permit, fresh store, instantiate, configure, then `$body` with the bindings
-/// `$b` and the store `$store`, all on the store's CPU meter; failures are classified against
-/// the budget.
+/// `$b` and the store `$store`, all on the store's CPU meter and within the budget's wall-clock
+/// limit; failures are classified against the budget.
 macro_rules! call {
     ($self:ident, $variant:ident, |$b:ident, $store:ident| $body:expr) => {
         async {
@@ -74,16 +74,18 @@ macro_rules! call {
             let _permit = $self.runtime.permit($self.slot_wait).await?;
             let mut store: Store<CallState> = $self.runtime.store($self.name.clone(), &$self.budget);
             let meter = store.data().meter();
-            let outcome = meter
-                .run(async {
-                    let $b = pre.instantiate_async(&mut store).await?;
-                    if let Err(message) = $b.call_configure(&mut store, &$self.config_json).await? {
-                        return Err(wasmtime::Error::new(ConfigRefused(message)));
-                    }
-                    let $store = &mut store;
-                    $body.await
-                })
-                .await;
+            let run = meter.run(async {
+                let $b = pre.instantiate_async(&mut store).await?;
+                if let Err(message) = $b.call_configure(&mut store, &$self.config_json).await? {
+                    return Err(wasmtime::Error::new(ConfigRefused(message)));
+                }
+                let $store = &mut store;
+                $body.await
+            });
+            let wall = $self.budget.wall_limit();
+            let Ok(outcome) = tokio::time::timeout(wall, run).await else {
+                return Err(CallError::Blocked(wall.as_millis()));
+            };
             outcome.map_err(|e| match e.downcast_ref::<ConfigRefused>() {
                 Some(refused) => CallError::Configure(refused.0.clone()),
                 None => Runtime::classify(&e, &store, &$self.budget),
