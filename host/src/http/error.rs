@@ -121,12 +121,6 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        // Every 503 is a fault the client may retry.
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
         response
     }
 }
@@ -172,7 +166,7 @@ impl From<Refusal> for ApiError {
             },
             Refusal::Failed(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_failed", message),
             Refusal::Unavailable(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "policy_unavailable", message),
-            Refusal::Overloaded(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message),
+            Refusal::Overloaded(_) => Self::unavailable("overloaded", message, 1),
         }
     }
 }
