@@ -37,7 +37,8 @@ fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
 }
 
 async fn load(runtime: &Arc<Runtime>, cache_dir: &Path, manifest: PluginManifest) -> Version {
-    let cache = Arc::new(ArtifactCache::open(cache_dir, runtime.engine()).unwrap());
+    let key = rdev::plugins::cache::CacheKey::derive(b"bench");
+    let cache = Arc::new(ArtifactCache::open(cache_dir, runtime.engine(), &key).unwrap());
     let wasm = std::fs::read(manifest.path(Path::new("/"))).unwrap();
     let digest = rdev::plugins::cache::digest(&wasm);
     Version::load(runtime.clone(), cache, manifest, wasm, digest)

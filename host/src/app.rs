@@ -82,7 +82,7 @@ async fn backend(
             let root = &config.backend.workspaces;
             prepare_workspaces(root)?;
             Ok((
-                Arc::new(LocalBackend::new(root.clone())),
+                Arc::new(LocalBackend::new(root.clone()).guarded_by(crate::exec::guardian::Guardian::installed())),
                 Arc::new(LocalDirectories::new(root.clone())),
             ))
         }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::auth::{NewKey, SCOPES};
-use crate::config::{Config, LogFormat};
+use crate::config::{BackendKind, Config, LogFormat};
 
 /// rdev: run commands in project workspaces through a REST API and stream their output.
 #[derive(Debug, Parser)]
@@ -46,6 +46,10 @@ enum Command {
     /// Works with plugin components offline.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// The guardian `serve` starts for itself: kills what commands left running once the
+    /// gateway is gone (see `exec::guardian`). Not for people.
+    #[command(name = crate::exec::guardian::SUBCOMMAND, hide = true)]
+    Reaper,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +139,11 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
         config.plugins_dir = dir;
     }
     config.validate()?;
+    if config.backend.kind == BackendKind::Local
+        && let Err(e) = crate::exec::guardian::Guardian::install()
+    {
+        tracing::warn!(error = %e, "children of commands may outlive a crash of the gateway");
+    }
     runtime()?.block_on(crate::app::serve(config))
 }
 
@@ -192,14 +201,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = cli.common.load().and_then(|config| {
+    let load = || {
+        let config = cli.common.load()?;
         crate::telemetry::init(config.log_format);
-        match cli.command {
-            Command::Serve(args) => serve(config, args),
-            Command::Keys(KeysCommand::Create(args)) => create_key(config, args),
-            Command::Plugins(PluginsCommand::Test(args)) => test_plugin(args),
-        }
-    });
+        anyhow::Ok(config)
+    };
+    let result = match cli.command {
+        Command::Serve(args) => load().and_then(|config| serve(config, args)),
+        Command::Keys(KeysCommand::Create(args)) => load().and_then(|config| create_key(config, args)),
+        Command::Plugins(PluginsCommand::Test(args)) => load().and_then(|_| test_plugin(args)),
+        // The guardian reads no configuration: nothing may keep it from starting.
+        Command::Reaper => return crate::exec::guardian::run(),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -319,7 +319,7 @@ impl Commands {
                 plugin: "request validators".into(),
                 digest: None,
                 message,
-                unavailable: false,
+                kind: crate::plugins::FailureKind::Failed,
             };
             Err((Refusal::Failed(error), Vec::new()))
         });

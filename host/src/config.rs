@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::plugins::limits::RuntimeLimits;
 use crate::plugins::manifest::{self, PluginManifest};
 use crate::store::DatabaseConfig;
 
@@ -45,6 +46,8 @@ pub struct Config {
     pub plugins: Option<Vec<PluginManifest>>,
     /// Milliseconds the plugin directory and config file must be quiet before a reload.
     pub plugins_debounce_ms: u64,
+    /// Bounds of the plugin runtime: call slots, waiting for one, plugin file size and load time.
+    pub plugin_runtime: RuntimeLimits,
     /// The file this configuration was read from (not a config key): watched for plugin changes.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -251,6 +254,7 @@ impl Default for Config {
             plugins_dir: PathBuf::from(env!("RDEV_DEFAULT_PLUGINS_DIR")),
             plugins: None,
             plugins_debounce_ms: 200,
+            plugin_runtime: RuntimeLimits::default(),
             file: None,
             shutdown_grace_secs: 10,
             max_body_bytes: 1024 * 1024,
@@ -374,6 +378,14 @@ impl Config {
         Ok(config)
     }
 
+    /// The file holding the key-hashing secret (`auth.key_hash_secret_file`, else in `data_dir`).
+    pub fn key_hash_secret_path(&self) -> PathBuf {
+        self.auth
+            .key_hash_secret_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("key-hash.secret"))
+    }
+
     /// The plugin manifests in effect: the configured ones, or the defaults (whose discovery
     /// then reads the Kubernetes backend's label prefix).
     pub fn plugin_manifests(&self) -> Vec<PluginManifest> {
@@ -400,6 +412,7 @@ impl Config {
         if !(10..=10_000).contains(&self.plugins_debounce_ms) {
             return invalid("plugins_debounce_ms must be between 10 and 10000".into());
         }
+        self.plugin_runtime.check().map_err(ConfigError::Invalid)?;
         if self.backend.kind == BackendKind::Kubernetes {
             self.backend.kubernetes.validate().map_err(ConfigError::Invalid)?;
         }

@@ -5,7 +5,7 @@ pub mod kubernetes;
 mod local;
 
 pub use kubernetes::KubernetesBackend;
-pub use local::LocalBackend;
+pub use local::{LocalBackend, guardian};
 
 use std::collections::BTreeMap;
 

@@ -6,8 +6,11 @@ pub mod bindings;
 pub mod cache;
 mod call_state;
 mod convert;
+mod cpu_meter;
+mod file;
 pub mod harness;
 pub mod host;
+pub mod limits;
 pub mod manifest;
 mod policies;
 pub mod reload;
@@ -35,9 +38,19 @@ pub struct PluginError {
     pub digest: Option<String>,
     /// What went wrong, phrased to follow the plugin's name ("exceeded its 20 ms deadline").
     pub message: String,
-    /// True when no version is loaded at all (the gateway answers 503), false when a version ran
-    /// and failed.
-    pub unavailable: bool,
+    /// Whose fault it is, which decides what the client is told.
+    pub kind: FailureKind,
+}
+
+/// Why a plugin gave no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A version ran and failed: the request is refused (fail closed).
+    Failed,
+    /// No version is loaded at all: the gateway answers 503 until an operator fixes it.
+    Unavailable,
+    /// The call never ran because every call slot stayed busy: a retryable 503.
+    Overloaded,
 }
 
 /// A plugin's answer and the version (digest) that gave it.

@@ -367,3 +367,10 @@ impl Gateway {
         self.post(&format!("/v1/projects/{project}/commands"), body).await.0
     }
 }
+
+impl Gateway {
+    /// The gateway process's pid, while it runs.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+}

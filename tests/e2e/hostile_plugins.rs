@@ -1,11 +1,11 @@
 //! Hostile plugins: each one misbehaves in its own project, and the gateway must stay up, refuse
 //! (fail closed, naming the plugin) and keep serving everything else.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::plugins::{default_plugin, sanitizer, test_plugin};
-use crate::common::{Db, Gateway};
+use crate::common::{Db, Gateway, send};
 
 /// One gateway with every hostile plugin confined to a project of its own, behind the default
 /// shell sanitizer (so a smuggled rewrite meets it again).
@@ -26,6 +26,7 @@ async fn gateway() -> Gateway {
         ("smuggling-rewrite", "smuggling_rewrite", ""),
         ("failing-self-test", "failing_self_test", ""),
         ("deny-configure", "deny_configure", "config = { reject = true }"),
+        ("sleeper", "sleeper", ""),
     ];
     let mut config = String::from("plugins_dir = \"/nonexistent\"\n");
     config += &sanitizer("shell-sanitizer", &default_plugin("shell_sanitizer"), "order = -1");
@@ -67,6 +68,7 @@ async fn misbehaving_calls_fail_closed_and_name_the_plugin() {
         ("memory-bomb", "exceeded its memory limit"),
         ("trap-in-call", "trapped"),
         ("huge-deny", "deny reason of"),
+        ("sleeper", "was still blocked after 1000 ms"),
     ];
     for (project, expected) in cases {
         let (status, body) = attempt(&gw, project).await;
@@ -164,4 +166,64 @@ async fn plugins_that_cannot_load_refuse_their_requests_with_503() {
     let failures = gw.audit("action=plugin.load_failed").await;
     assert!(failures.iter().any(|e| e["target"] == "wrong-world"), "{failures:?}");
     assert_still_serving(&gw).await;
+}
+
+/// Observed: under load a request answered 422 `policy_failed`, as if a plugin had misbehaved,
+/// when the plugin runtime was only busy. With one call slot held by an endless loop, requests
+/// that find no free slot in time are answered 503 `overloaded` with `Retry-After` — never 422 —
+/// and are served again once the slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_plugin_runtime_answers_503_not_a_policy_failure() {
+    let mut config = String::from("plugins_dir = \"/nonexistent\"\n");
+    config += &sanitizer("shell-sanitizer", &default_plugin("shell_sanitizer"), "");
+    config += &sanitizer(
+        "endless-loop",
+        &test_plugin("endless_loop"),
+        "projects = [\"slow\"]\ndeadline_ms = 3000",
+    );
+    config += "\n[plugin_runtime]\ncall_slots = 1\nslot_wait_ms = 50\n";
+    let gw = Gateway::start_with_plugins(Db::Sqlite, &config).await;
+    gw.project("slow");
+    gw.wait_for_project("slow").await;
+
+    let hog = {
+        let (client, url, token) = (gw.client.clone(), gw.url.clone(), gw.admin_token.clone());
+        tokio::spawn(async move {
+            let body = json!({"kind": "shell", "script": "echo hello"});
+            let reply = client
+                .post(format!("{url}/v1/projects/slow/commands"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            reply.status()
+        })
+    };
+    let mut overloaded = 0;
+    while !hog.is_finished() {
+        let reply = send(
+            gw.request(Method::POST, "/v1/projects/demo/commands")
+                .bearer_auth(&gw.admin_token)
+                .json(&json!({"kind": "shell", "script": "echo hello"})),
+        )
+        .await;
+        match reply.status {
+            StatusCode::ACCEPTED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(reply.body["error"]["code"], "overloaded", "{:?}", reply.body);
+                assert!(!reply.header("retry-after").is_empty(), "{reply:?}");
+                overloaded += 1;
+            }
+            other => panic!("overload answered {other}: {:?}", reply.body),
+        }
+    }
+    assert!(overloaded > 0, "the held slot made some request wait past slot_wait_ms");
+    assert_eq!(
+        hog.await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the loop itself fails closed"
+    );
+    let id = gw.shell("demo", "echo served").await;
+    assert_eq!(gw.wait_done(&id).await["state"], "succeeded");
 }

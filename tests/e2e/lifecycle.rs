@@ -119,29 +119,3 @@ crate::on_both_databases!(
     sigterm_lets_short_commands_finish_and_interrupts_long_ones,
     sigterm_ends_open_streams_with_the_final_state,
 );
-
-/// A process group recorded by another host (or an earlier boot) is never killed: its number
-/// names some unrelated process here. The command is still marked interrupted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leftovers_recorded_elsewhere_are_not_killed() {
-    let mut gw = Gateway::start(Db::Sqlite, "").await;
-    let id = gw.shell("demo", "sleep 300 & echo $! > elsewhere.pid; wait").await;
-    let pid = read_pid(&gw.workspaces().join("demo/elsewhere.pid")).await;
-    gw.kill();
-    let url = format!("sqlite://{}", gw.dir.join("data/rdev.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let moved = sqlx::query("UPDATE commands SET runner = 'local:another-host:another-boot' WHERE id = $1")
-        .bind(&id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(moved.rows_affected(), 1);
-    pool.close().await;
-    gw.restart();
-    assert_eq!(gw.command(&id).await["state"], "interrupted");
-    let alive = process_alive(pid);
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status();
-    assert!(alive, "a process group recorded elsewhere must not be killed");
-}

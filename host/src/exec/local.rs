@@ -1,9 +1,14 @@
 //! Local backend: projects are directories, commands are child processes in their own process
-//! group with a minimal environment; Claude items are files under `<workspace>/.claude`.
+//! group with a minimal environment; Claude items are files under `<workspace>/.claude`. Each
+//! group is registered with the [`guardian`] (when `rdev serve` started one), so that none
+//! outlives the gateway even when it is killed without warning.
+
+pub mod guardian;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, killpg};
@@ -12,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use self::guardian::{Guardian, Registration};
 use super::{ExecBackend, ExecError, Execution, ExitOutcome, Invocation, StreamKind};
 use crate::claude::{ItemKind, ItemSummary};
 use crate::projects::Project;
@@ -23,6 +29,7 @@ const READ_BUFFER: usize = 16 * 1024;
 pub struct LocalBackend {
     workspaces: PathBuf,
     identity: String,
+    guardian: Option<Arc<Guardian>>,
 }
 
 impl LocalBackend {
@@ -31,7 +38,14 @@ impl LocalBackend {
         Self {
             workspaces,
             identity: host_identity(),
+            guardian: None,
         }
+    }
+
+    /// Registers every command's process group with `guardian` (none: only the start-up reaping
+    /// of leftovers catches what a crash left running).
+    pub fn guarded_by(self, guardian: Option<Arc<Guardian>>) -> Self {
+        Self { guardian, ..self }
     }
 }
 
@@ -49,6 +63,8 @@ struct LocalExecution {
     child: Child,
     pgid: Option<i64>,
     output: Option<mpsc::Receiver<(StreamKind, Vec<u8>)>>,
+    /// Dropped after the runner's final kill of the group, which is when the group is gone.
+    _guarded: Option<Registration>,
 }
 
 fn kill_group(pgid: i64) {
@@ -169,10 +185,15 @@ impl ExecBackend for LocalBackend {
             pump(err, StreamKind::Stderr, tx);
         }
         let pgid = child.id().map(i64::from);
+        let guarded = match (&self.guardian, child.id().and_then(|id| i32::try_from(id).ok())) {
+            (Some(guardian), Some(pgid)) => Some(guardian.register(pgid)),
+            _ => None,
+        };
         Ok(Box::new(LocalExecution {
             child,
             pgid,
             output: Some(rx),
+            _guarded: guarded,
         }))
     }
 

@@ -166,6 +166,7 @@ impl From<Refusal> for ApiError {
             },
             Refusal::Failed(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_failed", message),
             Refusal::Unavailable(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "policy_unavailable", message),
+            Refusal::Overloaded(_) => Self::unavailable("overloaded", message, 1),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Compiled plugins, cached on disk by content digest so that a restart (or a swap back to a
 //! version seen before) skips compilation. Loading native code is only safe for artifacts this
-//! gateway wrote itself, so every artifact carries an HMAC under a key kept in the data
-//! directory; anything else in the cache directory is ignored and recompiled.
+//! gateway wrote itself, so every artifact carries an HMAC under a key that is never stored next
+//! to the artifacts (the plugin host derives it from the key-hashing secret); anything else in
+//! the cache directory is ignored and recompiled.
 
 use std::hash::Hasher;
 use std::io::Write;
@@ -14,6 +15,33 @@ use wasmtime::component::Component;
 
 type HmacSha256 = Hmac<Sha256>;
 const MAC_LEN: usize = 32;
+/// Where earlier versions kept the key, inside the directory it authenticates.
+const LEGACY_KEY_FILE: &str = "artifact.key";
+
+/// The key that authenticates cached artifacts.
+#[derive(Clone)]
+pub struct CacheKey([u8; 32]);
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey(..)")
+    }
+}
+
+impl CacheKey {
+    /// A key derived from a secret kept elsewhere (HMAC under the secret of a fixed label, so
+    /// the secret itself is never used for two purposes).
+    pub fn derive(secret: &[u8]) -> Self {
+        let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+        mac.update(b"rdev plugin artifact cache v1");
+        Self(mac.finalize().into_bytes().into())
+    }
+
+    /// A key that lives only in memory: nothing written by another process is ever trusted.
+    pub fn ephemeral() -> Self {
+        Self(rand::random())
+    }
+}
 
 /// Where a component came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +55,7 @@ pub enum Origin {
 /// The on-disk artifact cache.
 pub struct ArtifactCache {
     dir: PathBuf,
-    key: Vec<u8>,
+    key: CacheKey,
     engine_tag: String,
 }
 
@@ -57,10 +85,18 @@ impl Hasher for ShaHasher {
 }
 
 impl ArtifactCache {
-    /// Opens (creating if needed) the cache in `dir`, with its key in `dir/artifact.key`.
-    pub fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
+    /// Opens (creating if needed) the cache in `dir`, trusting only artifacts written under `key`.
+    pub fn open(dir: &Path, engine: &Engine, key: &CacheKey) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let key = load_or_create_key(&dir.join("artifact.key"))?;
+        // A key file left next to the artifacts by an earlier version is not used: whoever
+        // could write an artifact could have written it.
+        match std::fs::remove_file(dir.join(LEGACY_KEY_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(error = %e, "cannot remove the unused artifact key file");
+            }
+            _ => {}
+        }
+        let key = key.clone();
         let mut hasher = ShaHasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let engine_tag = hex::encode(&hasher.0.finalize()[..8]);
@@ -76,7 +112,7 @@ impl ArtifactCache {
     }
 
     fn mac(&self, digest: &str, artifact: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = HmacSha256::new_from_slice(&self.key.0).expect("HMAC takes keys of any length");
         mac.update(self.engine_tag.as_bytes());
         mac.update(digest.as_bytes());
         mac.update(artifact);
@@ -129,20 +165,6 @@ fn deserialize(engine: &Engine, artifact: &[u8]) -> anyhow::Result<Component> {
     Ok(unsafe { Component::deserialize(engine, artifact) }?)
 }
 
-fn load_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(key) if key.len() >= 32 => return Ok(key),
-        Ok(_) => tracing::warn!(path = %path.display(), "artifact key is too short; making a new one"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let key: [u8; 32] = rand::random();
-    let mut file = tempfile::NamedTempFile::new_in(path.parent().unwrap_or(Path::new(".")))?;
-    file.write_all(&key)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(key.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,8 +174,8 @@ mod tests {
         std::fs::read(Path::new(env!("RDEV_TEST_PLUGINS_DIR")).join("probe_version_a.wasm")).unwrap()
     }
 
-    fn origin(dir: &Path, engine: &Engine, wasm: &[u8]) -> Origin {
-        let cache = ArtifactCache::open(dir, engine).unwrap();
+    fn origin(dir: &Path, engine: &Engine, key: &CacheKey, wasm: &[u8]) -> Origin {
+        let cache = ArtifactCache::open(dir, engine, key).unwrap();
         cache.load_or_compile(engine, wasm, &digest(wasm)).unwrap().1
     }
 
@@ -161,32 +183,57 @@ mod tests {
     fn a_restart_loads_the_artifact_it_wrote() {
         let runtime = Runtime::new(EngineOptions::default()).unwrap();
         let (dir, wasm) = (tempfile::tempdir().unwrap(), plugin());
-        assert_eq!(origin(dir.path(), runtime.engine(), &wasm), Origin::Compiled);
-        assert_eq!(origin(dir.path(), runtime.engine(), &wasm), Origin::Cache);
+        let key = CacheKey::derive(b"the key-hashing secret");
+        assert_eq!(origin(dir.path(), runtime.engine(), &key, &wasm), Origin::Compiled);
+        let again = CacheKey::derive(b"the key-hashing secret");
+        assert_eq!(origin(dir.path(), runtime.engine(), &again, &wasm), Origin::Cache);
     }
 
     #[test]
     fn an_artifact_it_did_not_write_is_never_loaded() {
         let runtime = Runtime::new(EngineOptions::default()).unwrap();
         let (dir, wasm) = (tempfile::tempdir().unwrap(), plugin());
-        let engine = runtime.engine();
-        assert_eq!(origin(dir.path(), engine, &wasm), Origin::Compiled);
-        let cache = ArtifactCache::open(dir.path(), engine).unwrap();
+        let (engine, key) = (runtime.engine(), CacheKey::derive(b"secret"));
+        assert_eq!(origin(dir.path(), engine, &key, &wasm), Origin::Compiled);
+        let cache = ArtifactCache::open(dir.path(), engine, &key).unwrap();
         let file = cache.path(&digest(&wasm));
         let mut bytes = std::fs::read(&file).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&file, &bytes).unwrap();
         assert_eq!(
-            origin(dir.path(), engine, &wasm),
+            origin(dir.path(), engine, &key, &wasm),
             Origin::Compiled,
             "a tampered artifact"
         );
-        std::fs::write(dir.path().join("artifact.key"), [7u8; 32]).unwrap();
+        let other = CacheKey::derive(b"another gateway's secret");
         assert_eq!(
-            origin(dir.path(), engine, &wasm),
+            origin(dir.path(), engine, &other, &wasm),
             Origin::Compiled,
             "an artifact under another key"
+        );
+    }
+
+    /// Someone who can write the cache directory (a copy of another gateway's cache, say) signs
+    /// an artifact under a key of their own and leaves that key where earlier versions read it.
+    #[test]
+    fn a_cache_with_a_forged_key_file_next_to_it_is_not_trusted() {
+        let runtime = Runtime::new(EngineOptions::default()).unwrap();
+        let (dir, wasm) = (tempfile::tempdir().unwrap(), plugin());
+        let engine = runtime.engine();
+        let forged = CacheKey([7u8; 32]);
+        assert_eq!(origin(dir.path(), engine, &forged, &wasm), Origin::Compiled);
+        assert_eq!(
+            origin(dir.path(), engine, &forged, &wasm),
+            Origin::Cache,
+            "valid under the forged key"
+        );
+        std::fs::write(dir.path().join(LEGACY_KEY_FILE), forged.0).unwrap();
+        let gateway = CacheKey::derive(b"the gateway's key-hashing secret");
+        assert_eq!(origin(dir.path(), engine, &gateway, &wasm), Origin::Compiled);
+        assert!(
+            !dir.path().join(LEGACY_KEY_FILE).exists(),
+            "the key file is removed, never read"
         );
     }
 }

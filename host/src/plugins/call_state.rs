@@ -9,6 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{log, shell};
+use super::cpu_meter::CpuMeter;
 use super::shell_convert;
 
 /// Log records one call may write; more are dropped so that a chatty plugin cannot flood the log.
@@ -26,11 +27,13 @@ pub struct CallState {
     memory_exceeded: bool,
     plugin: std::sync::Arc<str>,
     log_records: u32,
+    meter: std::sync::Arc<CpuMeter>,
 }
 
 impl CallState {
-    /// State for a call of `plugin` with a memory limit of `memory_bytes`.
-    pub fn new(plugin: std::sync::Arc<str>, memory_bytes: usize) -> Self {
+    /// State for a call of `plugin` with a memory limit of `memory_bytes`, its CPU time counted
+    /// by `meter`.
+    pub fn new(plugin: std::sync::Arc<str>, memory_bytes: usize, meter: std::sync::Arc<CpuMeter>) -> Self {
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
@@ -42,11 +45,17 @@ impl CallState {
             memory_exceeded: false,
             plugin,
             log_records: 0,
+            meter,
         }
     }
 }
 
 impl CallState {
+    /// The meter of this call's CPU time: run the call through it.
+    pub fn meter(&self) -> std::sync::Arc<CpuMeter> {
+        self.meter.clone()
+    }
+
     /// Whether the plugin tried to grow its memory past the limit during this call.
     pub fn memory_exceeded(&self) -> bool {
         self.memory_exceeded

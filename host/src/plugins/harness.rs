@@ -10,7 +10,7 @@ use rdev_plugin_sdk::fixtures::{Cases, Fixture};
 use rdev_plugin_sdk::testing::{Report, Subject};
 
 use super::bindings::types;
-use super::cache::{self, ArtifactCache};
+use super::cache::{self, ArtifactCache, CacheKey};
 use super::manifest::{PluginManifest, World};
 use super::runtime::{EngineOptions, Runtime};
 use super::version::Version;
@@ -48,7 +48,12 @@ impl ComponentSubject {
         let executor = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let runtime = executor.block_on(async { Runtime::new(EngineOptions::default()) })?;
         let cache_dir = tempfile::tempdir()?;
-        let cache = Arc::new(ArtifactCache::open(cache_dir.path(), runtime.engine())?);
+        // The cache lives as long as this run: nothing on disk needs to be trusted.
+        let cache = Arc::new(ArtifactCache::open(
+            cache_dir.path(),
+            runtime.engine(),
+            &CacheKey::ephemeral(),
+        )?);
         Ok(Self {
             file: file.to_owned(),
             world,

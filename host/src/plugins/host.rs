@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::cache::{self, ArtifactCache};
+use super::cache::{self, ArtifactCache, CacheKey};
 use super::manifest::{PluginManifest, World};
 use super::runtime::{EngineOptions, Runtime};
 use super::slot::{PluginStatus, Slot};
@@ -81,8 +81,12 @@ impl PluginHost {
         store: Arc<dyn Store>,
         metrics: Metrics,
     ) -> anyhow::Result<Self> {
-        let runtime = Runtime::new(EngineOptions::default())?;
-        let cache = ArtifactCache::open(&config.data_dir.join("plugin-cache"), runtime.engine())?;
+        let runtime = Runtime::with_limits(EngineOptions::default(), config.plugin_runtime.clone())?;
+        let cache = ArtifactCache::open(
+            &config.data_dir.join("plugin-cache"),
+            runtime.engine(),
+            &cache_key(config),
+        )?;
         let host = Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -193,23 +197,22 @@ impl PluginHost {
     async fn refresh(&self, slot: &Slot, report: &mut ReloadReport) {
         let manifest = slot.desired();
         let name = manifest.name.clone();
-        let path = manifest.path(&self.inner.plugins_dir);
-        let read = tokio::task::spawn_blocking(move || {
-            std::fs::read(&path)
-                .map(|wasm| {
-                    let digest = cache::digest(&wasm);
-                    (wasm, digest)
-                })
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("cannot read the plugin file: {e}")));
-        let outcome = match read {
+        let outcome = match self.read(&manifest).await {
             Ok((_, digest))
                 if slot
                     .active()
                     .is_some_and(|v| v.digest == digest && v.manifest == manifest) =>
             {
+                if slot.restored() {
+                    tracing::info!(plugin = %name, %digest, "plugin file restored: it matches the serving version again");
+                    self.audit(
+                        "plugin.restored",
+                        &name,
+                        "restored",
+                        serde_json::json!({ "digest": digest }),
+                    )
+                    .await;
+                }
                 report.unchanged.push(name);
                 return;
             }
@@ -255,6 +258,27 @@ impl PluginHost {
         }
     }
 
+    /// The manifest's file and its digest, read off the async runtime within the load timeout
+    /// (a file on a hung filesystem must not hold up the reload).
+    async fn read(&self, manifest: &PluginManifest) -> Result<(Vec<u8>, String), String> {
+        let path = manifest.path(&self.inner.plugins_dir);
+        let limits = self.inner.runtime.limits();
+        let (cap, limit) = (limits.max_file_bytes, limits.load_timeout());
+        let read = tokio::task::spawn_blocking(move || {
+            let wasm = super::file::read(&path, cap).map_err(|e| e.to_string())?;
+            let digest = cache::digest(&wasm);
+            Ok((wasm, digest))
+        });
+        match tokio::time::timeout(limit, read).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(format!("cannot read the plugin file: {e}")),
+            Err(_) => Err(format!(
+                "reading the plugin file took longer than {} s",
+                limit.as_secs()
+            )),
+        }
+    }
+
     async fn audit(&self, action: &str, target: &str, outcome: &str, detail: serde_json::Value) {
         let entry = AuditEntry {
             at: crate::time::now_ms(),
@@ -277,6 +301,22 @@ impl PluginHost {
             .iter()
             .find(|s| s.desired().world == World::ProjectDiscovery)
             .cloned()
+    }
+}
+
+/// The artifact cache's key, derived from the key-hashing secret: that file may live outside the
+/// data directory (`auth.key_hash_secret_file`), and never lives in the cache directory, so
+/// whoever can write cache files cannot forge their MAC. Without the secret the key lives only
+/// in memory, and nothing cached by an earlier run is trusted.
+fn cache_key(config: &Config) -> CacheKey {
+    let path = config.key_hash_secret_path();
+    match std::fs::read(&path) {
+        Ok(secret) if !secret.is_empty() => CacheKey::derive(&secret),
+        outcome => {
+            let error = outcome.err().map_or_else(|| "empty".to_owned(), |e| e.to_string());
+            tracing::warn!(path = %path.display(), %error, "no key-hashing secret: compiled plugins are not cached across restarts");
+            CacheKey::ephemeral()
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub struct PluginManifest {
     /// Configuration handed to the plugin's `configure`, as JSON (a TOML table here).
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
-    /// Deadline of one call, in milliseconds (instantiation included).
+    /// Deadline of one call, in milliseconds of CPU time (instantiation and `configure` included).
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
     /// Memory limit, in MiB.

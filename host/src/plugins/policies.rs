@@ -8,7 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use super::{Answer, CommandSanitizer, FieldError, PluginError, RequestValidator, SanitizeInput, Verdict};
+use super::{Answer, CommandSanitizer, FailureKind, FieldError, PluginError, RequestValidator, SanitizeInput, Verdict};
 use crate::commands::CommandSpec;
 
 /// Rewrites one command may go through before the chain gives up (fails closed).
@@ -37,7 +37,8 @@ pub struct Decision {
     /// Digest of the plugin version that decided (absent when none could run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// `allow`, `deny`, `rewrite`, `valid`, `invalid` or `failed`.
+    /// `allow`, `deny`, `rewrite`, `valid`, `invalid`, `failed`, or `overloaded` (the call never
+    /// ran: no call slot was free in time).
     pub verdict: &'static str,
     /// Reason given with a denial or failure.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,7 +65,11 @@ impl Decision {
     }
 
     fn failed(e: &PluginError, started: Instant) -> Self {
-        Self::new(&e.plugin, e.digest.clone(), "failed", Some(e.message.clone()), started)
+        let verdict = match e.kind {
+            FailureKind::Overloaded => "overloaded",
+            FailureKind::Failed | FailureKind::Unavailable => "failed",
+        };
+        Self::new(&e.plugin, e.digest.clone(), verdict, Some(e.message.clone()), started)
     }
 }
 
@@ -93,14 +98,17 @@ pub enum Refusal {
     /// A plugin the request needs has no working version; the request is refused.
     #[error(transparent)]
     Unavailable(PluginError),
+    /// The plugin runtime had no free call slot in time; the request may be retried.
+    #[error(transparent)]
+    Overloaded(PluginError),
 }
 
 impl From<PluginError> for Refusal {
     fn from(e: PluginError) -> Self {
-        if e.unavailable {
-            Self::Unavailable(e)
-        } else {
-            Self::Failed(e)
+        match e.kind {
+            FailureKind::Failed => Self::Failed(e),
+            FailureKind::Unavailable => Self::Unavailable(e),
+            FailureKind::Overloaded => Self::Overloaded(e),
         }
     }
 }
@@ -197,7 +205,7 @@ impl Policies {
                     plugin: s.name().to_owned(),
                     digest: Some(digest.clone()),
                     message,
-                    unavailable: false,
+                    kind: FailureKind::Failed,
                 };
                 match verdict {
                     Verdict::Allow => decisions.push(Decision::new(s.name(), Some(digest), "allow", None, started)),
@@ -288,12 +296,12 @@ mod tests {
         })
     }
 
-    fn failure(plugin: &str, unavailable: bool) -> PluginError {
+    fn failure(plugin: &str, kind: FailureKind) -> PluginError {
         PluginError {
             plugin: plugin.into(),
             digest: None,
             message: "trapped".into(),
-            unavailable,
+            kind,
         }
     }
 
@@ -320,13 +328,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_plugin_fails_closed_and_a_missing_one_is_unavailable() {
-        let policies = chain(vec![Fixed("broken", Err(failure("broken", false)))]);
+        let policies = chain(vec![Fixed("broken", Err(failure("broken", FailureKind::Failed)))]);
         let (refusal, decisions) = policies.sanitize(input(), |_| Ok(())).await.unwrap_err();
         assert!(matches!(refusal, Refusal::Failed(_)));
         assert_eq!(decisions[0].verdict, "failed");
-        let policies = chain(vec![Fixed("absent", Err(failure("absent", true)))]);
+        let policies = chain(vec![Fixed("absent", Err(failure("absent", FailureKind::Unavailable)))]);
         let (refusal, _) = policies.sanitize(input(), |_| Ok(())).await.unwrap_err();
         assert!(matches!(refusal, Refusal::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_found_no_slot_is_overload_not_a_policy_failure() {
+        let policies = chain(vec![Fixed("busy", Err(failure("busy", FailureKind::Overloaded)))]);
+        let (refusal, decisions) = policies.sanitize(input(), |_| Ok(())).await.unwrap_err();
+        assert!(matches!(refusal, Refusal::Overloaded(_)));
+        assert_eq!(decisions[0].verdict, "overloaded");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! epoch tick, so a busy plugin never holds a runtime worker for more than a tick.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
@@ -12,25 +12,34 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::bindings::{log, shell};
 use super::call_state::CallState;
+use super::cpu_meter::CpuMeter;
+use super::limits::{MAX_CALL_SLOTS, RuntimeLimits};
 
 /// Largest memory budget a manifest may ask for; the pooling allocator reserves slots this big.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
-/// Instances that may exist at once (each call holds one).
-const POOL_INSTANCES: u32 = 128;
-/// Calls that may run at once; the rest wait for a permit, up to their deadline.
-const CONCURRENT_CALLS: usize = 64;
+/// Instances that may exist at once (each call holds one, so no more calls than this run).
+const POOL_INSTANCES: u32 = MAX_CALL_SLOTS as u32;
 /// How often the epoch advances: the granularity of deadlines and of yielding to the executor.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The limits of one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// Wall-clock time for instantiation, `configure` and the call.
+    /// CPU time for instantiation, `configure` and the call (see [`Runtime::store`]).
     pub deadline: Duration,
     /// Linear memory, in bytes.
     pub memory_bytes: usize,
     /// Wasm fuel (instructions, roughly); unlimited when absent.
     pub fuel: Option<u64>,
+}
+
+impl Budget {
+    /// Wall-clock time a call may take, waiting included: a backstop for a call that waits
+    /// without running (a plugin blocked on a WASI timer uses no CPU, so its deadline would
+    /// never pass), far enough beyond the deadline that a busy machine does not reach it.
+    pub fn wall_limit(&self) -> Duration {
+        (self.deadline * 10).max(Duration::from_secs(1))
+    }
 }
 
 /// Why a call did not return a value.
@@ -39,6 +48,9 @@ pub enum CallError {
     /// The deadline passed.
     #[error("exceeded its {0} ms deadline")]
     Deadline(u128),
+    /// The call ran past its wall-clock limit without using up its deadline: it was blocked.
+    #[error("was still blocked after {0} ms")]
+    Blocked(u128),
     /// The plugin tried to grow its memory past the budget.
     #[error("exceeded its memory limit of {0} MiB")]
     Memory(usize),
@@ -54,9 +66,10 @@ pub enum CallError {
     /// The plugin returned something the host does not accept.
     #[error("returned an invalid result: {0}")]
     BadOutput(String),
-    /// No call slot freed up before the deadline.
-    #[error("could not run: the plugin runtime is at capacity")]
-    Busy,
+    /// No call slot freed up in time (`plugin_runtime.slot_wait_ms`): the runtime is
+    /// overloaded, which says nothing about the plugin.
+    #[error("could not run: every plugin call slot stayed busy for {0} ms")]
+    Busy(u128),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +81,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     permits: Arc<Semaphore>,
+    limits: RuntimeLimits,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -96,8 +110,13 @@ impl Default for EngineOptions {
 }
 
 impl Runtime {
-    /// A runtime with these engine options.
+    /// A runtime with these engine options and the default limits.
     pub fn new(options: EngineOptions) -> anyhow::Result<Arc<Self>> {
+        Self::with_limits(options, RuntimeLimits::default())
+    }
+
+    /// A runtime with these engine options and limits.
+    pub fn with_limits(options: EngineOptions, limits: RuntimeLimits) -> anyhow::Result<Arc<Self>> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(options.epochs);
@@ -121,8 +140,14 @@ impl Runtime {
         Ok(Arc::new(Self {
             engine,
             linker,
-            permits: Arc::new(Semaphore::new(CONCURRENT_CALLS)),
+            permits: Arc::new(Semaphore::new(limits.call_slots)),
+            limits,
         }))
+    }
+
+    /// The runtime's limits.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.limits
     }
 
     /// The engine.
@@ -135,24 +160,27 @@ impl Runtime {
         &self.linker
     }
 
-    /// Waits for a call slot, at most until the deadline.
-    pub async fn permit(&self, budget: &Budget) -> Result<OwnedSemaphorePermit, CallError> {
+    /// Waits for a call slot, at most `wait`.
+    pub async fn permit(&self, wait: Duration) -> Result<OwnedSemaphorePermit, CallError> {
         let acquire = self.permits.clone().acquire_owned();
-        match tokio::time::timeout(budget.deadline, acquire).await {
+        match tokio::time::timeout(wait, acquire).await {
             Ok(Ok(permit)) => Ok(permit),
-            _ => Err(CallError::Busy),
+            _ => Err(CallError::Busy(wait.as_millis())),
         }
     }
 
     /// A fresh store for one call of `plugin`, with the budget's deadline, memory and fuel.
+    /// The deadline is CPU time, counted only while the call runs through the store's meter
+    /// ([`CallState::meter`]): waiting for a slot, a worker or a core is not the plugin's doing.
     pub fn store(&self, plugin: Arc<str>, budget: &Budget) -> Store<CallState> {
-        let mut store = Store::new(&self.engine, CallState::new(plugin, budget.memory_bytes));
+        let meter = CpuMeter::new();
+        let mut store = Store::new(&self.engine, CallState::new(plugin, budget.memory_bytes, meter.clone()));
         store.limiter(|s| s);
         // Fuel is enabled on the engine, so setting it cannot fail.
         let _ = store.set_fuel(budget.fuel.unwrap_or(u64::MAX));
-        let deadline = Instant::now() + budget.deadline;
+        let deadline = budget.deadline;
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+            if meter.used() >= deadline {
                 Err(DeadlinePassed.into())
             } else {
                 Ok(UpdateDeadline::Yield(1))

@@ -13,7 +13,9 @@ use serde::Serialize;
 use super::manifest::{PluginManifest, World};
 use super::runtime::CallError;
 use super::version::Version;
-use super::{Answer, CommandSanitizer, FieldError, PluginError, RequestValidator, SanitizeInput, Verdict, convert};
+use super::{
+    Answer, CommandSanitizer, FailureKind, FieldError, PluginError, RequestValidator, SanitizeInput, Verdict, convert,
+};
 use crate::telemetry::Metrics;
 
 /// Health of a plugin.
@@ -131,6 +133,17 @@ impl Slot {
         last.at = Some(crate::time::now_ms());
     }
 
+    /// The plugin file matches the serving version again (an operator restored it): clears the
+    /// last error. True if there was one.
+    pub fn restored(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let was_degraded = last.error.take().is_some();
+        if was_degraded {
+            last.at = Some(crate::time::now_ms());
+        }
+        was_degraded
+    }
+
     /// The slot's status.
     pub fn status(&self, plugins_dir: &std::path::Path) -> PluginStatus {
         let active = self.active();
@@ -173,7 +186,7 @@ impl Slot {
                 plugin: self.name.clone(),
                 digest: None,
                 message: format!("has no working version: {why}"),
-                unavailable: true,
+                kind: FailureKind::Unavailable,
             }
         })
     }
@@ -200,6 +213,7 @@ impl Slot {
             .observe(started.elapsed().as_secs_f64());
         let label = match &result {
             Ok(value) => outcome(value),
+            Err(CallError::Busy(_)) => "overloaded",
             Err(_) => "failed",
         };
         if matches!(label, "deny" | "invalid") {
@@ -211,6 +225,15 @@ impl Slot {
                 value,
                 digest: version.digest.clone(),
             }),
+            Err(e @ CallError::Busy(_)) => {
+                tracing::warn!(plugin = %self.name, error = %e, "plugin runtime overloaded; request refused as retryable");
+                Err(PluginError {
+                    plugin: self.name.clone(),
+                    digest: Some(version.digest.clone()),
+                    message: e.to_string(),
+                    kind: FailureKind::Overloaded,
+                })
+            }
             Err(e) => {
                 self.traps.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(plugin = %self.name, digest = %version.digest, error = %e, "plugin call failed; request refused");
@@ -218,7 +241,7 @@ impl Slot {
                     plugin: self.name.clone(),
                     digest: Some(version.digest.clone()),
                     message: e.to_string(),
-                    unavailable: false,
+                    kind: FailureKind::Failed,
                 })
             }
         }

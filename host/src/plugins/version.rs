@@ -3,6 +3,7 @@
 //! store and instance, is configured, and runs within the manifest's budget.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::Store;
 
@@ -15,7 +16,10 @@ use super::runtime::{Budget, CallError, Runtime};
 /// Bundled self-test cases a version may ask the host to run before it goes live.
 const MAX_SELF_TEST_CASES: usize = 256;
 /// The least deadline of the calls that check a new version.
-const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+const CHECK_DEADLINE: Duration = Duration::from_secs(2);
+/// How long the checks of a new version wait for call slots: they run off the request path, so
+/// traffic may keep the slots busy a while but must not make a good version fail to load.
+const CHECK_SLOT_WAIT: Duration = Duration::from_secs(60);
 
 /// The pre-instantiated component, typed by world.
 enum Pre {
@@ -44,6 +48,7 @@ pub struct Version {
     pub loaded_at: i64,
     config_json: String,
     budget: Budget,
+    slot_wait: Duration,
     pre: Pre,
     runtime: Arc<Runtime>,
 }
@@ -58,24 +63,29 @@ impl std::fmt::Debug for Version {
 }
 
 /// Runs one call: permit, fresh store, instantiate, configure, then `$body` with the bindings
-/// `$b` and the store `$store`; failures are classified against the budget.
+/// `$b` and the store `$store`, all on the store's CPU meter and within the budget's wall-clock
+/// limit; failures are classified against the budget.
 macro_rules! call {
     ($self:ident, $variant:ident, |$b:ident, $store:ident| $body:expr) => {
         async {
             let Pre::$variant(pre) = &$self.pre else {
                 return Err(CallError::BadOutput("called through the wrong world".into()));
             };
-            let _permit = $self.runtime.permit(&$self.budget).await?;
+            let _permit = $self.runtime.permit($self.slot_wait).await?;
             let mut store: Store<CallState> = $self.runtime.store($self.name.clone(), &$self.budget);
-            let outcome = async {
+            let meter = store.data().meter();
+            let run = meter.run(async {
                 let $b = pre.instantiate_async(&mut store).await?;
                 if let Err(message) = $b.call_configure(&mut store, &$self.config_json).await? {
                     return Err(wasmtime::Error::new(ConfigRefused(message)));
                 }
                 let $store = &mut store;
                 $body.await
-            }
-            .await;
+            });
+            let wall = $self.budget.wall_limit();
+            let Ok(outcome) = tokio::time::timeout(wall, run).await else {
+                return Err(CallError::Blocked(wall.as_millis()));
+            };
             outcome.map_err(|e| match e.downcast_ref::<ConfigRefused>() {
                 Some(refused) => CallError::Configure(refused.0.clone()),
                 None => Runtime::classify(&e, &store, &$self.budget),
@@ -98,8 +108,13 @@ impl Version {
     ) -> Result<Self, String> {
         let engine = runtime.engine().clone();
         let key = digest.clone();
-        let (component, origin) = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &wasm, &key))
+        let limit = runtime.limits().load_timeout();
+        // Compilation cannot be interrupted: past the limit the load is refused and the
+        // compiler's thread finishes on its own, its result dropped.
+        let compile = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &wasm, &key));
+        let (component, origin) = tokio::time::timeout(limit, compile)
             .await
+            .map_err(|_| format!("took longer than {} s to compile", limit.as_secs()))?
             .map_err(|e| format!("compilation failed: {e}"))?
             .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
         let linked = runtime
@@ -132,6 +147,7 @@ impl Version {
                 deadline: budget.deadline.max(CHECK_DEADLINE),
                 ..budget
             },
+            slot_wait: CHECK_SLOT_WAIT,
             digest,
             origin,
             loaded_at: crate::time::now_ms(),
@@ -141,6 +157,7 @@ impl Version {
         };
         version.self_test().await?;
         version.budget = budget;
+        version.slot_wait = version.runtime.limits().slot_wait();
         Ok(version)
     }
 
