@@ -6,6 +6,8 @@
 #   - authenticated GET /v1/projects throughput at 16 connections.
 # Each gateway runs on core 0, wrk on core 1. Prints the medians of each and the ratios new/base.
 # Usage: scripts/bench-store.sh BASE_BINARY NEW_BINARY [ROUNDS]
+# NEW_CONFIG, if set, is TOML appended to the new gateway's configuration, for example
+# NEW_CONFIG=$'[database]\nsqlite_synchronous = "normal"' to compare at the base's sync level.
 set -euo pipefail
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 base_bin=$1 new_bin=$2 rounds=${3:-5}
@@ -26,6 +28,7 @@ start() {
   mkdir -p "$dir"
   printf 'listen = "127.0.0.1:0"\ndata_dir = "%s/data"\nplugins = []\nlog_format = "text"\n[backend]\nworkspaces = "%s/ws"\n[projects.demo]\nmax_concurrent_commands = 8\n' \
     "$dir" "$dir" >"$dir/rdev.toml"
+  if [ "$1" = new ]; then printf '%s\n' "${NEW_CONFIG:-}" >>"$dir/rdev.toml"; fi
   RUST_LOG=error taskset -c 0 "$2" --config "$dir/rdev.toml" serve >"$dir/out" 2>"$dir/err" &
   pids+=($!)
   until grep -q rdev_ "$dir/out" 2>/dev/null; do sleep 0.1; done

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use fake_apiserver::Options;
+use fake_apiserver::{CpuHog, Options};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::backends::{Backend, CpuHog, NAMESPACE, PREFIX, Site, wait_for_status, workspace_pod};
+use crate::common::backends::{Backend, NAMESPACE, PREFIX, Site, wait_for_status, workspace_pod};
 use crate::common::sse::{SseStream, output_text};
 use crate::common::{process_alive, read_pid, wait_until};
 

@@ -102,19 +102,32 @@ pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<Sq
     )
     .await?;
     MIGRATIONS.run(&writer).await?;
-    let readers = connect(url, settings, READERS, ["PRAGMA query_only = ON".to_owned(), busy]).await?;
+    let readers = connect(
+        url,
+        settings,
+        READERS,
+        ["PRAGMA query_only = ON".to_owned(), busy.clone()],
+    )
+    .await?;
     let path = path_of(url);
     let file = FileIdentity::of(&path).map_err(|e| StoreError::Vanished(format!("{}: {e}", path.display())))?;
+    // Checkpoints have a connection of their own: copying the log back into the database takes
+    // a sync of its own, and on the writer's connection every write would wait for it.
+    let checkpointer = connect(url, settings, 1, [busy]).await?;
     let writes = Arc::new(AtomicU64::new(0));
     let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let group = GroupCommit::start(writer, Arc::new(file), writes.clone());
     let checkpoints = tokio::spawn(checkpoints(
-        writer.clone(),
+        Checkpointers {
+            passive: checkpointer,
+            writer: group.clone(),
+        },
         wal,
         settings.wal_limit_bytes,
-        writes.clone(),
+        writes,
     ));
     let writer = Writer {
-        group: GroupCommit::start(writer, Arc::new(file), writes),
+        group,
         _checkpoints: tokio_util::task::AbortOnDropHandle::new(checkpoints),
     };
     Ok(SqlStore::sqlite(readers, writer))
@@ -144,12 +157,21 @@ async fn connect<const N: usize>(
     Ok(pool)
 }
 
+/// Where checkpoints run: those that wait for no one on a connection of their own (copying the
+/// log back syncs the database, and writes need not wait for that), those that make the log start
+/// over on the writer's connection between batches.
+struct Checkpointers {
+    passive: sqlx::AnyPool,
+    writer: GroupCommit,
+}
+
 /// Checkpoints the log every [`CHECKPOINT_EVERY`]. Usually without waiting for anyone
 /// (`PASSIVE`), which lets the log start over only when no reader is using it: under steady load
-/// there always is one, and the log would grow without end. So once it is past `limit`, or once
-/// writes stopped, the checkpoint waits for readers to move on (`TRUNCATE`, bounded by the busy
-/// timeout) and the log starts over, empty.
-async fn checkpoints(writer: sqlx::AnyPool, wal: PathBuf, limit: u64, writes: Arc<AtomicU64>) {
+/// there always is one, and the log would grow without end. So once it is past `limit` a second
+/// checkpoint waits for readers to move on (`RESTART`, bounded by the busy timeout) and the log
+/// starts over, reusing its file (kept to `journal_size_limit`); once writes stopped, the file is
+/// truncated (`TRUNCATE`).
+async fn checkpoints(on: Checkpointers, wal: PathBuf, limit: u64, writes: Arc<AtomicU64>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = 0;
@@ -159,13 +181,24 @@ async fn checkpoints(writer: sqlx::AnyPool, wal: PathBuf, limit: u64, writes: Ar
         let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
         let idle = written == seen && size > 0;
         seen = written;
-        let mode = if size > limit || idle { "TRUNCATE" } else { "PASSIVE" };
-        let sql = if mode == "TRUNCATE" {
-            "PRAGMA wal_checkpoint(TRUNCATE)"
+        let (mode, result) = if idle {
+            (
+                "TRUNCATE",
+                on.writer.run_exclusive("PRAGMA wal_checkpoint(TRUNCATE)").await,
+            )
         } else {
-            "PRAGMA wal_checkpoint(PASSIVE)"
+            // Even when the log must start over, most of it is copied back first without holding
+            // up writes, so that the restart itself has only the last few frames left to copy.
+            let passive = on.passive.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
+            match passive.map(drop).map_err(StoreError::from) {
+                Ok(()) if size > limit => (
+                    "RESTART",
+                    on.writer.run_exclusive("PRAGMA wal_checkpoint(RESTART)").await,
+                ),
+                result => ("PASSIVE", result),
+            }
         };
-        if let Err(e) = writer.execute(sql).await {
+        if let Err(e) = result {
             tracing::warn!(error = %e, mode, "SQLite checkpoint failed");
         }
     }
@@ -206,7 +239,11 @@ mod tests {
         let wal = dir.path().join("db.sqlite-wal");
         let wal_size = || std::fs::metadata(&wal).unwrap().len();
         let writes = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(checkpoints(pool.clone(), wal.clone(), 64 << 20, writes.clone()));
+        let on = Checkpointers {
+            passive: pool.clone(),
+            writer: GroupCommit::start(pool.clone(), Arc::new(FileIdentity::of(&path).unwrap()), writes.clone()),
+        };
+        let task = tokio::spawn(checkpoints(on, wal.clone(), 64 << 20, writes.clone()));
         let _upkeep = tokio_util::task::AbortOnDropHandle::new(task);
         write_mib(&pool, 4).await;
         writes.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@
 
 mod exec;
 mod http;
+mod load;
 mod objects;
 mod procs;
 mod proxy;
@@ -24,6 +25,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::net::TcpListener;
 
+pub use load::CpuHog;
 pub use objects::PodSpec;
 use objects::{Content, Kind};
 pub use proxy::BlackHoleProxy;

@@ -1,14 +1,11 @@
 //! `Api::<Pod>::exec` through the real kube-rs websocket client, against real local processes.
 
-#[path = "support/hog.rs"]
-mod hog;
 #[path = "support/client.rs"]
 mod support;
 
 use std::time::Duration;
 
-use fake_apiserver::{FakeApiServer, Options, PodSpec};
-use hog::CpuHog;
+use fake_apiserver::{CpuHog, FakeApiServer, Options, PodSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::Api;

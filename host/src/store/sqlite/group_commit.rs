@@ -3,7 +3,9 @@
 //! so `synchronous = FULL` costs a sync per batch, not per write. Each write runs in a savepoint
 //! of its own (sqlx nests the writes' own transactions), and every write of a batch is answered
 //! only once the batch is committed; a failed batch fails all of its writes with the same error
-//! and closes the connection.
+//! and closes the connection. Checkpoints that make the log start over run here too, between
+//! batches: on any other connection they would hold the write lock while writes wait for it in
+//! SQLite's busy handler, whose sleeps grow to tens of milliseconds.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -32,10 +34,17 @@ struct Job {
     reply: oneshot::Sender<StoreResult<Value>>,
 }
 
+/// A statement run on its own between batches, outside any transaction.
+struct Exclusive {
+    sql: &'static str,
+    reply: oneshot::Sender<StoreResult<()>>,
+}
+
 /// The queue in front of the writer connection.
 #[derive(Debug, Clone)]
 pub(in crate::store) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
+    exclusive: mpsc::Sender<Exclusive>,
 }
 
 impl std::fmt::Debug for Job {
@@ -48,8 +57,20 @@ impl GroupCommit {
     /// Starts the writer task on `pool` (one connection); it stops when the last handle is gone.
     pub(super) fn start(pool: AnyPool, file: Arc<FileIdentity>, writes: Arc<AtomicU64>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(serve(pool, queue, file, writes));
-        Self { jobs }
+        let (exclusive, exclusives) = mpsc::channel(1);
+        tokio::spawn(serve(pool, queue, exclusives, file, writes));
+        Self { jobs, exclusive }
+    }
+
+    /// Runs `sql` on the writer connection once the current batch is committed, before the next.
+    pub(super) async fn run_exclusive(&self, sql: &'static str) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Vanished("the SQLite writer stopped".into());
+        self.exclusive
+            .send(Exclusive { sql, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Runs `work` in the next batch and answers once that batch is committed.
@@ -66,8 +87,25 @@ impl GroupCommit {
     }
 }
 
-async fn serve(pool: AnyPool, mut queue: mpsc::Receiver<Job>, file: Arc<FileIdentity>, writes: Arc<AtomicU64>) {
-    while let Some(first) = queue.recv().await {
+async fn serve(
+    pool: AnyPool,
+    mut queue: mpsc::Receiver<Job>,
+    mut exclusives: mpsc::Receiver<Exclusive>,
+    file: Arc<FileIdentity>,
+    writes: Arc<AtomicU64>,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(exclusive) = exclusives.recv() => {
+                let _ = exclusive.reply.send(run_alone(&pool, exclusive.sql).await);
+                continue;
+            }
+            job = queue.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -114,4 +152,10 @@ async fn commit(pool: &AnyPool, file: &FileIdentity, works: Vec<Work<Value>>) ->
         conn.close_on_drop();
     }
     result
+}
+
+async fn run_alone(pool: &AnyPool, sql: &'static str) -> StoreResult<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    Ok(())
 }

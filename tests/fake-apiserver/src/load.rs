@@ -1,4 +1,4 @@
-//! CPU load for tests of races that show under load.
+//! CPU load for tests of races that show only on a loaded machine (the gateway's and this server's).
 
 /// Processes that keep every CPU busy while a test runs, so that races show; killed on drop.
 pub struct CpuHog(Vec<std::process::Child>);
