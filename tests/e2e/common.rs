@@ -253,6 +253,24 @@ impl Gateway {
         .await;
     }
 
+    /// Waits until the gateway has stored the process group of a running command (embedded
+    /// SQLite only): the process starts, and prints, before that write is committed, so a test
+    /// that kills the gateway must wait for it to know what a restart can find.
+    pub async fn wait_process_group_recorded(&self, id: &str) {
+        let url = format!("sqlite://{}", self.dir.join("data/rdev.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        wait_until(Duration::from_secs(20), || async {
+            let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT pgid FROM commands WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+            row.is_some_and(|(pgid,)| pgid.is_some())
+        })
+        .await;
+        pool.close().await;
+    }
+
     /// All audit events (newest first) matching a query string.
     pub async fn audit(&self, query: &str) -> Vec<Value> {
         let (status, page) = self.get(&format!("/v1/audit?{query}")).await;

@@ -246,6 +246,7 @@ async fn a_restarted_gateway_kills_what_a_crashed_one_left_in_pods() {
     let id = site.gw.shell("web", "echo $$ > main.pid; sleep 300").await;
     let pid = read_pid(&workspace.join("main.pid")).await;
     site.gw.wait_state(&id, "running").await;
+    site.gw.wait_process_group_recorded(&id).await;
     site.gw.kill();
     assert!(
         process_alive(pid),
