@@ -24,14 +24,20 @@ use crate::telemetry::Metrics;
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
 const QUEUE_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Opens the configured database (creating the data directory for SQLite).
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// The configured database's URL (the embedded SQLite file unless `database_url` is set),
+/// creating the data directory.
+fn database_url(config: &Config) -> anyhow::Result<String> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let url = config
+    Ok(config
         .database_url
         .clone()
-        .unwrap_or_else(|| crate::store::sqlite_url(&config.data_dir));
+        .unwrap_or_else(|| crate::store::sqlite_url(&config.data_dir)))
+}
+
+/// Opens the configured database (creating the data directory for SQLite).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = database_url(config)?;
     let store = crate::store::open_with(&url, &config.database)
         .await
         .context("cannot open the database")?;
@@ -176,6 +182,9 @@ async fn wait_for_signal() {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    // Taken before the store is opened and held until the process ends: a second gateway on the
+    // same SQLite file must not even run recovery.
+    let _serving = crate::store::lock_for_serving(&database_url(&config)?)?;
     let state = build(config).await?;
     let refresher = state.projects.spawn_refresher(DISCOVERY_INTERVAL);
     let sweeper = state.commands.spawn_queue_sweeper(QUEUE_SWEEP_INTERVAL);

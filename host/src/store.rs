@@ -13,6 +13,7 @@ pub use errors::Fault;
 pub use records::*;
 pub use settings::{DatabaseConfig, SqliteSync};
 pub use sql::SqlStore;
+pub use sqlite::{LockError, ServingLock};
 
 use async_trait::async_trait;
 
@@ -126,6 +127,16 @@ pub async fn open_with(url: &str, settings: &DatabaseConfig) -> StoreResult<SqlS
         sqlite::open(url, settings).await
     } else {
         postgres::open(url, settings).await
+    }
+}
+
+/// For a SQLite `url`, the lock that keeps a second gateway process off the same file; PostgreSQL
+/// coordinates any number of processes and needs none.
+pub fn lock_for_serving(url: &str) -> Result<Option<ServingLock>, LockError> {
+    if url.starts_with("sqlite:") {
+        sqlite::lock_for_serving(url).map(Some)
+    } else {
+        Ok(None)
     }
 }
 

@@ -119,3 +119,36 @@ crate::on_both_databases!(
     sigterm_lets_short_commands_finish_and_interrupts_long_ones,
     sigterm_ends_open_streams_with_the_final_state,
 );
+
+/// A second `rdev serve` on the data directory of a running gateway exits at once, naming the
+/// file, before it touches anything: the first gateway's running command stays running.
+#[tokio::test]
+async fn a_second_gateway_on_the_same_sqlite_file_refuses_to_start() {
+    let gw = Gateway::start(Db::Sqlite, "").await;
+    let id = gw.shell("demo", "sleep 300").await;
+    gw.wait_state(&id, "running").await;
+    let mut second = std::process::Command::new(crate::common::binary())
+        .arg("--config")
+        .arg(gw.config_file())
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut exited = None;
+    wait_until(DEADLINE, || {
+        exited = second.try_wait().unwrap();
+        std::future::ready(exited.is_some())
+    })
+    .await;
+    assert!(!exited.unwrap().success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    let database = gw.dir.join("data/rdev.db");
+    assert!(
+        stderr.contains("another gateway") && stderr.contains(&database.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(gw.command(&id).await["state"], "running");
+    assert_eq!(gw.get("/health").await.0, reqwest::StatusCode::OK);
+}

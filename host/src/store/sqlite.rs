@@ -81,6 +81,72 @@ impl FileIdentity {
     }
 }
 
+/// Held by the one gateway process that serves a SQLite file, for as long as it runs. SQLite keeps
+/// the file consistent for any number of processes, but the gateway's queue, slots and recovery
+/// assume that they are the only one acting on it (a second one would mark the first one's running
+/// commands `interrupted` and overfill the slots). Offline tools (`rdev keys`) do not take it.
+#[derive(Debug)]
+pub struct ServingLock {
+    _file: std::fs::File,
+}
+
+/// Why a SQLite file could not be locked for serving.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds the lock.
+    #[error(
+        "another gateway{holder} is serving {database} (lock file {lock}); a SQLite database serves one gateway process, use PostgreSQL for replicas"
+    )]
+    Held {
+        database: String,
+        lock: String,
+        holder: String,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {lock}: {source}")]
+    Io { lock: String, source: std::io::Error },
+}
+
+/// Takes the serving lock of the SQLite file behind `url` (`<file>.lock`, with the holder's pid).
+pub(super) fn lock_for_serving(url: &str) -> Result<ServingLock, LockError> {
+    use std::io::{Read, Seek, Write};
+    let database = path_of(url);
+    let lock = PathBuf::from(format!("{}.lock", database.display()));
+    let io = |source| LockError::Io {
+        lock: lock.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            return Err(LockError::Held {
+                database: database.display().to_string(),
+                lock: lock.display().to_string(),
+                holder: if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(ServingLock { _file: file })
+}
+
 pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<SqlStore> {
     let busy = format!("PRAGMA busy_timeout = {}", settings.statement_timeout_ms);
     let limit = format!("PRAGMA journal_size_limit = {}", settings.wal_limit_bytes);
