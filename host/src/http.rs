@@ -11,6 +11,7 @@ mod health;
 mod keys;
 mod plugins;
 mod projects;
+pub mod request_id;
 pub mod server;
 mod stream;
 

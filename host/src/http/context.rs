@@ -1,6 +1,6 @@
 //! The request pipeline, one layer for every route: the request id (taken from a well-formed
-//! `X-Request-Id` or generated, echoed on every response, available to error bodies through a
-//! task-local), authentication of every `/v1` route, the audit record of every authenticated
+//! `X-Request-Id` or generated, echoed on every response, available to error bodies through
+//! [`super::request_id`]), authentication of every `/v1` route, the audit record of every authenticated
 //! mutating request, and request metrics and logs. One layer rather than several because each
 //! layer costs a boxed future and a service clone per request.
 
@@ -16,35 +16,9 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::error::ApiError;
+use super::request_id::{REQUEST_ID_HEADER, current_request_id, new_request_id, usable_request_id};
 use crate::auth::{AuthError, Principal};
 use crate::commands::Actor;
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// Header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The id of the request being handled ("" outside a request).
-pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
-}
-
-/// 128 random bits from the thread-local generator (no system call per request).
-pub(crate) fn new_request_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
-fn usable_request_id(value: &HeaderValue) -> Option<String> {
-    let text = value.to_str().ok()?;
-    let ok = !text.is_empty()
-        && text.len() <= 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    ok.then(|| text.to_owned())
-}
 
 /// Runs a request through the pipeline described at the top of this module.
 pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -74,7 +48,7 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
             next.run(req).await
         }
     };
-    let mut response = REQUEST_ID.scope(id.clone(), handled.instrument(span.clone())).await;
+    let mut response = super::request_id::scope(id.clone(), handled.instrument(span.clone())).await;
     let metrics = &state.metrics;
     let status = response.status();
     metrics

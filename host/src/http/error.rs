@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::context::current_request_id;
+use super::request_id::current_request_id;
 use crate::auth::AuthError;
 use crate::commands::CommandError;
 use crate::exec::ExecError;

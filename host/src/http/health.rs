@@ -61,7 +61,7 @@ async fn database_ready(state: &AppState) -> Result<(), String> {
     let summary = match outcome {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => {
-            tracing::warn!(request_id = %super::context::current_request_id(), error = %e, "database not ready");
+            tracing::warn!(request_id = %super::request_id::current_request_id(), error = %e, "database not ready");
             e.summary()
         }
         Err(_) => "the database did not answer in time",

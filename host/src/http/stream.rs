@@ -73,7 +73,7 @@ pub async fn stream_output(
     });
     let follower = Follower {
         live: Subscription::new(&state.hub, &cmd.id, state.metrics.streams_open.clone()),
-        request_id: super::context::current_request_id(),
+        request_id: super::request_id::current_request_id(),
         revocations: state.auth.revocations(),
         recheck: tokio::time::interval_at(Instant::now() + KEY_RECHECK, KEY_RECHECK),
         heartbeat: {

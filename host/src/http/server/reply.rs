@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 
-use super::super::context::{REQUEST_ID_HEADER, new_request_id};
+use super::super::request_id::{REQUEST_ID_HEADER, new_request_id};
 
 /// Seconds a shed client is asked to wait before retrying.
 const SHED_RETRY_AFTER_SECS: u64 = 1;
