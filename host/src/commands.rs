@@ -1,6 +1,7 @@
 //! Commands: acceptance (validation, policies, idempotency), the per-project priority queue,
 //! execution and cancellation. Every accepted command ends in exactly one terminal state.
 
+mod events;
 mod output;
 mod runner;
 mod scheduler;
@@ -255,11 +256,10 @@ impl Commands {
         };
         let detail = serde_json::json!({ "kind": record.kind, "decisions": decisions }).to_string();
         let audit = actor.audit("command.accepted", &record.id, "queued", Some(detail));
-        match self.inner.store.insert_command(&record, &audit).await? {
+        match self.record_accepted(&record, &audit).await? {
             Inserted::Existing(existing) if existing.request_hash == record.request_hash => Ok((*existing, false)),
             Inserted::Existing(_) => Err(CommandError::IdempotencyConflict),
             Inserted::New => {
-                self.inner.metrics.commands_accepted.inc();
                 self.dispatch(&record.project).await;
                 // The command is stored: answer it even if the re-read fails (a 503 here would
                 // make the client submit it again).
@@ -343,7 +343,7 @@ impl Commands {
     async fn refused(&self, actor: &Actor, project: &Project, (refusal, decisions): Refused) -> CommandError {
         let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
         let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
-        if let Err(e) = self.inner.store.append_audit(&entry).await {
+        if let Err(e) = self.record_rejected(&entry).await {
             return e.into();
         }
         CommandError::Refused(refusal, decisions)
@@ -372,11 +372,7 @@ impl Commands {
     /// Ends a queued command without running it; false if it was no longer queued.
     async fn end_queued(&self, actor: &Actor, id: &str, to: CommandState, reason: &str) -> StoreResult<bool> {
         let change = state_change(actor, id, &[CommandState::Queued], to, None, Some(reason));
-        let ended = self.inner.store.transition(&change).await?;
-        if ended {
-            self.inner.hub.close(id, to, None);
-        }
-        Ok(ended)
+        self.change_state(&change).await
     }
 
     /// The policy chains commands and other requests pass through.

@@ -43,6 +43,12 @@ async fn a_crash_interrupts_running_commands_and_keeps_the_queue(db: Db) {
     wait_until(DEADLINE, || async { !process_alive(sleep_pid) }).await;
     let cmd = gw.wait_done(&running).await;
     assert_eq!(cmd["state"], "interrupted", "{cmd}");
+    // Recovery ends commands through the same seam as the runner: they are counted.
+    let metrics = crate::common::send(gw.request(reqwest::Method::GET, "/metrics"))
+        .await
+        .body;
+    let expected = "rdev_commands_finished_total{state=\"interrupted\"} 1";
+    assert!(metrics.as_str().is_some_and(|m| m.contains(expected)), "{metrics}");
     let url = format!("{}/v1/commands/{running}/stream", gw.url);
     let events = SseStream::open(&url, &gw.admin_token, None).await.collect().await;
     assert_eq!(output_text(&events), "before\n");

@@ -73,12 +73,6 @@ impl Commands {
         );
         self.record_end(&change).await;
         tracing::info!(command_id = %cmd.id, state = %ending.state, exit_code = ending.exit_code, "command ended");
-        self.inner
-            .metrics
-            .commands_finished
-            .with_label_values(&[ending.state.as_str()])
-            .inc();
-        self.inner.hub.close(&cmd.id, ending.state, ending.exit_code);
         if let Some(pending) = ending.pending_kill {
             let ended = (cmd.id.clone(), ending.state, change.at, ending.reason);
             tokio::spawn(self.clone().record_kill_confirmed(ended, pending));
@@ -93,12 +87,18 @@ impl Commands {
 
     /// Records the end of a command, waiting out a storage outage: a command whose end is not
     /// recorded would stay `running` until the next start. Gives up only when the gateway shuts
-    /// down (the next start then marks the command interrupted).
+    /// down (the next start then marks the command interrupted), or on a fault that retrying
+    /// cannot mend; its live streams end either way.
     async fn record_end(&self, change: &Transition<'_>) {
         let mut backoff = END_RETRY_MIN;
         loop {
-            match self.inner.store.transition(change).await {
-                Ok(_) => return,
+            match self.change_state(change).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(command_id = %change.id, "the command was no longer in the state its end was recorded from");
+                    self.end_streams_unrecorded(change);
+                    return;
+                }
                 Err(e) if e.fault() == Fault::Unavailable && self.is_accepting() => {
                     tracing::warn!(error = %e, command_id = %change.id, "storage unavailable; retrying the end of a command");
                     tokio::time::sleep(backoff).await;
@@ -106,6 +106,7 @@ impl Commands {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, command_id = %change.id, "could not record the end of a command");
+                    self.end_streams_unrecorded(change);
                     return;
                 }
             }

@@ -50,7 +50,7 @@ impl Commands {
                 None,
                 None,
             );
-            if !store.transition(&change).await? {
+            if !self.change_state(&change).await? {
                 continue;
             }
             let (stop, stop_rx) = watch::channel(None);
@@ -86,7 +86,7 @@ impl Commands {
                 None,
                 reason,
             );
-            store.transition(&change).await?;
+            self.change_state(&change).await?;
             tracing::warn!(command_id = %cmd.id, "marked interrupted after restart");
         }
         for project in store.projects_with_queued().await? {
