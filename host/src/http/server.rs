@@ -30,6 +30,10 @@ use io::Timeouts;
 /// header timeout, if shorter): such a connection exists only for a quick probe.
 const SHED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a connection beyond the cap and its overflow waits for a place before it is closed
+/// (the accept loop waits with it). Evicted idle connections close within this on a loaded machine.
+const FULL_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Pause after accepting failed for lack of descriptors or memory, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -53,9 +57,9 @@ pub async fn serve(listener: TcpListener, router: Router, config: HttpConfig, st
             },
         };
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        // Beyond the cap and its overflow the connection is closed at once: holding it open
-        // costs a descriptor that the gateway needs for the clients it does serve.
-        let Some(ticket) = admission.admit() else {
+        // Beyond the cap and its overflow the connection waits a moment for a place, then is
+        // closed: holding it open longer costs a descriptor that served clients need.
+        let Some(ticket) = admission.admit_within(FULL_PATIENCE).await else {
             tracing::debug!(%peer, "connection refused: over the connection cap");
             continue;
         };

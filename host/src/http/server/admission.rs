@@ -1,10 +1,16 @@
 //! The connection cap. Up to `max` connections are served normally. At the cap, the oldest idle
 //! connection (no request in flight, no request head begun) is closed to make room, since an
 //! idle socket is the cheapest thing to give up; without one, up to `overflow` more connections
-//! are served in shed mode; beyond that, new connections are refused.
+//! are served in shed mode; beyond that, a new connection waits a moment for a place (the
+//! accept loop pauses, and the kernel's backlog holds later ones at no cost to the gateway's
+//! descriptors) and is refused only if none frees. A burst of sockets therefore cannot have a
+//! client refused just because the connections it made room from have not closed yet.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::connection::ConnState;
 
@@ -13,6 +19,8 @@ pub(super) struct Admission {
     max: usize,
     overflow: usize,
     inner: Mutex<Inner>,
+    /// Signalled whenever a connection gives its place back.
+    released: Notify,
 }
 
 #[derive(Default)]
@@ -53,6 +61,7 @@ impl Admission {
             max,
             overflow,
             inner: Mutex::new(Inner::default()),
+            released: Notify::new(),
         }
     }
 
@@ -85,11 +94,26 @@ impl Admission {
         })
     }
 
+    /// A place for a new connection, waiting up to `patience` for one to free; `None` when the
+    /// connection must be closed.
+    pub(super) async fn admit_within(self: &Arc<Self>, patience: Duration) -> Option<Ticket> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let released = self.released.notified();
+            if let Some(ticket) = self.admit() {
+                return Some(ticket);
+            }
+            tokio::time::timeout_at(deadline, released).await.ok()?;
+        }
+    }
+
     fn release(&self, id: u64) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = inner.conns.remove(&id) {
             inner.count(entry.kind, false);
         }
+        drop(inner);
+        self.released.notify_one();
     }
 }
 
@@ -165,5 +189,22 @@ mod tests {
         drop(first);
         drop(shed);
         assert!(admission.admit().unwrap().shed(), "the shed place was given back");
+    }
+
+    #[tokio::test]
+    async fn a_connection_over_the_overflow_waits_for_a_place_to_free() {
+        let admission = Arc::new(Admission::new(1, 1));
+        let busy = admission.admit().unwrap();
+        busy.state().request_started();
+        let shed = admission.admit().unwrap();
+        assert!(shed.shed());
+        assert!(admission.admit_within(Duration::from_millis(10)).await.is_none());
+        let waiting = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.admit_within(Duration::from_secs(60)).await.is_some() }
+        });
+        tokio::task::yield_now().await;
+        drop(shed);
+        assert!(waiting.await.unwrap(), "the freed place went to the waiting connection");
     }
 }
