@@ -15,7 +15,7 @@ use crate::config::{BackendKind, Config};
 use crate::exec::kubernetes::Cluster;
 use crate::exec::{ExecBackend, KubernetesBackend, LocalBackend};
 use crate::http::{AppState, Services};
-use crate::plugins::host::PluginHost;
+use crate::plugins::manager::PluginManager;
 use crate::projects::{ClusterInventory, LocalDirectories, ProjectRegistry, ProjectSource};
 use crate::store::Store;
 use crate::streaming::OutputHub;
@@ -111,7 +111,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
     let (backend, source) = backend(&config, &metrics, shutdown.clone()).await?;
-    let plugins = PluginHost::start(&config, config.file.clone(), store.clone(), metrics.clone())
+    let plugins = PluginManager::start(&config, config.file.clone(), store.clone(), metrics.clone())
         .await
         .context("cannot start the plugin runtime")?;
     let projects = ProjectRegistry::new(source, plugins.discovery(), config.clone());

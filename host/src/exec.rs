@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::claude::{ItemKind, ItemSummary};
+use crate::claude_items::{ItemKind, ItemSummary};
 use crate::projects::Project;
 
 /// Which output stream a chunk came from.

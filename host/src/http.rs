@@ -74,8 +74,8 @@ pub struct Services {
     pub backend: Arc<dyn ExecBackend>,
     /// Prometheus metrics.
     pub metrics: crate::telemetry::Metrics,
-    /// The plugin host.
-    pub plugins: crate::plugins::host::PluginHost,
+    /// The plugin manager.
+    pub plugins: crate::plugins::manager::PluginManager,
     /// Cancelled when the gateway stops: open streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

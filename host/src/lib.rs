@@ -3,7 +3,7 @@
 
 pub mod app;
 pub mod auth;
-pub mod claude;
+pub mod claude_items;
 pub mod cli;
 pub mod commands;
 pub mod config;

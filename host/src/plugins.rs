@@ -1,5 +1,5 @@
 //! Policy as WebAssembly plugins. The seams (command sanitizers, request validators, project
-//! discovery) are traits the rest of the gateway calls through [`Policies`]; the plugin host
+//! discovery) are traits the rest of the gateway calls through [`Policies`]; the plugin [`manager`]
 //! fills them with components loaded by the wasmtime [`runtime`], hot-swapped by [`reload`].
 
 pub mod bindings;
@@ -9,8 +9,8 @@ mod convert;
 mod cpu_meter;
 mod file;
 pub mod harness;
-pub mod host;
 pub mod limits;
+pub mod manager;
 pub mod manifest;
 mod policies;
 pub mod reload;

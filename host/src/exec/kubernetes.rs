@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use self::session::RemoteExecution;
 use self::target::Target;
 use super::{ExecBackend, ExecError, Execution, Invocation};
-use crate::claude::{ItemKind, ItemSummary};
+use crate::claude_items::{ItemKind, ItemSummary};
 use crate::projects::Project;
 
 /// How long startup waits for the kill of a command left by an earlier run.

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use self::guardian::{Guardian, Registration};
 use super::{ExecBackend, ExecError, Execution, ExitOutcome, Invocation, StreamKind};
-use crate::claude::{ItemKind, ItemSummary};
+use crate::claude_items::{ItemKind, ItemSummary};
 use crate::projects::Project;
 
 const READ_BUFFER: usize = 16 * 1024;
@@ -227,7 +227,7 @@ impl ExecBackend for LocalBackend {
                 continue;
             };
             let meta = entry.metadata().await?;
-            if !meta.is_file() || !crate::claude::is_valid_item_name(name) {
+            if !meta.is_file() || !crate::claude_items::is_valid_item_name(name) {
                 continue;
             }
             items.push(ItemSummary::new(name, meta.len(), meta.modified().ok()));

@@ -8,7 +8,7 @@ use super::AppState;
 use super::context::Caller;
 use super::error::ApiError;
 use super::extract::{Json, Path};
-use crate::claude::{ItemKind, ItemSummary, MAX_ITEM_BYTES, is_valid_item_name};
+use crate::claude_items::{ItemKind, ItemSummary, MAX_ITEM_BYTES, is_valid_item_name};
 
 /// Items of one type.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use super::AppState;
 use super::context::Caller;
 use super::error::ApiError;
 use super::extract::Json;
-use crate::plugins::host::ReloadReport;
+use crate::plugins::manager::ReloadReport;
 use crate::plugins::slot::PluginStatus;
 
 /// Every configured plugin.

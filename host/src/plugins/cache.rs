@@ -1,7 +1,7 @@
 //! Compiled plugins, cached on disk by content digest so that a restart (or a swap back to a
 //! version seen before) skips compilation. Loading native code is only safe for artifacts this
 //! gateway wrote itself, so every artifact carries an HMAC under a key that is never stored next
-//! to the artifacts (the plugin host derives it from the key-hashing secret); anything else in
+//! to the artifacts (the plugin manager derives it from the key-hashing secret); anything else in
 //! the cache directory is ignored and recompiled.
 
 use std::hash::Hasher;

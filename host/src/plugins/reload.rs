@@ -9,11 +9,11 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::host::PluginHost;
+use super::manager::PluginManager;
 
 /// Watches for changes until `stop` is cancelled. Failing to watch is logged, not fatal:
 /// `POST /v1/plugins/reload` still works.
-pub fn spawn(host: PluginHost, debounce: Duration, stop: CancellationToken) {
+pub fn spawn(host: PluginManager, debounce: Duration, stop: CancellationToken) {
     let (tx, rx) = mpsc::unbounded_channel();
     let config = host.config_path().map(absolute);
     let watched = [
@@ -76,7 +76,7 @@ fn relevant(path: &Path, config: Option<&Path>) -> bool {
 }
 
 async fn debounced_reloads(
-    host: PluginHost,
+    host: PluginManager,
     mut rx: mpsc::UnboundedReceiver<()>,
     debounce: Duration,
     stop: CancellationToken,

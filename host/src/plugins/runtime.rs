@@ -171,7 +171,7 @@ impl Runtime {
 
     /// A fresh store for one call of `plugin`, with the budget's deadline, memory and fuel.
     /// The deadline is CPU time, counted only while the call runs through the store's meter
-    /// ([`CallState::meter`]): waiting for a slot, a worker or a core is not the plugin's doing.
+    /// (`CallState::meter`): waiting for a slot, a worker or a core is not the plugin's doing.
     pub fn store(&self, plugin: Arc<str>, budget: &Budget) -> Store<CallState> {
         let meter = CpuMeter::new();
         let mut store = Store::new(&self.engine, CallState::new(plugin, budget.memory_bytes, meter.clone()));

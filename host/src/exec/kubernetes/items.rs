@@ -10,7 +10,7 @@ use super::channel::{self, End};
 use super::cluster::Cluster;
 use super::session::{exit_code, lost_reason, message};
 use super::target::Target;
-use crate::claude::{ItemKind, ItemSummary, MAX_ITEM_BYTES};
+use crate::claude_items::{ItemKind, ItemSummary, MAX_ITEM_BYTES};
 use crate::exec::ExecError;
 
 const ITEMS: &str = include_str!("scripts/items.sh");
@@ -67,7 +67,7 @@ fn parse_listing_line(line: &str) -> Option<ItemSummary> {
         .ok()
         .map(|secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
     let name = fields.next()?.strip_suffix(".md")?;
-    crate::claude::is_valid_item_name(name).then(|| ItemSummary::new(name, size, modified))
+    crate::claude_items::is_valid_item_name(name).then(|| ItemSummary::new(name, size, modified))
 }
 
 /// One item's content.

@@ -1,4 +1,4 @@
-//! The plugin host: the configured plugins (one [`Slot`] each), loading and checking new versions
+//! The plugin manager: the configured plugins (one [`Slot`] each), loading and checking new versions
 //! off the request path, and publishing the policy chains. Every load attempt is logged, audited
 //! and counted; a failed one never replaces a working version.
 
@@ -58,21 +58,21 @@ struct Inner {
     metrics: Metrics,
 }
 
-/// The plugin host.
+/// The plugin manager.
 #[derive(Clone)]
-pub struct PluginHost {
+pub struct PluginManager {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for PluginHost {
+impl std::fmt::Debug for PluginManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginHost")
+        f.debug_struct("PluginManager")
             .field("plugins_dir", &self.inner.plugins_dir)
             .finish()
     }
 }
 
-impl PluginHost {
+impl PluginManager {
     /// Loads the plugins `config` names (the defaults when it names none). Plugins that fail to
     /// load are reported and refuse what depends on them; the gateway starts anyway.
     pub async fn start(
@@ -332,7 +332,7 @@ fn chains(slots: &[Arc<Slot>]) -> Chains {
     }
 }
 
-struct PluginDiscovery(PluginHost);
+struct PluginDiscovery(PluginManager);
 
 #[async_trait]
 impl ProjectDiscovery for PluginDiscovery {
