@@ -43,7 +43,7 @@ impl ItemKind {
 /// Whether `name` can name an item: 1–64 of `[A-Za-z0-9._-]`, starting with a letter or digit,
 /// so never hidden, never a path.
 pub fn is_valid_item_name(name: &str) -> bool {
-    crate::projects::is_safe_name(name, 64) && !name.contains("..")
+    crate::names::is_safe_name(name, 64) && !name.contains("..")
 }
 
 /// An item in a listing.

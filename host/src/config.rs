@@ -424,7 +424,7 @@ impl Config {
             return invalid("sse_heartbeat_secs must be between 1 and 15".into());
         }
         for kind in self.commands.programs.keys() {
-            if kind == "shell" || !crate::projects::is_valid_name(kind) {
+            if kind == "shell" || !crate::names::is_valid_name(kind) {
                 return invalid(format!("commands.programs: `{kind}` is not a usable command kind"));
             }
         }

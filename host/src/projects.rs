@@ -20,21 +20,6 @@ use tokio::sync::watch;
 use crate::config::{Config, ProjectSettings};
 use crate::plugins::ProjectDiscovery;
 
-/// Whether `name` is a usable project (or command kind) name: 1–63 characters of
-/// `[A-Za-z0-9._-]`, starting with a letter or digit.
-pub fn is_valid_name(name: &str) -> bool {
-    is_safe_name(name, 63)
-}
-
-/// Whether `name` has 1–`max_len` characters of `[A-Za-z0-9._-]` and starts with a letter or
-/// digit: never hidden, never a path.
-pub fn is_safe_name(name: &str, max_len: usize) -> bool {
-    let mut chars = name.chars();
-    name.len() <= max_len
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
 /// One raw inventory entry, before discovery decides what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InventoryItem {
@@ -159,7 +144,7 @@ impl ProjectRegistry {
         let inventory = self.source.inventory().await.map_err(|e| format!("inventory: {e}"))?;
         let discovered = self.discovery.discover(&inventory).await.map_err(|e| e.to_string())?;
         let mut map = ProjectMap::new();
-        for found in discovered.into_iter().filter(|p| is_valid_name(&p.name)) {
+        for found in discovered.into_iter().filter(|p| crate::names::is_valid_name(&p.name)) {
             let (description, settings) = self.config.project_settings(&found.name);
             let placement = origin(&found, &inventory)
                 .map(|i| i.placement.clone())
@@ -241,15 +226,5 @@ mod tests {
         assert_eq!(pod(found("web-0", "/workspace")).as_deref(), Some("web-0"));
         assert_eq!(pod(found("renamed", "/srv/docs")).as_deref(), Some("docs-0"));
         assert_eq!(pod(found("x", "/elsewhere")), None);
-    }
-
-    #[test]
-    fn validates_names() {
-        for ok in ["demo", "a", "my-proj_1.2"] {
-            assert!(is_valid_name(ok), "{ok}");
-        }
-        for bad in ["", ".hidden", "-x", "a/b", "..", "a b", &"x".repeat(64)] {
-            assert!(!is_valid_name(bad), "{bad}");
-        }
     }
 }

@@ -835,7 +835,7 @@ fn example_workspace_pod_and_projects_config_map_match_the_backend() {
         Some("true")
     );
     let name = &labels[&format!("{prefix}/name")];
-    assert!(rdev::projects::is_valid_name(name), "{name} is a valid project name");
+    assert!(rdev::names::is_valid_name(name), "{name} is a valid project name");
     let annotations = pod.metadata.annotations.clone().unwrap();
     let workspace = &annotations[&format!("{prefix}/workspace")];
     assert!(workspace.starts_with('/'));
@@ -871,7 +871,7 @@ fn example_workspace_pod_and_projects_config_map_match_the_backend() {
     assert!(!data.is_empty());
     for (project, entry) in data {
         assert!(
-            rdev::projects::is_valid_name(&project),
+            rdev::names::is_valid_name(&project),
             "{project} is a valid project name"
         );
         let entry: BTreeMap<String, String> =

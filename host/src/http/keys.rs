@@ -9,7 +9,7 @@ use super::context::Caller;
 use super::error::ApiError;
 use super::extract::{Json, Path};
 use crate::auth::{NewKey, SCOPES};
-use crate::projects::is_valid_name;
+use crate::names::is_valid_name;
 use crate::store::KeyRecord;
 use crate::time::{parse_rfc3339, serde_rfc3339};
 

@@ -108,7 +108,7 @@ pub fn projects(found: Vec<types::Project>, items: &[InventoryItem]) -> Result<V
     found
         .into_iter()
         .map(|p| {
-            if !crate::projects::is_valid_name(&p.name) {
+            if !crate::names::is_valid_name(&p.name) {
                 return Err(format!("a project with the invalid name `{}`", p.name.escape_debug()));
             }
             if !names.insert(p.name.clone()) {

@@ -115,7 +115,7 @@ impl PluginManifest {
     /// The problems with this entry, if any.
     pub fn check(&self) -> Result<(), String> {
         let name = &self.name;
-        if !crate::projects::is_valid_name(name) {
+        if !crate::names::is_valid_name(name) {
             return Err(format!(
                 "plugin name `{name}` must be 1-63 characters of [A-Za-z0-9._-]"
             ));
