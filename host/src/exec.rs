@@ -37,6 +37,9 @@ impl StreamKind {
 /// A program to run: never through an implicit shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
+    /// The command this process runs for. Pods mark the process with it (`RDEV_EXEC_ID`), so that
+    /// a restart can find it even if the gateway died before it recorded the process group.
+    pub command_id: String,
     /// Program name or path.
     pub program: String,
     /// Arguments.
@@ -139,6 +142,11 @@ pub trait ExecBackend: Send + Sync {
     /// here (`runner` is the [`identity`](Self::identity) recorded with it); a process group
     /// number from another host or an earlier boot names some unrelated process.
     async fn kill_leftover(&self, runner: &str, pgid: i64);
+    /// Kills what an earlier run of the gateway started for `command_id` in `project` but died
+    /// before recording. Locally there is nothing to do: the guardian killed it with the gateway.
+    async fn kill_unrecorded(&self, project: &Project, command_id: &str) {
+        let _ = (project, command_id);
+    }
     /// Claude configuration items of a kind.
     async fn list_items(&self, project: &Project, kind: ItemKind) -> Result<Vec<ItemSummary>, ExecError>;
     /// One item's content.

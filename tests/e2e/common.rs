@@ -271,6 +271,20 @@ impl Gateway {
         pool.close().await;
     }
 
+    /// Erases the stored process group of a command (embedded SQLite only), as if the gateway
+    /// had died between starting the process and recording it.
+    pub async fn forget_process_group(&self, id: &str) {
+        let url = format!("sqlite://{}", self.dir.join("data/rdev.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let forgotten = sqlx::query("UPDATE commands SET pgid = NULL, runner = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(forgotten.rows_affected(), 1);
+        pool.close().await;
+    }
+
     /// All audit events (newest first) matching a query string.
     pub async fn audit(&self, query: &str) -> Vec<Value> {
         let (status, page) = self.get(&format!("/v1/audit?{query}")).await;

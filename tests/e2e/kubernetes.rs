@@ -259,6 +259,22 @@ async fn a_restarted_gateway_kills_what_a_crashed_one_left_in_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_kills_a_pod_command_whose_start_was_never_recorded() {
+    let mut site = Site::start(Backend::Kubernetes, "").await;
+    let workspace = site.project("web").await;
+    let id = site.gw.shell("web", "echo $$ > main.pid; sleep 300").await;
+    let pid = read_pid(&workspace.join("main.pid")).await;
+    site.gw.wait_process_group_recorded(&id).await;
+    site.gw.kill();
+    site.gw.forget_process_group(&id).await;
+    assert!(process_alive(pid));
+    site.gw.restart();
+    site.wait_processes_gone("web", pid).await;
+    let done = site.gw.wait_done(&id).await;
+    assert_eq!(done["state"], "interrupted", "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_run_in_the_chosen_container() {
     let site = Site::start(Backend::Kubernetes, "").await;
     let cluster = site.cluster();

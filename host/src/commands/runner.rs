@@ -123,7 +123,7 @@ impl Commands {
             Ok(spec) => spec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(format!("unreadable command: {e}"))),
         };
-        let invocation = spec.invocation(&self.inner.config.commands, &self.inner.inherited_env);
+        let invocation = spec.invocation(&cmd.id, &self.inner.config.commands, &self.inner.inherited_env);
         let mut exec = match self.inner.backend.start(project, &invocation).await {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),

@@ -75,6 +75,9 @@ impl Commands {
         for cmd in store.commands_in_state(CommandState::Running).await? {
             if let (Some(pgid), Some(runner)) = (cmd.pgid, &cmd.runner) {
                 self.inner.backend.kill_leftover(runner, pgid).await;
+            } else if let Some(project) = self.inner.projects.get(&cmd.project) {
+                // The gateway died between starting the process and recording it.
+                self.inner.backend.kill_unrecorded(&project, &cmd.id).await;
             }
             let reason = Some("the gateway stopped while the command ran");
             let running = &[CommandState::Running];

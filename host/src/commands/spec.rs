@@ -181,7 +181,12 @@ impl CommandSpec {
     }
 
     /// The process for this (validated) spec.
-    pub fn invocation(&self, commands: &CommandsConfig, inherited: &BTreeMap<String, String>) -> Invocation {
+    pub fn invocation(
+        &self,
+        command_id: &str,
+        commands: &CommandsConfig,
+        inherited: &BTreeMap<String, String>,
+    ) -> Invocation {
         let (program, args) = match self.kind.as_str() {
             "shell" => (
                 "sh".to_owned(),
@@ -205,6 +210,7 @@ impl CommandSpec {
             ),
         };
         Invocation {
+            command_id: command_id.to_owned(),
             program,
             args,
             env: self.env.clone(),
@@ -253,11 +259,14 @@ mod tests {
 
     #[test]
     fn argv_kinds_never_use_a_shell() {
-        let inv = spec(r#"{"kind":"git","args":["log","; rm -rf /"]}"#)
-            .invocation(&CommandsConfig::default(), &BTreeMap::new());
+        let inv = spec(r#"{"kind":"git","args":["log","; rm -rf /"]}"#).invocation(
+            "cmd_test",
+            &CommandsConfig::default(),
+            &BTreeMap::new(),
+        );
         assert_eq!(inv.program, "git");
         assert_eq!(inv.args, vec!["log", "; rm -rf /"]);
-        let inv = CommandSpec::shell("echo hi").invocation(&CommandsConfig::default(), &BTreeMap::new());
+        let inv = CommandSpec::shell("echo hi").invocation("cmd_test", &CommandsConfig::default(), &BTreeMap::new());
         assert_eq!((inv.program.as_str(), inv.args[0].as_str()), ("sh", "-c"));
     }
 }

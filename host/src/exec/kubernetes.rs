@@ -90,9 +90,20 @@ impl ExecBackend for KubernetesBackend {
             return;
         }
         // The kill goes on in the background until confirmed; startup does not wait for it.
-        let mut killing = kill::Killing::start(&self.cluster, &target, pid, &exec_id);
+        let mut killing = kill::Killing::start(&self.cluster, &target, Some(pid), &exec_id);
         if !killing.confirmed_within(LEFTOVER_KILL_WAIT).await {
             tracing::warn!(pod = %target.pod, pid, "a command left by an earlier run is not killed yet; retrying");
+        }
+    }
+
+    async fn kill_unrecorded(&self, project: &Project, command_id: &str) {
+        let Ok(target) = self.target(project) else {
+            return;
+        };
+        // The command's process carries its id as its exec id (see `session`).
+        let mut killing = kill::Killing::start(&self.cluster, &target, None, command_id);
+        if !killing.confirmed_within(LEFTOVER_KILL_WAIT).await {
+            tracing::warn!(pod = %target.pod, command_id, "a command left by an earlier run is not killed yet; retrying");
         }
     }
 

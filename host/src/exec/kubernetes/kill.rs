@@ -23,9 +23,15 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// Kills a remote process and its descendants once; a process that does not carry `exec_id`
-/// is left alone.
-pub(super) async fn kill_once(cluster: &Cluster, target: &Target, pid: u32, exec_id: &str) -> Result<(), ExecError> {
-    let argv = ["sh", "-c", KILL, "rdev-kill", &pid.to_string(), exec_id].map(String::from);
+/// is left alone. Without a `pid` (none was recorded), every process carrying `exec_id` is.
+pub(super) async fn kill_once(
+    cluster: &Cluster,
+    target: &Target,
+    pid: Option<u32>,
+    exec_id: &str,
+) -> Result<(), ExecError> {
+    let pid = pid.map_or_else(|| "-".to_owned(), |pid| pid.to_string());
+    let argv = ["sh", "-c", KILL, "rdev-kill", &pid, exec_id].map(String::from);
     let mut session = channel::open(cluster, target, argv.to_vec(), None).await?;
     match tokio::time::timeout(KILL_EXEC, session.end()).await {
         Ok(End::Status(status)) if exit_code(&status) == Some(0) => Ok(()),
@@ -54,8 +60,9 @@ pub(super) struct Killing {
 }
 
 impl Killing {
-    /// Starts killing `pid` in the target's pod, retrying until confirmed.
-    pub(super) fn start(cluster: &Cluster, target: &Target, pid: u32, exec_id: &str) -> Self {
+    /// Starts killing `pid` (or, without one, what carries `exec_id`) in the target's pod,
+    /// retrying until confirmed.
+    pub(super) fn start(cluster: &Cluster, target: &Target, pid: Option<u32>, exec_id: &str) -> Self {
         let initial = State::Trying {
             attempts: 0,
             error: String::new(),
@@ -119,7 +126,7 @@ impl Killing {
     }
 }
 
-async fn retry(cluster: &Cluster, target: &Target, pid: u32, exec_id: &str, state: &watch::Sender<State>) {
+async fn retry(cluster: &Cluster, target: &Target, pid: Option<u32>, exec_id: &str, state: &watch::Sender<State>) {
     let mut delay = FIRST_RETRY;
     let mut attempts = 0;
     loop {
@@ -141,7 +148,7 @@ async fn retry(cluster: &Cluster, target: &Target, pid: u32, exec_id: &str, stat
             });
             return;
         }
-        tracing::warn!(pod = %target.pod, pid, attempts, error = %error, "could not kill a remote command; retrying");
+        tracing::warn!(pod = %target.pod, ?pid, attempts, error = %error, "could not kill a remote command; retrying");
         state.send_replace(State::Trying {
             attempts,
             error: error.to_string(),
@@ -179,38 +186,65 @@ mod tests {
     }
 
     fn run_kill(pid: u32, exec_id: &str) {
+        run_kill_script(&pid.to_string(), exec_id);
+    }
+
+    fn run_kill_script(pid: &str, exec_id: &str) {
         let status = std::process::Command::new("sh")
-            .args(["-c", KILL, "rdev-kill", &pid.to_string(), exec_id])
+            .args(["-c", KILL, "rdev-kill", pid, exec_id])
             .status()
             .unwrap();
         assert!(status.success());
     }
 
+    /// A shell in its own group with a `sleep` child, both marked `id`.
+    fn spawn_marked(id: &str) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $! > \"$0\"; wait"])
+            .arg(std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid")))
+            .env("RDEV_EXEC_ID", id)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn child_pid(id: &str) -> u32 {
+        let file = std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid"));
+        for _ in 0..200 {
+            if let Some(pid) = std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse().ok()) {
+                let _ = std::fs::remove_file(&file);
+                return pid;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("no pid file");
+    }
+
+    #[test]
+    fn without_a_pid_the_kill_script_kills_what_carries_the_mark() {
+        let (ours_id, foreign_id) = (
+            uuid::Uuid::new_v4().simple().to_string(),
+            uuid::Uuid::new_v4().simple().to_string(),
+        );
+        let (mut ours, mut foreign) = (spawn_marked(&ours_id), spawn_marked(&foreign_id));
+        let (our_sleep, foreign_sleep) = (child_pid(&ours_id), child_pid(&foreign_id));
+        run_kill_script("-", &ours_id);
+        ours.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!alive(our_sleep), "the marked child is gone");
+        assert!(
+            alive(foreign.id()) && alive(foreign_sleep),
+            "other marks are left alone"
+        );
+        run_kill_script("-", &foreign_id);
+        foreign.wait().unwrap();
+    }
+
     #[test]
     fn the_kill_script_kills_the_marked_tree_and_nothing_else() {
-        use std::os::unix::process::CommandExt;
-        let spawn = |id: &str| {
-            std::process::Command::new("sh")
-                .args(["-c", "sleep 30 & echo $! > \"$0\"; wait"])
-                .arg(std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid")))
-                .env("RDEV_EXEC_ID", id)
-                .process_group(0)
-                .spawn()
-                .unwrap()
-        };
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let (mut ours, mut foreign) = (spawn(&id), spawn("someone-else"));
-        let child_pid = |id: &str| {
-            let file = std::env::temp_dir().join(format!("rdev-kill-test-{id}.pid"));
-            for _ in 0..200 {
-                if let Some(pid) = std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse().ok()) {
-                    let _ = std::fs::remove_file(&file);
-                    return pid;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            panic!("no pid file");
-        };
+        let (mut ours, mut foreign) = (spawn_marked(&id), spawn_marked("someone-else"));
         let (our_sleep, foreign_sleep): (u32, u32) = (child_pid(&id), child_pid("someone-else"));
         run_kill(foreign.id(), &id);
         run_kill(ours.id(), &id);

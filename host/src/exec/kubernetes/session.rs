@@ -93,7 +93,9 @@ pub(super) fn lost_reason(pod: &str, silent: Duration) -> String {
 impl RemoteExecution {
     /// Starts `invocation` in the target's pod and waits for the wrapper to report its pid.
     pub async fn start(cluster: &Cluster, target: Target, invocation: &Invocation) -> Result<Self, ExecError> {
-        let exec_id = uuid::Uuid::new_v4().simple().to_string();
+        // The command's own id: unique per run, and known to a restart that finds no record of
+        // the process (`kill_unrecorded`).
+        let exec_id = invocation.command_id.clone();
         let argv = command_line(&exec_id, &target.workspace, invocation);
         let mut session = channel::open(cluster, &target, argv, None).await?;
         let (tx, rx) = mpsc::channel(256);
@@ -256,7 +258,7 @@ impl Execution for RemoteExecution {
         if self.killing.is_some() {
             return;
         }
-        let mut killing = Killing::start(&self.cluster, &self.target, self.pid, &self.exec_id);
+        let mut killing = Killing::start(&self.cluster, &self.target, Some(self.pid), &self.exec_id);
         // With the connection already lost the answer is known: say so now, kill when possible.
         if !ended {
             killing.confirmed_within(KILL_WAIT).await;
@@ -312,6 +314,7 @@ mod tests {
     #[test]
     fn the_command_line_passes_values_as_arguments() {
         let invocation = Invocation {
+            command_id: "cmd_test".into(),
             program: "git".into(),
             args: vec!["log".into(), "--format=%s; rm -rf /".into()],
             env: [("CI".to_owned(), "a b'c".to_owned())].into(),
