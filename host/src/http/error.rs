@@ -99,29 +99,47 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    /// The envelope, as JSON text, naming `request_id`.
+    fn body(self, request_id: String) -> ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.code,
                 message: self.message,
-                request_id: current_request_id(),
+                request_id,
                 fields: self.fields,
                 decisions: self.decisions,
             },
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
+        }
+    }
+
+    /// The envelope's JSON text, for answers written below the router (no request is in scope
+    /// there, so the caller names the request id).
+    pub(crate) fn envelope_text(self, request_id: &str) -> String {
+        serde_json::to_string(&self.body(request_id.to_owned())).unwrap_or_default()
+    }
+
+    /// The whole response, naming `request_id`.
+    pub(crate) fn into_response_for(self, request_id: String) -> Response {
+        let (status, retry_after) = (self.status, self.retry_after);
+        let mut response = (status, axum::Json(self.body(request_id))).into_response();
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.into_response_for(current_request_id())
     }
 }
 

@@ -5,28 +5,19 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 
+use super::super::error::ApiError;
 use super::super::request_id::{REQUEST_ID_HEADER, new_request_id};
 
 /// Seconds a shed client is asked to wait before retrying.
-const SHED_RETRY_AFTER_SECS: u64 = 1;
-
-fn envelope(code: &str, message: &str, request_id: &str) -> String {
-    serde_json::json!({"error": {"code": code, "message": message, "request_id": request_id}}).to_string()
-}
+const SHED_RETRY_AFTER_SECS: u32 = 1;
 
 /// 503 for a request on a connection served in shed mode.
 pub(super) fn shed() -> Response<Body> {
     let id = new_request_id();
-    let body = envelope(
-        "unavailable",
-        "the gateway is at its connection limit; retry shortly",
-        &id,
-    );
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let message = "the gateway is at its connection limit; retry shortly";
+    let mut response =
+        ApiError::unavailable("unavailable", message, SHED_RETRY_AFTER_SECS).into_response_for(id.clone());
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(SHED_RETRY_AFTER_SECS));
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID_HEADER, value);
@@ -38,6 +29,7 @@ pub(super) fn shed() -> Response<Body> {
 pub(super) fn header_timeout() -> Vec<u8> {
     let date = format!("date: {}", httpdate::fmt_http_date(std::time::SystemTime::now()));
     raw(
+        StatusCode::REQUEST_TIMEOUT,
         "HTTP/1.1 408 Request Timeout",
         &[&date],
         "header_timeout",
@@ -56,7 +48,7 @@ pub(super) fn rewrite_hyper_error(written: &[u8]) -> Option<Vec<u8>> {
     let head = std::str::from_utf8(&written[..written.len() - 4]).ok()?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next()?;
-    let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
+    let status = StatusCode::from_bytes(status_line.split(' ').nth(1)?.as_bytes()).ok()?;
     let headers: Vec<&str> = lines.collect();
     let named = |h: &&str, name: &str| h.split(':').next().is_some_and(|n| n.trim().eq_ignore_ascii_case(name));
     let bodiless = headers
@@ -69,8 +61,8 @@ pub(super) fn rewrite_hyper_error(written: &[u8]) -> Option<Vec<u8>> {
         .into_iter()
         .filter(|h| !named(h, "content-length") && !named(h, "connection"))
         .collect();
-    let (code, message) = describe(status);
-    Some(raw(status_line, &kept, code, message))
+    let (code, message) = describe(status.as_u16());
+    Some(raw(status, status_line, &kept, code, message))
 }
 
 fn describe(status: u16) -> (&'static str, &'static str) {
@@ -84,9 +76,9 @@ fn describe(status: u16) -> (&'static str, &'static str) {
 }
 
 /// A response that closes the connection, with the envelope and a fresh request id.
-fn raw(status_line: &str, headers: &[&str], code: &str, message: &str) -> Vec<u8> {
+fn raw(status: StatusCode, status_line: &str, headers: &[&str], code: &'static str, message: &str) -> Vec<u8> {
     let id = new_request_id();
-    let body = envelope(code, message, &id);
+    let body = ApiError::new(status, code, message).envelope_text(&id);
     let mut out = format!("{status_line}\r\n");
     for header in headers {
         out.push_str(header);

@@ -47,12 +47,6 @@ pub(in crate::store) struct GroupCommit {
     exclusive: mpsc::Sender<Exclusive>,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
-}
-
 impl GroupCommit {
     /// Starts the writer task on `pool` (one connection); it stops when the last handle is gone.
     pub(super) fn start(pool: AnyPool, file: Arc<FileIdentity>, writes: Arc<AtomicU64>) -> Self {
