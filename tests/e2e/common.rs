@@ -253,12 +253,17 @@ impl Gateway {
         .await;
     }
 
+    /// A connection pool of our own on the gateway's embedded SQLite file, beside the gateway's.
+    pub async fn sqlite(&self) -> sqlx::SqlitePool {
+        let url = format!("sqlite://{}", self.dir.join("data/rdev.db").display());
+        sqlx::SqlitePool::connect(&url).await.unwrap()
+    }
+
     /// Waits until the gateway has stored the process group of a running command (embedded
     /// SQLite only): the process starts, and prints, before that write is committed, so a test
     /// that kills the gateway must wait for it to know what a restart can find.
     pub async fn wait_process_group_recorded(&self, id: &str) {
-        let url = format!("sqlite://{}", self.dir.join("data/rdev.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let pool = self.sqlite().await;
         wait_until(Duration::from_secs(20), || async {
             let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT pgid FROM commands WHERE id = $1")
                 .bind(id)
@@ -274,8 +279,7 @@ impl Gateway {
     /// Erases the stored process group of a command (embedded SQLite only), as if the gateway
     /// had died between starting the process and recording it.
     pub async fn forget_process_group(&self, id: &str) {
-        let url = format!("sqlite://{}", self.dir.join("data/rdev.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let pool = self.sqlite().await;
         let forgotten = sqlx::query("UPDATE commands SET pgid = NULL, runner = NULL WHERE id = $1")
             .bind(id)
             .execute(&pool)

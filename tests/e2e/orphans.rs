@@ -97,8 +97,7 @@ fn this_host() -> String {
 /// Points a command's recorded process group at `pgid`, as if the gateway had died before its
 /// guardian could act, as recorded by `runner` (the gateway may not have recorded its own yet).
 async fn record_leftover(gw: &Gateway, id: &str, pgid: u32, runner: &str) {
-    let url = format!("sqlite://{}", gw.dir.join("data/rdev.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = gw.sqlite().await;
     let moved = sqlx::query("UPDATE commands SET pgid = $1, runner = $2 WHERE id = $3")
         .bind(i64::from(pgid))
         .bind(runner)
