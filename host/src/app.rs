@@ -10,13 +10,14 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, NewKey, TokenHasher};
-use crate::commands::Commands;
+use crate::commands::{CommandServices, Commands};
 use crate::config::{BackendKind, Config};
 use crate::exec::kubernetes::Cluster;
 use crate::exec::{ExecBackend, KubernetesBackend, LocalBackend};
 use crate::http::{AppState, Services};
 use crate::plugins::manager::PluginManager;
 use crate::projects::{ClusterInventory, LocalDirectories, ProjectRegistry, ProjectSource};
+use crate::replicas::{Notices, Replica};
 use crate::store::Store;
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
@@ -42,6 +43,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .context("cannot open the database")?;
     Ok(Arc::new(store))
+}
+
+/// Notices between replicas: through PostgreSQL, or nowhere for the one process on a SQLite file.
+async fn notices(url: &str, config: &Config, shutdown: CancellationToken) -> anyhow::Result<Notices> {
+    if !crate::store::is_shared(url) {
+        return Ok(Notices::local());
+    }
+    Notices::postgres(url, &config.database, shutdown)
+        .await
+        .context("cannot listen for notices from other replicas")
 }
 
 /// The authenticator, with the key-hashing secret from the data directory.
@@ -106,10 +117,16 @@ async fn backend(
 /// Builds the application state and recovers commands left by an earlier run.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let config = Arc::new(config);
+    let url = database_url(&config)?;
     let store = open_store(&config).await?;
-    let auth = authenticator(&config, store.clone())?;
-    let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
+    let notices = notices(&url, &config, shutdown.clone()).await?;
+    let auth = authenticator(&config, store.clone())?.with_notices(notices.clone());
+    let sole = !crate::store::is_shared(&url);
+    let replica = Replica::register(store.clone(), config.replicas.clone(), sole)
+        .await
+        .context("cannot register this replica")?;
+    let metrics = Metrics::new();
     let (backend, source) = backend(&config, &metrics, shutdown.clone()).await?;
     let plugins = PluginManager::start(&config, config.file.clone(), store.clone(), metrics.clone())
         .await
@@ -119,15 +136,17 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         tracing::warn!(error = %e, "initial project discovery failed");
     }
     let hub = OutputHub::default();
-    let commands = Commands::new(
-        store.clone(),
-        backend.clone(),
-        projects.clone(),
-        hub.clone(),
-        plugins.policies(),
-        config.clone(),
-        metrics.clone(),
-    );
+    let commands = Commands::new(CommandServices {
+        store: store.clone(),
+        backend: backend.clone(),
+        projects: projects.clone(),
+        hub: hub.clone(),
+        policies: plugins.policies(),
+        config: config.clone(),
+        metrics: metrics.clone(),
+        replica: replica.clone(),
+        notices,
+    });
     commands.recover().await.context("cannot recover commands")?;
     Ok(AppState::new(Services {
         config,
@@ -140,6 +159,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         metrics,
         plugins,
         shutdown,
+        replica,
     }))
 }
 
@@ -188,6 +208,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = build(config).await?;
     let refresher = state.projects.spawn_refresher(DISCOVERY_INTERVAL);
     let sweeper = state.commands.spawn_queue_sweeper(QUEUE_SWEEP_INTERVAL);
+    let peers = state.commands.spawn_peer_listener();
+    let revocations = state.auth.spawn_revocation_listener();
+    let commands = state.commands.clone();
+    let heartbeat = state.replica.spawn_heartbeat(move || {
+        let commands = commands.clone();
+        async move { commands.after_heartbeat().await }
+    });
     let debounce = Duration::from_millis(state.config.plugins_debounce_ms);
     crate::plugins::reload::spawn(state.plugins.clone(), debounce, state.shutdown.clone());
     let token = bootstrap_admin(&state).await?;
@@ -208,9 +235,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: no new connections; waiting for running commands");
     stop_accepting.cancel();
     state.commands.shutdown(grace).await;
+    heartbeat.abort();
+    state.replica.leave().await;
     state.shutdown.cancel();
-    refresher.abort();
-    sweeper.abort();
+    for task in [refresher, sweeper, peers, revocations] {
+        task.abort();
+    }
     if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {
         tracing::warn!("connections still open after shutdown; closing them");
     }

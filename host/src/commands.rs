@@ -3,8 +3,9 @@
 
 mod events;
 mod output;
+mod queue;
+mod recovery;
 mod runner;
-mod scheduler;
 mod spec;
 
 pub use spec::{CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
@@ -23,10 +24,16 @@ use crate::config::Config;
 use crate::exec::ExecBackend;
 use crate::plugins::{Decision, Policies, Refusal, Refused, SanitizeInput};
 use crate::projects::{Project, ProjectRegistry};
+use crate::replicas::{Notice, Notices, Replica};
 use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, StoreResult, Transition};
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
 use crate::time::now_ms;
+
+/// How long a cancel waits for the command to end before answering with its current state.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+/// How often a cancel of a command running elsewhere looks whether it ended.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// Who asked, for the audit trail.
 #[derive(Debug, Clone, Default)]
@@ -89,8 +96,32 @@ enum StopReason {
 }
 
 struct RunningCommand {
+    /// The replica id it was claimed under.
+    owner: String,
     stop: watch::Sender<Option<StopReason>>,
     done: watch::Receiver<bool>,
+}
+
+/// What the command service works with.
+pub struct CommandServices {
+    /// Where commands, their output and their audit rows are stored.
+    pub store: Arc<dyn Store>,
+    /// Where they run.
+    pub backend: Arc<dyn ExecBackend>,
+    /// The projects they run in.
+    pub projects: ProjectRegistry,
+    /// This replica's live streams.
+    pub hub: OutputHub,
+    /// The policy chains they pass.
+    pub policies: Policies,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// This process among the replicas (the owner of what it claims).
+    pub replica: Arc<Replica>,
+    /// Notices to and from the other replicas.
+    pub notices: Notices,
 }
 
 struct Inner {
@@ -107,6 +138,8 @@ struct Inner {
     tasks: TaskTracker,
     last_queue_seq: AtomicI64,
     metrics: Metrics,
+    replica: Arc<Replica>,
+    notices: Notices,
 }
 
 /// The command service.
@@ -156,15 +189,18 @@ fn request_hash(project: &str, request: &CommandRequest) -> String {
 
 impl Commands {
     /// A command service; call [`recover`](Self::recover) once before serving.
-    pub fn new(
-        store: Arc<dyn Store>,
-        backend: Arc<dyn ExecBackend>,
-        projects: ProjectRegistry,
-        hub: OutputHub,
-        policies: Policies,
-        config: Arc<Config>,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(services: CommandServices) -> Self {
+        let CommandServices {
+            store,
+            backend,
+            projects,
+            hub,
+            policies,
+            config,
+            metrics,
+            replica,
+            notices,
+        } = services;
         let inherited_env = config
             .commands
             .inherit_env
@@ -185,6 +221,8 @@ impl Commands {
             tasks: TaskTracker::new(),
             last_queue_seq: AtomicI64::new(0),
             metrics,
+            replica,
+            notices,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -253,6 +291,7 @@ impl Commands {
             created_at: now_ms(),
             started_at: None,
             finished_at: None,
+            owner: None,
         };
         let detail = serde_json::json!({ "kind": record.kind, "decisions": decisions }).to_string();
         let audit = actor.audit("command.accepted", &record.id, "queued", Some(detail));
@@ -357,11 +396,35 @@ impl Commands {
         let cancelled = self
             .end_queued(actor, &cmd.id, CommandState::Cancelled, "cancelled while queued")
             .await?;
-        if !cancelled && let Some(mut done) = self.stop(&cmd.id, StopReason::Cancelled) {
-            let _ = tokio::time::timeout(Duration::from_secs(10), done.wait_for(|d| *d)).await;
+        if !cancelled {
+            if let Some(mut done) = self.stop(&cmd.id, StopReason::Cancelled) {
+                let _ = tokio::time::timeout(CANCEL_WAIT, done.wait_for(|d| *d)).await;
+            } else if self.inner.store.request_cancel(&cmd.id, now_ms()).await? {
+                let command = cmd.id.clone();
+                self.inner.notices.publish(Notice::CancelRequested { command });
+                self.wait_ended(&cmd.id).await?;
+            }
         }
         let current = self.inner.store.get_command(&cmd.id).await?;
         current.ok_or_else(|| CommandError::Store(StoreError::Corrupt("command vanished".into())))
+    }
+
+    /// Waits, up to [`CANCEL_WAIT`], for a command running on another replica to end.
+    async fn wait_ended(&self, id: &str) -> StoreResult<()> {
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(CANCEL_POLL).await;
+            if self
+                .inner
+                .store
+                .get_command(id)
+                .await?
+                .is_none_or(|c| c.state.is_terminal())
+            {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Commands running on this replica.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::plugins::limits::RuntimeLimits;
 use crate::plugins::manifest::{self, PluginManifest};
+use crate::replicas::ReplicasConfig;
 use crate::store::DatabaseConfig;
 
 /// Why a configuration could not be used.
@@ -39,6 +40,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Database timeouts and upkeep.
     pub database: DatabaseConfig,
+    /// Heartbeat leases of the replicas sharing the database.
+    pub replicas: ReplicasConfig,
     /// Directory watched for plugin components (relative plugin files are read from here).
     pub plugins_dir: PathBuf,
     /// The plugins (`[[plugins]]` entries); absent means the default plugins. Changes to this
@@ -251,6 +254,7 @@ impl Default for Config {
             data_dir: PathBuf::from(".rdev"),
             database_url: None,
             database: DatabaseConfig::default(),
+            replicas: ReplicasConfig::default(),
             plugins_dir: PathBuf::from(env!("RDEV_DEFAULT_PLUGINS_DIR")),
             plugins: None,
             plugins_debounce_ms: 200,
@@ -409,6 +413,7 @@ impl Config {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         manifest::check_all(&self.plugin_manifests()).map_err(ConfigError::Invalid)?;
         self.database.validate().map_err(ConfigError::Invalid)?;
+        self.replicas.check().map_err(ConfigError::Invalid)?;
         if !(10..=10_000).contains(&self.plugins_debounce_ms) {
             return invalid("plugins_debounce_ms must be between 10 and 10000".into());
         }

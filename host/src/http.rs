@@ -78,6 +78,8 @@ pub struct Services {
     pub plugins: crate::plugins::manager::PluginManager,
     /// Cancelled when the gateway stops: open streams end.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// This process among the replicas.
+    pub replica: Arc<crate::replicas::Replica>,
 }
 
 impl Services {

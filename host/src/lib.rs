@@ -12,6 +12,7 @@ pub mod http;
 pub mod names;
 pub mod plugins;
 pub mod projects;
+pub mod replicas;
 pub mod store;
 pub mod streaming;
 pub mod telemetry;

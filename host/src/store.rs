@@ -103,6 +103,28 @@ pub trait Store: Send + Sync + 'static {
     /// after a crash, there and only there).
     async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()>;
 
+    /// Claims the next queued command of a project (priority, then FIFO) for a replica, in one
+    /// transaction that never lets the project's running commands exceed the claim's limit,
+    /// however many replicas claim at once. None if no slot is free or nothing is queued.
+    async fn claim_next(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>>;
+    /// Running commands whose owner is no registered replica (it was taken as dead, or the
+    /// command is from before replicas were recorded).
+    async fn orphaned_commands(&self) -> StoreResult<Vec<CommandRecord>>;
+    /// Records a cancel asked for a running command owned elsewhere; false if it is not running.
+    async fn request_cancel(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// Ids of running commands of a replica whose cancel was asked.
+    async fn cancels_requested(&self, owner: &str) -> StoreResult<Vec<String>>;
+
+    /// Registers a replica with its first lease.
+    async fn register_replica(&self, replica: &ReplicaRecord) -> StoreResult<()>;
+    /// Renews a replica's lease; false if its row is gone (a peer took it as dead).
+    async fn renew_lease(&self, id: &str, at: i64, expires_at: i64) -> StoreResult<bool>;
+    /// Replicas whose lease expired before `now`.
+    async fn expired_replicas(&self, now: i64) -> StoreResult<Vec<ReplicaRecord>>;
+    /// Removes a replica's row: unconditionally (`expired_before` None, on a clean stop), or only
+    /// if its lease expired before that time, so that one peer alone reconciles a dead replica.
+    async fn remove_replica(&self, id: &str, expired_before: Option<i64>) -> StoreResult<bool>;
+
     /// Appends output chunks (sequence numbers assigned by the caller).
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()>;
     /// Output chunks of a command with `seq > after`, in order, at most `limit`.
@@ -128,6 +150,12 @@ pub async fn open_with(url: &str, settings: &DatabaseConfig) -> StoreResult<SqlS
     } else {
         postgres::open(url, settings).await
     }
+}
+
+/// Whether several gateway processes may share the database at `url` (PostgreSQL); a SQLite
+/// file has one.
+pub fn is_shared(url: &str) -> bool {
+    !url.starts_with("sqlite:")
 }
 
 /// For a SQLite `url`, the lock that keeps a second gateway process off the same file; PostgreSQL

@@ -1,6 +1,7 @@
 //! Live fan-out of command output to subscribers. Chunks are persisted before they are
 //! published, so a subscriber that subscribes first and then replays from the store sees every
-//! chunk exactly once (it skips live chunks it already replayed).
+//! chunk exactly once (it skips live chunks it already replayed). Output of a command running on
+//! another replica arrives as [`StreamEvent::Stored`]: subscribers read it from the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,8 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub enum StreamEvent {
     /// A persisted chunk.
     Output(Arc<OutputChunk>),
+    /// Output up to this sequence number is stored (by another replica): read it from the store.
+    Stored(i64),
     /// The command ended; nothing follows.
     End {
         /// Terminal state.
@@ -56,6 +59,21 @@ impl OutputHub {
     pub fn publish(&self, chunk: Arc<OutputChunk>) {
         if let Some(tx) = self.lock().get(&chunk.command_id) {
             let _ = tx.send(StreamEvent::Output(chunk));
+        }
+    }
+
+    /// Tells a command's subscribers that its output is stored up to `seq` elsewhere.
+    pub fn stored_elsewhere(&self, command_id: &str, seq: i64) {
+        if let Some(tx) = self.lock().get(command_id) {
+            let _ = tx.send(StreamEvent::Stored(seq));
+        }
+    }
+
+    /// Tells every subscriber to read the store again (notices from other replicas may have been
+    /// missed).
+    pub fn resync(&self) {
+        for tx in self.lock().values() {
+            let _ = tx.send(StreamEvent::Stored(i64::MAX));
         }
     }
 

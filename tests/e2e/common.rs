@@ -106,10 +106,12 @@ impl Gateway {
     }
 
     /// Writes the configuration: the harness's own keys first (all top-level, so that
-    /// `extra_config` may add top-level keys as well as tables).
+    /// `extra_config` may add top-level keys as well as tables). Leases are short, so that a
+    /// killed gateway's commands are reconciled within seconds.
     fn write_config(&self) {
         let mut config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\nbackend.workspaces = {:?}\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 2\nbackend.workspaces = {:?}\n\
+             replicas.heartbeat_ms = 250\nreplicas.lease_ms = 3000\n",
             self.dir.join("data"),
             self.workspaces()
         );

@@ -1,8 +1,10 @@
 //! The Kubernetes manifests in `deploy/`: every file a kustomization names exists, the objects
 //! deserialize into the real Kubernetes types, and the properties an operator relies on hold —
 //! a hardened gateway pod, minimal RBAC in the workspace namespace only, a NetworkPolicy and a
-//! PodDisruptionBudget that select the gateway, a configuration the gateway accepts, database
-//! credentials only in a Secret, and a sample workspace pod that is a project.
+//! PodDisruptionBudget that select the gateway, one SQLite gateway recreated and three PostgreSQL
+//! replicas rolled without losing capacity, a configuration the gateway accepts, database
+//! credentials and the shared key-hashing secret only in Secrets, and a sample workspace pod that
+//! is a project.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -100,6 +102,41 @@ impl Kustomization {
         typed(found[0])
     }
 
+    /// The documents of this overlay's patch files (`patches: - path:`) of one kind.
+    fn patch_docs(&self, kind: &str) -> Vec<Value> {
+        self.spec["patches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["path"].as_str())
+            .flat_map(|path| yaml_docs(&read(&self.dir.join(path)), path))
+            .filter(|d| d["kind"] == kind)
+            .collect()
+    }
+
+    /// This overlay's object of `kind`: the base's one, with the overlay's patch files for it
+    /// merged in. Inline patches (`target:`) are not applied, so none may target `kind`.
+    fn patched(&self, base: &Kustomization, kind: &str) -> Value {
+        assert!(
+            self.spec["patches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|p| p["target"]["kind"] != kind),
+            "an inline patch of {kind} in {}: apply it here too",
+            self.dir.display()
+        );
+        let found = base.all(kind);
+        assert_eq!(found.len(), 1, "exactly one {kind} in {}", base.dir.display());
+        let mut object = found[0].clone();
+        for patch in self.patch_docs(kind) {
+            if patch["metadata"]["name"] == object["metadata"]["name"] {
+                strategic_merge(&mut object, &patch);
+            }
+        }
+        object
+    }
+
     /// The configMapGenerator entries: name -> files (key=path or path).
     fn generators(&self) -> BTreeMap<String, Vec<String>> {
         self.spec["configMapGenerator"]
@@ -164,12 +201,6 @@ fn toml_str<'a>(t: &'a toml::Table, path: &[&str]) -> Option<&'a str> {
 /// The properties every variant of the gateway Deployment must have.
 fn check_gateway_deployment(d: &Deployment) {
     let spec = &d.spec;
-    assert_eq!(spec.replicas, Some(1), "one replica per database");
-    assert_eq!(
-        spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
-        Some("Recreate"),
-        "the old pod must release the database before the new one starts"
-    );
     let labels = gateway_labels(d);
     assert!(
         selects(spec.selector.match_labels.as_ref().unwrap(), &labels),
@@ -422,6 +453,77 @@ fn gateway_deployment_is_hardened() {
     assert_eq!(pvc.metadata.namespace.as_deref(), Some(GATEWAY_NAMESPACE));
 }
 
+/// The PostgreSQL overlay's Deployment: the base's with the overlay's patch.
+fn postgres_deployment() -> Deployment {
+    typed(&Kustomization::postgres().patched(&Kustomization::base(), "Deployment"))
+}
+
+#[test]
+fn sqlite_base_runs_one_gateway_and_recreates_it() {
+    let d: Deployment = Kustomization::base().one("Deployment");
+    // A SQLite file serves one gateway process: a second one refuses to start (<db>.lock).
+    assert_eq!(d.spec.replicas, Some(1), "one gateway per SQLite file");
+    let strategy = d.spec.strategy.clone().expect("a strategy");
+    assert_eq!(
+        strategy.type_.as_deref(),
+        Some("Recreate"),
+        "the old pod must release the volume and the lock before the new one starts"
+    );
+    assert!(strategy.rolling_update.is_none());
+}
+
+#[test]
+fn postgres_overlay_runs_three_replicas_and_rolls_without_losing_capacity() {
+    let d = postgres_deployment();
+    check_gateway_deployment(&d);
+    assert_eq!(d.spec.replicas, Some(3), "three replicas share the PostgreSQL database");
+    let strategy = d.spec.strategy.clone().expect("a strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let rolling = strategy.rolling_update.expect("rollingUpdate parameters");
+    assert_eq!(
+        rolling.max_unavailable,
+        Some(IntOrString::Int(0)),
+        "no old pod stops before its successor is ready"
+    );
+    assert_eq!(
+        rolling.max_surge,
+        Some(IntOrString::Int(1)),
+        "one pod more than replicas during a rollout"
+    );
+    // maxUnavailable: 0 counts ready pods: a pod is ready when /ready says so, which includes
+    // its lease being fresh.
+    let readiness = gateway_container(&d)
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .expect("an HTTP readiness probe");
+    assert_eq!(readiness.path.as_deref(), Some("/ready"));
+
+    // Losing a node should lose one replica where the cluster has nodes enough.
+    let pod = d.spec.template.spec.as_ref().unwrap();
+    let spread = pod
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .find(|t| t.topology_key == "kubernetes.io/hostname")
+        .expect("replicas spread over nodes");
+    assert_eq!(
+        spread.when_unsatisfiable, "ScheduleAnyway",
+        "a small cluster still runs every replica"
+    );
+    assert!(
+        selects(
+            spread
+                .label_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.as_ref())
+                .expect("matchLabels"),
+            &gateway_labels(&d)
+        ),
+        "the spread counts the gateway pods"
+    );
+}
+
 #[test]
 fn service_targets_the_http_port() {
     let base = Kustomization::base();
@@ -573,20 +675,46 @@ fn network_policy_admits_http_only_and_limits_egress() {
     );
 }
 
+/// The gateway's budget: in the gateway's namespace, selecting its pods, one disruption at a time.
+fn check_disruption_budget(pdb: &PodDisruptionBudget, d: &Deployment) {
+    assert_eq!(pdb.metadata.namespace, d.metadata.namespace);
+    let spec = pdb.spec.clone().unwrap();
+    assert!(
+        selects(&spec.selector.unwrap().match_labels.unwrap(), &gateway_labels(d)),
+        "the PodDisruptionBudget selects the gateway pods"
+    );
+    assert!(spec.min_available.is_none(), "a budget in maxUnavailable only");
+    assert_eq!(
+        spec.max_unavailable,
+        Some(IntOrString::Int(1)),
+        "exactly one disruption allowed"
+    );
+    // A pod that is not ready (a stale lease, a database outage) may always be evicted.
+    assert_eq!(spec.unhealthy_pod_eviction_policy.as_deref(), Some("AlwaysAllow"));
+}
+
 #[test]
 fn disruption_budget_selects_the_gateway_and_never_blocks_drains() {
     let base = Kustomization::base();
     let d: Deployment = base.one("Deployment");
-    let pdb: PodDisruptionBudget = base.one("PodDisruptionBudget");
-    assert_eq!(pdb.metadata.namespace, d.metadata.namespace);
-    let spec = pdb.spec.unwrap();
-    assert!(selects(
-        &spec.selector.unwrap().match_labels.unwrap(),
-        &gateway_labels(&d)
-    ));
     // With one replica, minAvailable: 1 (or maxUnavailable: 0) would block node drains forever.
-    assert!(spec.min_available.is_none());
-    assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
+    check_disruption_budget(&base.one("PodDisruptionBudget"), &d);
+}
+
+#[test]
+fn postgres_disruption_budget_evicts_one_replica_at_a_time() {
+    let pg = Kustomization::postgres();
+    let d = postgres_deployment();
+    let pdb: PodDisruptionBudget = typed(&pg.patched(&Kustomization::base(), "PodDisruptionBudget"));
+    check_disruption_budget(&pdb, &d);
+    let Some(IntOrString::Int(down)) = pdb.spec.unwrap().max_unavailable else {
+        unreachable!()
+    };
+    let replicas = d.spec.replicas.unwrap();
+    assert!(
+        replicas - down >= 2,
+        "a drain leaves at least two of {replicas} replicas serving"
+    );
 }
 
 #[test]
@@ -700,22 +828,11 @@ fn postgres_overlay_takes_credentials_from_secrets() {
     let base = Kustomization::base();
     let pg = Kustomization::postgres();
     let patches = pg.spec["patches"].as_array().expect("patches").clone();
-    let patch_docs = |kind: &str| -> Vec<Value> {
-        patches
-            .iter()
-            .filter_map(|p| p["path"].as_str())
-            .flat_map(|path| yaml_docs(&read(&pg.dir.join(path)), path))
-            .filter(|d| d["kind"] == kind)
-            .collect()
-    };
 
-    // The effective Deployment: still the hardened single replica, now with the database URL
-    // from the Secret and the key-hash secret mounted where the config says.
-    let mut deployment = base.all("Deployment")[0].clone();
-    let deployment_patches = patch_docs("Deployment");
-    assert_eq!(deployment_patches.len(), 1);
-    strategic_merge(&mut deployment, &deployment_patches[0]);
-    let d: Deployment = typed(&deployment);
+    // The effective Deployment: still the hardened pod, now with the database URL from the
+    // Secret.
+    assert_eq!(pg.patch_docs("Deployment").len(), 1);
+    let d = postgres_deployment();
     check_gateway_deployment(&d);
     let c = gateway_container(&d);
     let url = c
@@ -737,23 +854,9 @@ fn postgres_overlay_takes_credentials_from_secrets() {
 
     let (_, config) = pg.rdev_toml();
     assert!(config.get("database_url").is_none(), "no database URL in the ConfigMap");
-    let secret_file = toml_str(&config, &["auth", "key_hash_secret_file"]).expect("[auth] key_hash_secret_file");
     let pod = d.spec.template.spec.as_ref().unwrap();
-    let mount = c
-        .volume_mounts
-        .iter()
-        .flatten()
-        .find(|m| Path::new(secret_file).parent() == Some(Path::new(&m.mount_path)))
-        .unwrap_or_else(|| panic!("a volume mounted at the directory of {secret_file}"));
-    let volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name).unwrap();
-    let secret = volume.secret.as_ref().expect("the key-hash secret comes from a Secret");
-    let file_name = Path::new(secret_file).file_name().unwrap().to_str().unwrap();
-    let items = secret.items.clone().unwrap_or_default();
-    assert!(
-        items.is_empty() || items.iter().any(|i| i.path == file_name),
-        "the Secret provides {file_name}"
-    );
-    // Without SQLite the data directory holds only caches: no volume claim.
+    // Without SQLite the data directory holds only caches: no volume claim (a ReadWriteOnce
+    // claim could not be shared by the replicas anyway).
     let data = c
         .volume_mounts
         .iter()
@@ -762,17 +865,21 @@ fn postgres_overlay_takes_credentials_from_secrets() {
         .unwrap();
     let data = pod.volumes.iter().flatten().find(|v| v.name == data.name).unwrap();
     assert!(data.persistent_volume_claim.is_none() && data.empty_dir.is_some());
-    let deleted = patch_docs("PersistentVolumeClaim");
+    let deleted = pg.patch_docs("PersistentVolumeClaim");
     assert!(
         deleted
             .iter()
             .any(|p| p["$patch"] == "delete" && p["metadata"]["name"] == "rdev-data")
     );
 
-    // The configuration is the base's plus the key-hash secret file, nothing else.
+    // The configuration is the base's plus the key-hash secret file and the leases, nothing else.
+    // `[replicas]` is exempt: its lease timing matters between replicas sharing PostgreSQL, while
+    // the base's single SQLite process has no peer to judge it, so the two need not agree.
     let (_, mut base_config) = base.rdev_toml();
     let mut pg_config = config.clone();
     pg_config["auth"].as_table_mut().unwrap().remove("key_hash_secret_file");
+    assert!(pg_config.remove("replicas").is_some(), "[replicas] in the overlay");
+    base_config.remove("replicas");
     base_config["auth"]
         .as_table_mut()
         .unwrap()
@@ -815,6 +922,50 @@ fn postgres_overlay_takes_credentials_from_secrets() {
             );
         }
     }
+}
+
+#[test]
+fn postgres_replicas_share_the_key_hash_secret_from_a_secret() {
+    let pg = Kustomization::postgres();
+    let d = postgres_deployment();
+    let c = gateway_container(&d);
+    let pod = d.spec.template.spec.as_ref().unwrap();
+    let (_, config) = pg.rdev_toml();
+    // Unset, every pod would create a secret of its own in its data directory, and a key created
+    // through one replica would be unknown to the others.
+    let secret_file = toml_str(&config, &["auth", "key_hash_secret_file"]).expect("[auth] key_hash_secret_file");
+    let data_dir = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "RDEV_DATA_DIR")
+        .and_then(|e| e.value.as_deref())
+        .expect("RDEV_DATA_DIR");
+    assert!(
+        !Path::new(secret_file).starts_with(data_dir),
+        "{secret_file} is not in the per-pod data directory {data_dir}"
+    );
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| Path::new(secret_file).parent() == Some(Path::new(&m.mount_path)))
+        .unwrap_or_else(|| panic!("a volume mounted at the directory of {secret_file}"));
+    assert_eq!(mount.read_only, Some(true));
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name).unwrap();
+    let secret = volume.secret.as_ref().expect("the key-hash secret comes from a Secret");
+    assert_eq!(secret.secret_name.as_deref(), Some("rdev-key-hash"));
+    assert_ne!(
+        secret.optional,
+        Some(true),
+        "a pod without the shared secret must not start"
+    );
+    let file_name = Path::new(secret_file).file_name().unwrap().to_str().unwrap();
+    let items = secret.items.clone().unwrap_or_default();
+    assert!(
+        items.is_empty() || items.iter().any(|i| i.path == file_name),
+        "the Secret provides {file_name}"
+    );
 }
 
 #[test]

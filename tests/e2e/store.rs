@@ -56,6 +56,7 @@ fn command(id: &str, project: &str, priority: i32, queue_seq: i64) -> CommandRec
         created_at: queue_seq,
         started_at: None,
         finished_at: None,
+        owner: None,
     }
 }
 

@@ -24,5 +24,6 @@ pub fn finished_command(id: &str, project: &str) -> CommandRecord {
         created_at: 1,
         started_at: Some(1),
         finished_at: Some(2),
+        owner: None,
     }
 }

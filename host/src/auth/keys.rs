@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use super::token::{TokenHasher, key_id_of};
 use super::{AuthError, Principal};
+use crate::replicas::{Notice, Notices};
 use crate::store::{AuditEntry, KeyRecord, Store};
 use crate::time::now_ms;
 
@@ -45,6 +46,7 @@ pub struct Authenticator {
     hasher: TokenHasher,
     cache: Arc<RwLock<HashMap<String, Cached>>>,
     revoked: broadcast::Sender<String>,
+    notices: Notices,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -61,7 +63,35 @@ impl Authenticator {
             hasher,
             cache: Arc::default(),
             revoked: broadcast::channel(64).0,
+            notices: Notices::local(),
         }
+    }
+
+    /// Tells the other replicas of revocations through `notices`, and hears theirs.
+    pub fn with_notices(self, notices: Notices) -> Self {
+        Self { notices, ..self }
+    }
+
+    /// Forgets keys revoked on other replicas as they are revoked, and ends their streams here,
+    /// until the task is aborted.
+    pub fn spawn_revocation_listener(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let mut notices = self.notices.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match notices.recv().await {
+                    Ok(Notice::KeyRevoked { key }) => this.forget(&key),
+                    // Streams re-check their key every few seconds: a missed notice costs that much.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+    }
+
+    fn forget(&self, id: &str) {
+        self.cache.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let _ = self.revoked.send(id.to_owned());
     }
 
     /// Creates a key; returns its record and the token, which is never available again.
@@ -94,12 +124,12 @@ impl Authenticator {
     /// Revokes a key; open streams of that key are told at once.
     pub async fn revoke(&self, id: &str) -> Result<bool, crate::store::StoreError> {
         let done = self.store.revoke_key(id, now_ms()).await?;
-        self.cache.write().unwrap_or_else(|e| e.into_inner()).remove(id);
-        let _ = self.revoked.send(id.to_owned());
+        self.forget(id);
+        self.notices.publish(Notice::KeyRevoked { key: id.to_owned() });
         Ok(done)
     }
 
-    /// Revocation notices (key ids) from this replica.
+    /// Revocation notices (key ids), from this replica and the others.
     pub fn revocations(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
     }

@@ -1,19 +1,56 @@
 //! The one seam through which a command changes: every change is committed together with its
-//! audit row in one transaction, and only once committed is it published (live streams, metrics).
-//! What more a change must reach goes here, in one place: rows that must commit with the change
-//! (a webhook outbox) into the store's transaction, notices that follow it (other replicas) into
-//! [`Commands::publish`].
+//! audit row in one transaction, and only once committed is it published: to this replica's live
+//! streams, to the other replicas (notices), to metrics. Output goes through here too
+//! ([`OutputPublisher`]). What more a change must reach goes here, in one place: rows that must
+//! commit with the change (a webhook outbox) into the store's transaction, everything that
+//! follows it into [`Commands::publish`].
 
-use crate::store::{AuditEntry, CommandRecord, Inserted, StoreResult, Transition};
+use std::sync::Arc;
+
+use crate::replicas::{Notice, Notices};
+use crate::store::{AuditEntry, Claim, CommandRecord, Inserted, OutputChunk, StoreResult, Transition};
+use crate::streaming::OutputHub;
 
 use super::Commands;
 
+/// Publishes stored output: to this replica's subscribers, and to the others as one notice.
+#[derive(Clone)]
+pub(super) struct OutputPublisher {
+    hub: OutputHub,
+    notices: Notices,
+}
+
+impl OutputPublisher {
+    /// Publishes chunks once they are stored, in order.
+    pub(super) fn stored(&self, chunks: impl IntoIterator<Item = OutputChunk>) {
+        let mut last = None;
+        for chunk in chunks {
+            last = Some((chunk.command_id.clone(), chunk.seq));
+            self.hub.publish(Arc::new(chunk));
+        }
+        if let Some((command, seq)) = last {
+            self.notices.publish(Notice::Output { command, seq });
+        }
+    }
+}
+
 impl Commands {
-    /// Stores a new command with its `command.accepted` audit row; counts it if it is new.
+    /// Where a runner's stored output is published.
+    pub(super) fn output_publisher(&self) -> OutputPublisher {
+        OutputPublisher {
+            hub: self.inner.hub.clone(),
+            notices: self.inner.notices.clone(),
+        }
+    }
+
+    /// Stores a new command with its `command.accepted` audit row; counts it and wakes the
+    /// replicas if it is new.
     pub(super) async fn record_accepted(&self, record: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
         let inserted = self.inner.store.insert_command(record, audit).await?;
         if matches!(inserted, Inserted::New) {
             self.inner.metrics.commands_accepted.inc();
+            let project = record.project.clone();
+            self.inner.notices.publish(Notice::Queued { project });
         }
         Ok(inserted)
     }
@@ -21,6 +58,12 @@ impl Commands {
     /// Stores the audit row of a command that was refused before it was stored.
     pub(super) async fn record_rejected(&self, audit: &AuditEntry) -> StoreResult<()> {
         self.inner.store.append_audit(audit).await
+    }
+
+    /// Claims the next queued command of a project for this replica (queued → running, with its
+    /// `command.started` row), if the project has a free slot across all replicas.
+    pub(super) async fn record_claimed(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
+        self.inner.store.claim_next(claim).await
     }
 
     /// Commits a state change with its audit row and then publishes it; false (and nothing
@@ -33,9 +76,16 @@ impl Commands {
         Ok(applied)
     }
 
+    /// Says that a command of `project` that ran here ended: a slot may be free, here or on
+    /// another replica.
+    pub(super) fn slot_freed(&self, project: &str) {
+        let project = project.to_owned();
+        self.inner.notices.publish(Notice::SlotFreed { project });
+    }
+
     /// Ends the live streams of a command whose end could not be stored, which would otherwise
     /// wait for an event that never comes; a client that returns reads the stored state (the
-    /// next start marks the command `interrupted`).
+    /// command is reconciled as `interrupted` later).
     pub(super) fn end_streams_unrecorded(&self, change: &Transition<'_>) {
         self.inner.hub.close(change.id, change.to, change.exit_code);
     }
@@ -50,6 +100,11 @@ impl Commands {
                 .with_label_values(&[change.to.as_str()])
                 .inc();
             self.inner.hub.close(change.id, change.to, change.exit_code);
+            self.inner.notices.publish(Notice::Ended {
+                command: change.id.to_owned(),
+                state: change.to.as_str().to_owned(),
+                exit_code: change.exit_code,
+            });
         }
     }
 }

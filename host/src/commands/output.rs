@@ -13,9 +13,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::events::OutputPublisher;
 use crate::exec::StreamKind;
 use crate::store::{Fault, OutputChunk, Store};
-use crate::streaming::OutputHub;
 
 const MAX_BATCH: usize = 64;
 const MAX_CHUNK_BYTES: usize = 64 * 1024;
@@ -95,7 +95,7 @@ impl Utf8Carry {
 /// Numbers, stores and publishes the output of one command.
 pub(super) struct OutputWriter {
     store: Arc<dyn Store>,
-    hub: OutputHub,
+    publisher: OutputPublisher,
     command_id: String,
     next_seq: i64,
     stdout: Utf8Carry,
@@ -117,14 +117,14 @@ pub(super) struct OutputWriter {
 impl OutputWriter {
     pub(super) fn new(
         store: Arc<dyn Store>,
-        hub: OutputHub,
+        publisher: OutputPublisher,
         command_id: &str,
         max_bytes: u64,
         bound: OutageBound,
     ) -> Self {
         Self {
             store,
-            hub,
+            publisher,
             command_id: command_id.to_owned(),
             next_seq: 1,
             stdout: Utf8Carry::default(),
@@ -268,9 +268,7 @@ impl OutputWriter {
                 self.retry_at = None;
                 self.backoff = RETRY_MIN;
                 self.held_bytes = 0;
-                for chunk in self.held.drain(..) {
-                    self.hub.publish(Arc::new(chunk));
-                }
+                self.publisher.stored(self.held.drain(..));
                 Ok(())
             }
             Err(e) if e.fault() == Fault::Unavailable => {

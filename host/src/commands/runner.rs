@@ -82,6 +82,7 @@ impl Commands {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&cmd.id);
+        self.slot_freed(&cmd.project);
         self.dispatch(&cmd.project).await;
     }
 
@@ -135,7 +136,7 @@ impl Commands {
         };
         let writer = OutputWriter::new(
             self.inner.store.clone(),
-            self.inner.hub.clone(),
+            self.output_publisher(),
             &cmd.id,
             settings.max_output_bytes,
             bound,

@@ -35,6 +35,10 @@ pub struct Readiness {
     database: Check,
     /// Execution backend usable.
     backend: Check,
+    /// This replica's lease renewed within its expiry (peers take it as alive).
+    lease: Check,
+    /// This replica's id.
+    replica_id: String,
     /// The Kubernetes API connection (namespace, circuit breaker, pods watched), for the
     /// `kubernetes` backend.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,13 +73,23 @@ async fn database_ready(state: &AppState) -> Result<(), String> {
     Err(summary.to_owned())
 }
 
+fn lease_fresh(state: &AppState) -> Result<(), String> {
+    if state.replica.lease_is_fresh() {
+        return Ok(());
+    }
+    let age = state.replica.lease_age_ms();
+    Err(format!(
+        "the lease was last renewed {age} ms ago; peers may take this replica as dead"
+    ))
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "health", security(()), responses((status = 200, body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers and the backend can run commands.
+/// Readiness: the database answers, the backend can run commands and this replica's lease is held.
 #[utoipa::path(get, path = "/ready", tag = "health", security(()),
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -83,7 +97,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     let backend = check(state.backend.ready().await);
     let kubernetes = state.backend.readiness_details();
     let accepting_commands = state.commands.is_accepting();
-    let all_ok = database.ok && backend.ok && accepting_commands;
+    let lease = check(lease_fresh(&state));
+    let all_ok = database.ok && backend.ok && lease.ok && accepting_commands;
     let status = if all_ok {
         StatusCode::OK
     } else {
@@ -93,6 +108,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         status: if all_ok { "ready" } else { "not_ready" },
         database,
         backend,
+        lease,
+        replica_id: state.replica.id(),
         kubernetes,
         accepting_commands,
     };

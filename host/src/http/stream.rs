@@ -28,7 +28,8 @@ use crate::store::{CommandState, Fault, StoreError, StoreResult};
 use crate::streaming::{OutputHub, StreamEvent};
 
 const REPLAY_PAGE: i64 = 1000;
-const KEY_RECHECK: Duration = Duration::from_secs(5);
+/// How often a stream re-checks its key, and re-reads the store in case a notice was missed.
+const RECHECK: Duration = Duration::from_secs(5);
 
 /// Query parameters of the stream (for clients that cannot set headers, such as `EventSource`).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -75,7 +76,7 @@ pub async fn stream_output(
         live: Subscription::new(&state.hub, &cmd.id, state.metrics.streams_open.clone()),
         request_id: super::request_id::current_request_id(),
         revocations: state.auth.revocations(),
-        recheck: tokio::time::interval_at(Instant::now() + KEY_RECHECK, KEY_RECHECK),
+        recheck: tokio::time::interval_at(Instant::now() + RECHECK, RECHECK),
         heartbeat: {
             let every = Duration::from_secs(state.config.sse_heartbeat_secs);
             tokio::time::interval_at(Instant::now() + every, every)
@@ -277,7 +278,8 @@ impl Follower {
                 () = sleep_until(self.expiry) => return Err(Next::Stop(error_event("unauthorized", "API key expired"))),
                 _ = self.recheck.tick() => {
                     match self.state.auth.still_valid(&key.id).await {
-                        Ok(()) => {}
+                        // Also the fallback for notices from other replicas that never came.
+                        Ok(()) => return Err(Next::Replay),
                         Err(AuthError::Unavailable) => return Err(Next::Stop(unavailable_event())),
                         Err(e) => return Err(Next::Stop(error_event("unauthorized", &e.to_string()))),
                     }
@@ -289,7 +291,8 @@ impl Follower {
                         self.last = chunk.seq;
                         Ok(Some(output_event(&chunk)))
                     }
-                    Ok(StreamEvent::Output(_)) | Err(RecvError::Lagged(_)) => Err(Next::Replay),
+                    Ok(StreamEvent::Stored(seq)) if seq <= self.last => Ok(None),
+                    Ok(StreamEvent::Output(_) | StreamEvent::Stored(_)) | Err(RecvError::Lagged(_)) => Err(Next::Replay),
                     Ok(StreamEvent::End { .. }) | Err(RecvError::Closed) => {
                         self.live.renew();
                         Err(Next::Replay)

@@ -136,6 +136,38 @@ pub struct CommandRecord {
     pub started_at: Option<i64>,
     /// End time, Unix ms.
     pub finished_at: Option<i64>,
+    /// The replica that claimed it to run (set with `running`).
+    pub owner: Option<String>,
+}
+
+/// A gateway process sharing the database, with its heartbeat lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaRecord {
+    /// Identifier (`rep_…`), new for every process start.
+    pub id: String,
+    /// Host name it runs on.
+    pub host: String,
+    /// Process start, Unix ms.
+    pub started_at: i64,
+    /// Last renewal, Unix ms.
+    pub heartbeat_at: i64,
+    /// Peers take it as dead after this, Unix ms.
+    pub lease_expires_at: i64,
+}
+
+/// A claim of the next queued command of a project for a replica, if the project has a free slot.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Project.
+    pub project: String,
+    /// Its `max_concurrent_commands`, counted across every replica.
+    pub limit: i64,
+    /// The claiming replica; nothing is claimed unless its lease row exists.
+    pub owner: String,
+    /// When, Unix ms.
+    pub at: i64,
+    /// The `command.started` audit row; its target becomes the claimed command's id.
+    pub audit: AuditEntry,
 }
 
 /// A state change of a command and the audit event recording it.

@@ -75,7 +75,8 @@ impl DatabaseConfig {
         Ok(())
     }
 
-    pub(super) fn acquire_timeout(&self) -> Duration {
+    /// How long a request waits for a connection.
+    pub fn acquire_timeout(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms)
     }
 }

@@ -9,8 +9,8 @@ use sqlx::{AnyPool, Row};
 
 use super::sqlite::{Work, Writer};
 use super::{
-    AuditEntry, AuditQuery, AuditRecord, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk,
-    Store, StoreError, StoreResult, Transition,
+    AuditEntry, AuditQuery, AuditRecord, Claim, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord,
+    OutputChunk, ReplicaRecord, Store, StoreError, StoreResult, Transition,
 };
 
 /// A [`Store`] on pools of SQLite or PostgreSQL connections.
@@ -31,10 +31,20 @@ enum Writes {
 }
 
 // Column lists as macros so that queries stay `&'static str` (sqlx audits dynamic SQL).
-macro_rules! command_columns {
+macro_rules! command_insert_columns {
     () => {
         "id, project, kind, spec, state, priority, timeout_secs, exit_code, reason, key_id, \
          idempotency_key, request_hash, queue_seq, pgid, runner, created_at, started_at, finished_at"
+    };
+}
+macro_rules! command_columns {
+    () => {
+        concat!(command_insert_columns!(), ", owner")
+    };
+}
+macro_rules! replica_columns {
+    () => {
+        "id, host, started_at, heartbeat_at, lease_expires_at"
     };
 }
 macro_rules! key_columns {
@@ -48,6 +58,7 @@ macro_rules! audit_columns {
     };
 }
 
+mod ownership;
 mod writes;
 
 impl SqlStore {
@@ -63,6 +74,10 @@ impl SqlStore {
             pool: readers,
             writes: Writes::Sqlite(Arc::new(writer)),
         }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.writes, Writes::Pool(_))
     }
 
     /// Runs one write. On PostgreSQL a connection whose write failed is closed instead of going
@@ -168,6 +183,7 @@ fn command_from_row(row: &AnyRow) -> StoreResult<CommandRecord> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        owner: row.try_get("owner")?,
     })
 }
 
@@ -349,6 +365,38 @@ impl Store for SqlStore {
             Box::pin(async move { writes::set_process_group(conn, &id, &runner, pgid).await })
         }))
         .await
+    }
+
+    async fn claim_next(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
+        self.claim(claim).await
+    }
+
+    async fn orphaned_commands(&self) -> StoreResult<Vec<CommandRecord>> {
+        self.orphans().await
+    }
+
+    async fn request_cancel(&self, id: &str, at: i64) -> StoreResult<bool> {
+        self.ask_cancel(id, at).await
+    }
+
+    async fn cancels_requested(&self, owner: &str) -> StoreResult<Vec<String>> {
+        self.cancels_of(owner).await
+    }
+
+    async fn register_replica(&self, replica: &ReplicaRecord) -> StoreResult<()> {
+        self.register(replica).await
+    }
+
+    async fn renew_lease(&self, id: &str, at: i64, expires_at: i64) -> StoreResult<bool> {
+        self.renew(id, at, expires_at).await
+    }
+
+    async fn expired_replicas(&self, now: i64) -> StoreResult<Vec<ReplicaRecord>> {
+        self.expired(now).await
+    }
+
+    async fn remove_replica(&self, id: &str, expired_before: Option<i64>) -> StoreResult<bool> {
+        self.remove(id, expired_before).await
     }
 
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {

@@ -80,7 +80,7 @@ pub(super) async fn insert_command(
     let mut tx = conn.begin().await?;
     let done = sqlx::query(concat!(
         "INSERT INTO commands (",
-        command_columns!(),
+        command_insert_columns!(),
         ") \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
          ON CONFLICT (key_id, idempotency_key) DO NOTHING"
@@ -189,7 +189,7 @@ pub(super) async fn append_audit(conn: &mut AnyConnection, entry: &AuditEntry) -
     insert_audit(&mut *conn, entry).await
 }
 
-async fn insert_audit<'e, E>(exec: E, entry: &AuditEntry) -> StoreResult<()>
+pub(super) async fn insert_audit<'e, E>(exec: E, entry: &AuditEntry) -> StoreResult<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {

@@ -1,6 +1,6 @@
-//! The per-project queue: starts queued commands while their project has free slots (higher
-//! priority first, FIFO within a priority), recovers after a restart and drains on shutdown.
-//! The queue lives in the store, so a restart neither loses nor double-runs commands.
+//! The per-project queue: claims queued commands for this replica while their project has free
+//! slots across all replicas (higher priority first, FIFO within a priority), and drains on
+//! shutdown. The queue lives in the store, so a restart neither loses nor double-runs commands.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::{Actor, Commands, RunningCommand, StopReason, state_change};
-use crate::store::{CommandState, StoreResult};
+use super::{Actor, Commands, RunningCommand, StopReason};
+use crate::store::{Claim, CommandState, StoreResult};
+use crate::time::now_ms;
 
 impl Commands {
     /// Starts queued commands of `project` while it has free slots. Boxed because it is
@@ -29,37 +30,35 @@ impl Commands {
             if !self.inner.accepting.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let Some(next) = store.next_queued(project_name).await? else {
-                return Ok(());
-            };
             let Some(project) = self.inner.projects.get(project_name) else {
+                let Some(next) = store.next_queued(project_name).await? else {
+                    return Ok(());
+                };
                 let reason = "the project no longer exists";
                 self.end_queued(&Actor::default(), &next.id, CommandState::Failed, reason)
                     .await?;
                 continue;
             };
-            let limit = i64::from(project.settings.max_concurrent_commands);
-            if store.count_running(project_name).await? >= limit {
+            let claim = Claim {
+                project: project_name.to_owned(),
+                limit: i64::from(project.settings.max_concurrent_commands),
+                owner: self.inner.replica.id(),
+                at: now_ms(),
+                audit: Actor::default().audit("command.started", "", CommandState::Running.as_str(), None),
+            };
+            let Some(next) = self.record_claimed(&claim).await? else {
                 return Ok(());
-            }
-            let change = state_change(
-                &Actor::default(),
-                &next.id,
-                &[CommandState::Queued],
-                CommandState::Running,
-                None,
-                None,
-            );
-            if !self.change_state(&change).await? {
-                continue;
-            }
+            };
             let (stop, stop_rx) = watch::channel(None);
             let (done_tx, done) = watch::channel(false);
-            self.inner
-                .running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(next.id.clone(), RunningCommand { stop, done });
+            self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                next.id.clone(),
+                RunningCommand {
+                    owner: claim.owner,
+                    stop,
+                    done,
+                },
+            );
             let this = self.clone();
             self.inner.tasks.spawn(async move {
                 this.run(project, next, stop_rx).await;
@@ -68,31 +67,9 @@ impl Commands {
         }
     }
 
-    /// After a start: commands that were running when the gateway died become `interrupted`
-    /// (their leftover process groups are killed), and queued commands start.
-    pub async fn recover(&self) -> StoreResult<()> {
-        let store = &self.inner.store;
-        for cmd in store.commands_in_state(CommandState::Running).await? {
-            if let (Some(pgid), Some(runner)) = (cmd.pgid, &cmd.runner) {
-                self.inner.backend.kill_leftover(runner, pgid).await;
-            } else if let Some(project) = self.inner.projects.get(&cmd.project) {
-                // The gateway died between starting the process and recording it.
-                self.inner.backend.kill_unrecorded(&project, &cmd.id).await;
-            }
-            let reason = Some("the gateway stopped while the command ran");
-            let running = &[CommandState::Running];
-            let change = state_change(
-                &Actor::default(),
-                &cmd.id,
-                running,
-                CommandState::Interrupted,
-                None,
-                reason,
-            );
-            self.change_state(&change).await?;
-            tracing::warn!(command_id = %cmd.id, "marked interrupted after restart");
-        }
-        for project in store.projects_with_queued().await? {
+    /// Dispatches every project with queued commands.
+    pub(super) async fn dispatch_all(&self) -> StoreResult<()> {
+        for project in self.inner.store.projects_with_queued().await? {
             self.dispatch(&project).await;
         }
         Ok(())
@@ -108,13 +85,8 @@ impl Commands {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match this.inner.store.projects_with_queued().await {
-                    Ok(projects) => {
-                        for project in projects {
-                            this.dispatch(&project).await;
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "queue sweep skipped"),
+                if let Err(e) = this.dispatch_all().await {
+                    tracing::debug!(error = %e, "queue sweep skipped");
                 }
             }
         })

@@ -1,0 +1,153 @@
+//! Ownership across replicas: commands of a replica whose lease expired are reconciled by a peer
+//! (marked `interrupted`, leftovers killed where their runner identity allows, streams ended); a
+//! live peer's commands are never touched. Notices from peers wake the queue, feed live streams
+//! and reach the owner of a command cancelled elsewhere; a replica that lost its lease stops what
+//! it still runs.
+
+use super::{Actor, Commands, StopReason, state_change};
+use crate::replicas::Notice;
+use crate::store::{CommandRecord, CommandState, StoreResult};
+use crate::time::now_ms;
+
+impl Commands {
+    /// After a start: reconciles what dead replicas left (on SQLite, every earlier process), then
+    /// starts queued commands.
+    pub async fn recover(&self) -> StoreResult<()> {
+        self.reconcile().await?;
+        self.dispatch_all().await
+    }
+
+    /// One sweep: replicas whose lease expired lose their rows (each to exactly one peer), and
+    /// running commands that no registered replica owns become `interrupted`. Skipped while this
+    /// replica may not judge its peers (see [`crate::replicas::Replica::may_reconcile_peers`]).
+    pub async fn reconcile(&self) -> StoreResult<()> {
+        let replica = &self.inner.replica;
+        if !replica.may_reconcile_peers() {
+            return Ok(());
+        }
+        let me = replica.id();
+        let horizon = if replica.may_reconcile_at_once() {
+            i64::MAX
+        } else {
+            now_ms()
+        };
+        for dead in self.inner.store.expired_replicas(horizon).await? {
+            if dead.id != me && self.inner.store.remove_replica(&dead.id, Some(horizon)).await? {
+                tracing::warn!(replica_id = %dead.id, host = %dead.host, "a replica's lease expired; reconciling its commands");
+            }
+        }
+        for cmd in self.inner.store.orphaned_commands().await? {
+            self.interrupt_orphan(&cmd).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks a command whose replica is gone `interrupted`, after killing what is left of it
+    /// where that is safe (the backend decides from the recorded runner identity).
+    async fn interrupt_orphan(&self, cmd: &CommandRecord) -> StoreResult<()> {
+        if let (Some(pgid), Some(runner)) = (cmd.pgid, &cmd.runner) {
+            self.inner.backend.kill_leftover(runner, pgid).await;
+        } else if let Some(project) = self.inner.projects.get(&cmd.project) {
+            // The replica died between starting the process and recording it.
+            self.inner.backend.kill_unrecorded(&project, &cmd.id).await;
+        }
+        let reason = match &cmd.owner {
+            Some(owner) => format!("the gateway replica running it ({owner}) stopped"),
+            None => "the gateway stopped while the command ran".to_owned(),
+        };
+        let running = &[CommandState::Running];
+        let actor = Actor::default();
+        let change = state_change(&actor, &cmd.id, running, CommandState::Interrupted, None, Some(&reason));
+        if self.change_state(&change).await? {
+            tracing::warn!(command_id = %cmd.id, %reason, "marked interrupted");
+            self.slot_freed(&cmd.project);
+            self.dispatch(&cmd.project).await;
+        }
+        Ok(())
+    }
+
+    /// What every heartbeat does once the lease is renewed: the sweep for dead peers, and the
+    /// cancels asked elsewhere whose notice never came.
+    pub async fn after_heartbeat(&self) {
+        if let Err(e) = self.reconcile().await {
+            tracing::warn!(error = %e, "replica sweep failed");
+        }
+        match self.inner.store.cancels_requested(&self.inner.replica.id()).await {
+            Ok(ids) => {
+                for id in ids {
+                    self.stop(&id, StopReason::Cancelled);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not read cancels asked elsewhere"),
+        }
+    }
+
+    /// Acts on notices from the other replicas, and stops what runs here when this replica's
+    /// lease is lost, until the task is aborted.
+    pub fn spawn_peer_listener(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let mut notices = self.inner.notices.subscribe();
+        let mut lost = self.inner.replica.lost_leases();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    notice = notices.recv() => match notice {
+                        Ok(notice) => this.on_notice(notice),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => this.on_notice(Notice::Resync),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    Ok(old) = lost.recv() => this.stop_everything(&old),
+                }
+            }
+        })
+    }
+
+    fn on_notice(&self, notice: Notice) {
+        match notice {
+            Notice::Queued { project } | Notice::SlotFreed { project } => {
+                let this = self.clone();
+                tokio::spawn(async move { this.dispatch(&project).await });
+            }
+            Notice::Output { command, seq } => self.inner.hub.stored_elsewhere(&command, seq),
+            Notice::Ended {
+                command,
+                state,
+                exit_code,
+            } => match state.parse::<CommandState>() {
+                Ok(state) => self.inner.hub.close(&command, state, exit_code),
+                Err(_) => self.inner.hub.stored_elsewhere(&command, i64::MAX),
+            },
+            Notice::CancelRequested { command } => {
+                self.stop(&command, StopReason::Cancelled);
+            }
+            Notice::KeyRevoked { .. } => {}
+            Notice::Resync => {
+                self.inner.hub.resync();
+                let this = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.dispatch_all().await {
+                        tracing::debug!(error = %e, "queue resync skipped");
+                    }
+                });
+            }
+        }
+    }
+
+    /// A peer took this replica as dead and reconciled what it ran: nothing here may go on as if
+    /// it still owned those commands.
+    fn stop_everything(&self, old_id: &str) {
+        let ids: Vec<String> = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, running)| running.owner == old_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        tracing::error!(replica_id = %old_id, count = ids.len(), "lease lost: stopping the commands this replica still ran");
+        for id in ids {
+            self.stop(&id, StopReason::Interrupted);
+        }
+    }
+}
