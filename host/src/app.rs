@@ -164,7 +164,8 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
 }
 
 /// On the very first start (no key was ever created) creates an admin key; returns its token.
-/// After that, `rdev keys create --admin` is the way back in.
+/// Of replicas starting together on an empty database, one creates it. After that,
+/// `rdev keys create --admin` is the way back in.
 pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<Option<String>> {
     if state.store.count_keys().await? > 0 {
         return Ok(None);
@@ -174,8 +175,7 @@ pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<Option<String>>
         scopes: vec!["admin".into()],
         ..NewKey::default()
     };
-    let (_, token) = state.auth.create(new, None).await?;
-    Ok(Some(token))
+    Ok(state.auth.create_first(new).await?)
 }
 
 fn print_banner(addr: SocketAddr, token: Option<&str>) {

@@ -69,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new key (only its hash).
     async fn insert_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()>;
+    /// Stores a key only if no key exists yet, atomically across replicas; false if one did.
+    async fn insert_first_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<bool>;
     /// One key by id, revoked or not.
     async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>>;
     /// All keys, newest first.

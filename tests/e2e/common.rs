@@ -42,6 +42,10 @@ pub struct Gateway {
     pub admin_token: String,
     pub dir: PathBuf,
     database_url: Option<String>,
+    /// Where the projects live (another replica's, for a replica).
+    workspaces: PathBuf,
+    /// The key-hashing secret shared with another replica.
+    key_hash_secret: Option<PathBuf>,
     extra_config: String,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
@@ -78,6 +82,8 @@ impl Gateway {
         let mut gw = Gateway {
             url: String::new(),
             admin_token: String::new(),
+            workspaces: dir.join("workspaces"),
+            key_hash_secret: None,
             dir,
             database_url,
             extra_config: extra_config.to_owned(),
@@ -98,7 +104,41 @@ impl Gateway {
     }
 
     pub fn workspaces(&self) -> PathBuf {
-        self.dir.join("workspaces")
+        self.workspaces.clone()
+    }
+
+    /// Starts another replica of this gateway (PostgreSQL only): its own process and data
+    /// directory, the same database, key-hashing secret, workspaces and configuration.
+    pub async fn start_replica(&self) -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut gw = Gateway {
+            url: String::new(),
+            admin_token: self.admin_token.clone(),
+            dir: tmp.path().to_owned(),
+            database_url: Some(self.database_url.clone().expect("replicas share a PostgreSQL database")),
+            workspaces: self.workspaces(),
+            key_hash_secret: Some(self.dir.join("data/key-hash.secret")),
+            extra_config: self.extra_config.clone(),
+            child: None,
+            _tmp: Some(tmp),
+            client: reqwest::Client::new(),
+        };
+        gw.write_config();
+        let lines = gw.launch(&[]);
+        std::thread::spawn(move || lines.for_each(drop));
+        gw
+    }
+
+    /// A connection pool of our own on the gateway's PostgreSQL database.
+    pub async fn postgres(&self) -> sqlx::PgPool {
+        let url = self.database_url.as_deref().expect("a PostgreSQL gateway");
+        sqlx::PgPool::connect(url).await.unwrap()
+    }
+
+    /// This process's replica id, from `/ready`.
+    pub async fn replica_id(&self) -> String {
+        let reply = send(self.client.get(format!("{}/ready", self.url))).await;
+        reply.body["replica_id"].as_str().expect("a replica id").to_owned()
     }
 
     fn config_path(&self) -> PathBuf {
@@ -117,6 +157,9 @@ impl Gateway {
         );
         if let Some(url) = &self.database_url {
             config += &format!("database_url = {url:?}\n");
+        }
+        if let Some(secret) = &self.key_hash_secret {
+            config += &format!("auth.key_hash_secret_file = {secret:?}\n");
         }
         config += &self.extra_config;
         std::fs::write(self.config_path(), config).unwrap();

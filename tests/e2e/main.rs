@@ -22,6 +22,7 @@ mod plugin_harness;
 mod plugin_tutorial;
 mod plugins;
 mod queue;
+mod replicas;
 mod smoke;
 mod store;
 mod streaming;

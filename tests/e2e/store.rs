@@ -1,8 +1,9 @@
 //! The store contract, run against SQLite and PostgreSQL: keys, the command queue and its
-//! transitions, output paging and the audit log.
+//! transitions, claims by replicas and their leases, output paging and the audit log.
 
 use rdev::store::{
-    AuditEntry, AuditQuery, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, SqlStore, Store, Transition,
+    AuditEntry, AuditQuery, Claim, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, ReplicaRecord,
+    SqlStore, Store, Transition,
 };
 
 use crate::common::Db;
@@ -337,7 +338,157 @@ async fn audit_filters_and_pages(db: Db) {
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first, no duplicates");
 }
 
+fn replica(id: &str, lease_expires_at: i64) -> ReplicaRecord {
+    ReplicaRecord {
+        id: id.into(),
+        host: "h".into(),
+        started_at: 1,
+        heartbeat_at: 1,
+        lease_expires_at,
+    }
+}
+
+fn claim(owner: &str, limit: i64, at: i64) -> Claim {
+    Claim {
+        project: "demo".into(),
+        limit,
+        owner: owner.into(),
+        at,
+        audit: audit("command.started", "", at),
+    }
+}
+
+async fn claims_keep_the_limit_and_order_and_need_a_live_owner(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    for (id, priority, seq) in [("low", 0, 1), ("high1", 5, 2), ("high2", 5, 3)] {
+        let accepted = audit("command.accepted", id, seq);
+        s.insert_command(&command(id, "demo", priority, seq), &accepted)
+            .await
+            .unwrap();
+    }
+    assert!(
+        s.claim_next(&claim("rep_a", 2, 10)).await.unwrap().is_none(),
+        "no row, no claim"
+    );
+    s.register_replica(&replica("rep_a", 1_000)).await.unwrap();
+    s.register_replica(&replica("rep_b", 1_000)).await.unwrap();
+    let first = s.claim_next(&claim("rep_a", 2, 10)).await.unwrap().expect("a claim");
+    assert_eq!(
+        (first.id.as_str(), first.state, first.owner.as_deref()),
+        ("high1", CommandState::Running, Some("rep_a"))
+    );
+    let second = s.claim_next(&claim("rep_b", 2, 11)).await.unwrap().expect("a claim");
+    assert_eq!((second.id.as_str(), second.started_at), ("high2", Some(11)));
+    assert!(
+        s.claim_next(&claim("rep_b", 2, 12)).await.unwrap().is_none(),
+        "both slots are taken"
+    );
+    let stored = s.get_command("high2").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.owner.as_deref()),
+        (CommandState::Running, Some("rep_b"))
+    );
+    let started = s
+        .list_audit(&AuditQuery {
+            action: Some("command.started".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let targets: Vec<&str> = started.iter().map(|r| r.entry.target.as_str()).collect();
+    assert_eq!(targets, ["high2", "high1"], "each claim writes its audit row");
+}
+
+async fn expired_replicas_are_removed_once_and_leave_orphans(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    s.register_replica(&replica("rep_live", 1_000)).await.unwrap();
+    s.register_replica(&replica("rep_dead", 100)).await.unwrap();
+    s.insert_command(&command("c", "demo", 0, 1), &audit("command.accepted", "c", 1))
+        .await
+        .unwrap();
+    assert_eq!(s.claim_next(&claim("rep_dead", 5, 2)).await.unwrap().unwrap().id, "c");
+    assert!(
+        s.orphaned_commands().await.unwrap().is_empty(),
+        "its owner is registered"
+    );
+    assert!(s.renew_lease("rep_live", 500, 1_500).await.unwrap());
+    let expired: Vec<String> = s
+        .expired_replicas(600)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(expired, ["rep_dead"]);
+    assert!(
+        !s.remove_replica("rep_live", Some(600)).await.unwrap(),
+        "a live lease is not removed"
+    );
+    assert!(s.remove_replica("rep_dead", Some(600)).await.unwrap());
+    assert!(
+        !s.remove_replica("rep_dead", Some(600)).await.unwrap(),
+        "only one peer removes it"
+    );
+    assert!(
+        !s.renew_lease("rep_dead", 700, 1_700).await.unwrap(),
+        "its renewal finds the row gone"
+    );
+    let orphans: Vec<String> = s.orphaned_commands().await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(orphans, ["c"]);
+    assert!(
+        s.remove_replica("rep_live", None).await.unwrap(),
+        "a clean stop removes its own row"
+    );
+}
+
+async fn a_cancel_asked_elsewhere_reaches_the_owner(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    s.register_replica(&replica("rep_a", 1_000)).await.unwrap();
+    s.insert_command(&command("c", "demo", 0, 1), &audit("command.accepted", "c", 1))
+        .await
+        .unwrap();
+    assert!(
+        !s.request_cancel("c", 2).await.unwrap(),
+        "a queued command is cancelled directly"
+    );
+    s.claim_next(&claim("rep_a", 1, 3)).await.unwrap().expect("a claim");
+    assert!(s.cancels_requested("rep_a").await.unwrap().is_empty());
+    assert!(s.request_cancel("c", 4).await.unwrap());
+    assert_eq!(s.cancels_requested("rep_a").await.unwrap(), ["c"]);
+    assert!(s.cancels_requested("rep_b").await.unwrap().is_empty());
+}
+
+async fn of_concurrent_first_keys_one_is_stored(db: Db) {
+    let opened = open(db).await;
+    let s = &opened.store;
+    let key = |i: usize| KeyRecord {
+        id: format!("key_{i}"),
+        name: "bootstrap-admin".into(),
+        hash: format!("h{i}"),
+        scopes: vec!["admin".into()],
+        projects: None,
+        allowed_cidrs: None,
+        expires_at: None,
+        created_at: 1,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let keys: Vec<KeyRecord> = (0..6).map(key).collect();
+    let created = futures::future::join_all(keys.iter().map(|k| s.insert_first_key(k, None))).await;
+    let created = created.into_iter().map(Result::unwrap).filter(|c| *c).count();
+    assert_eq!(created, 1);
+    assert_eq!(s.count_keys().await.unwrap(), 1);
+}
+
 crate::on_both_databases!(
+    of_concurrent_first_keys_one_is_stored,
+    claims_keep_the_limit_and_order_and_need_a_live_owner,
+    expired_replicas_are_removed_once_and_leave_orphans,
+    a_cancel_asked_elsewhere_reaches_the_owner,
     keys_round_trip_and_revoke,
     idempotency_key_returns_the_existing_command,
     queue_orders_by_priority_then_fifo,

@@ -100,6 +100,20 @@ impl Authenticator {
         new: NewKey,
         audit: Option<AuditEntry>,
     ) -> Result<(KeyRecord, String), crate::store::StoreError> {
+        let (record, token, audit) = self.new_key(new, audit);
+        self.store.insert_key(&record, audit.as_ref()).await?;
+        Ok((record, token))
+    }
+
+    /// Creates a key only if no key exists yet (the first admin key of a new installation, which
+    /// several replicas may try to create at once); its token if this call created it.
+    pub async fn create_first(&self, new: NewKey) -> Result<Option<String>, crate::store::StoreError> {
+        let (record, token, _) = self.new_key(new, None);
+        let created = self.store.insert_first_key(&record, None).await?;
+        Ok(created.then_some(token))
+    }
+
+    fn new_key(&self, new: NewKey, audit: Option<AuditEntry>) -> (KeyRecord, String, Option<AuditEntry>) {
         let (id, token) = self.hasher.generate();
         let record = KeyRecord {
             hash: self.hasher.hash(&token),
@@ -117,8 +131,7 @@ impl Authenticator {
             target: record.id.clone(),
             ..a
         });
-        self.store.insert_key(&record, audit.as_ref()).await?;
-        Ok((record, token))
+        (record, token, audit)
     }
 
     /// Revokes a key; open streams of that key are told at once.

@@ -39,9 +39,15 @@ impl Commands {
                     .await?;
                 continue;
             };
+            let limit = i64::from(project.settings.max_concurrent_commands);
+            // A read first, so that a full project costs no write: a slot that frees after this
+            // read dispatches again on its own.
+            if store.count_running(project_name).await? >= limit {
+                return Ok(());
+            }
             let claim = Claim {
                 project: project_name.to_owned(),
-                limit: i64::from(project.settings.max_concurrent_commands),
+                limit,
                 owner: self.inner.replica.id(),
                 at: now_ms(),
                 audit: Actor::default().audit("command.started", "", CommandState::Running.as_str(), None),

@@ -36,6 +36,8 @@ pub struct CommandView {
     #[serde(serialize_with = "serde_rfc3339::option::serialize")]
     #[schema(value_type = Option<String>)]
     finished_at: Option<i64>,
+    /// The gateway replica that runs it, or ran it (from `GET /ready`'s `replica_id`).
+    replica_id: Option<String>,
 }
 
 impl From<CommandRecord> for CommandView {
@@ -54,6 +56,7 @@ impl From<CommandRecord> for CommandView {
             created_at: c.created_at,
             started_at: c.started_at,
             finished_at: c.finished_at,
+            replica_id: c.owner,
         }
     }
 }

@@ -223,6 +223,14 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn insert_first_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<bool> {
+        let (key, audit, postgres) = (key.clone(), audit.cloned(), self.is_postgres());
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::insert_first_key(conn, &key, audit.as_ref(), postgres).await })
+        }))
+        .await
+    }
+
     async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
         let row = sqlx::query(concat!("SELECT ", key_columns!(), " FROM api_keys WHERE id = $1"))
             .bind(id.to_owned())

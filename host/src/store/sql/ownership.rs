@@ -8,10 +8,6 @@ use sqlx::{AnyConnection, Connection, Row};
 use super::{SqlStore, command_from_row, writes};
 use crate::store::{Claim, CommandRecord, ReplicaRecord, StoreResult};
 
-/// The first key of PostgreSQL's two-key advisory locks that rdev takes ("rdev" in ASCII), so
-/// that its locks never meet another application's on the same database.
-const ADVISORY_NAMESPACE: i32 = 0x7264_6576;
-
 impl SqlStore {
     pub(super) async fn claim(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
         let (claim, postgres) = (claim.clone(), self.is_postgres());
@@ -141,11 +137,7 @@ impl SqlStore {
 async fn claim_next(conn: &mut AnyConnection, claim: &Claim, postgres: bool) -> StoreResult<Option<CommandRecord>> {
     let mut tx = conn.begin().await?;
     if postgres {
-        sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1, hashtext($2))")
-            .bind(ADVISORY_NAMESPACE)
-            .bind(claim.project.clone())
-            .fetch_one(&mut *tx)
-            .await?;
+        writes::advisory_lock(&mut tx, &format!("claims:{}", claim.project)).await?;
     }
     let live = sqlx::query("SELECT id FROM replicas WHERE id = $1")
         .bind(claim.owner.clone())

@@ -1,7 +1,7 @@
 //! The store's writes, each on the connection it is given (the caller decides which connection
 //! and what becomes of it when the write fails).
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::{Any, AnyConnection, Connection, Row, Transaction};
 
 use super::{command_from_row, to_json};
 use crate::store::{
@@ -30,6 +30,50 @@ pub(super) async fn insert_key(
     audit: Option<&AuditEntry>,
 ) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
+    insert_key_row(&mut tx, key, audit).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Stores `key` only if no key exists yet: of replicas bootstrapping one empty database at once,
+/// one creates the first admin key.
+pub(super) async fn insert_first_key(
+    conn: &mut AnyConnection,
+    key: &KeyRecord,
+    audit: Option<&AuditEntry>,
+    postgres: bool,
+) -> StoreResult<bool> {
+    let mut tx = conn.begin().await?;
+    if postgres {
+        advisory_lock(&mut tx, "first-key").await?;
+    }
+    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+    if existing == 0 {
+        insert_key_row(&mut tx, key, audit).await?;
+    }
+    tx.commit().await?;
+    Ok(existing == 0)
+}
+
+/// The first key of PostgreSQL's two-key advisory locks that rdev takes ("rdev" in ASCII), so
+/// that its locks never meet another application's on the same database.
+const ADVISORY_NAMESPACE: i32 = 0x7264_6576;
+
+/// Takes PostgreSQL's transaction-scoped advisory lock named `name`: transactions taking the
+/// same name run one after the other, on every replica.
+pub(super) async fn advisory_lock(tx: &mut Transaction<'_, Any>, name: &str) -> StoreResult<()> {
+    sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(ADVISORY_NAMESPACE)
+        .bind(name.to_owned())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_key_row(tx: &mut Transaction<'_, Any>, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()> {
     sqlx::query(concat!(
         "INSERT INTO api_keys (",
         key_columns!(),
@@ -45,12 +89,11 @@ pub(super) async fn insert_key(
     .bind(key.created_at)
     .bind(key.last_used_at)
     .bind(key.revoked_at)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if let Some(entry) = audit {
-        insert_audit(&mut *tx, entry).await?;
+        insert_audit(&mut **tx, entry).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
