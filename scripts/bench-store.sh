@@ -8,6 +8,8 @@
 # Usage: scripts/bench-store.sh BASE_BINARY NEW_BINARY [ROUNDS]
 # NEW_CONFIG, if set, is TOML appended to the new gateway's configuration, for example
 # NEW_CONFIG=$'[database]\nsqlite_synchronous = "normal"' to compare at the base's sync level.
+# BASE_DATABASE_URL and NEW_DATABASE_URL, if set, put each gateway on a PostgreSQL database of
+# its own instead of embedded SQLite (two databases: each binary migrates its own).
 set -euo pipefail
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 base_bin=$1 new_bin=$2 rounds=${3:-5}
@@ -26,8 +28,11 @@ EOF
 start() {
   local dir="$work/$1"
   mkdir -p "$dir"
+  local database=BASE_DATABASE_URL
+  if [ "$1" = new ]; then database=NEW_DATABASE_URL; fi
+  if [ -n "${!database:-}" ]; then printf 'database_url = "%s"\n' "${!database}" >"$dir/rdev.toml"; fi
   printf 'listen = "127.0.0.1:0"\ndata_dir = "%s/data"\nplugins = []\nlog_format = "text"\n[backend]\nworkspaces = "%s/ws"\n[projects.demo]\nmax_concurrent_commands = 8\n' \
-    "$dir" "$dir" >"$dir/rdev.toml"
+    "$dir" "$dir" >>"$dir/rdev.toml"
   if [ "$1" = new ]; then printf '%s\n' "${NEW_CONFIG:-}" >>"$dir/rdev.toml"; fi
   RUST_LOG=error taskset -c 0 "$2" --config "$dir/rdev.toml" serve >"$dir/out" 2>"$dir/err" &
   pids+=($!)

@@ -217,7 +217,7 @@ async fn bench_stream(base: &str, token: &str, workspace: &std::path::Path) {
 /// Stores a finished command with `REPLAY_EVENTS + 200` one-line output chunks, written
 /// directly into the gateway's database so that the event count does not depend on timing.
 async fn replay_fixture(data_dir: &std::path::Path) -> String {
-    use rdev::store::{AuditEntry, OutputChunk, Store};
+    use rdev::store::{AuditEntry, OutputChunk};
     let store = rdev::store::open(&rdev::store::sqlite_url(data_dir)).await.unwrap();
     let id = "cmd_replay_fixture".to_owned();
     let record = fixtures::finished_command(&id, "demo");

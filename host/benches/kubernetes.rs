@@ -542,7 +542,7 @@ async fn bench_store_path(scratch: &Path) {
     let store = rdev::store::open(&rdev::store::sqlite_url(&dir)).await.unwrap();
     let mut times = Vec::new();
     for n in 0..FIRST_BYTE_RUNS {
-        times.push(store_path(&store, n).await);
+        times.push(store_path(store.as_ref(), n).await);
     }
     print_percentiles("SQLite alone, the path's 10 store calls", times);
 }
@@ -550,7 +550,7 @@ async fn bench_store_path(scratch: &Path) {
 /// MB/s of `append_output` storing 64 MiB in 64 KiB chunks, `per_call` chunks per call, in a
 /// fresh SQLite database configured as the gateway's.
 async fn store_append(scratch: &Path, per_call: usize) -> f64 {
-    use rdev::store::{AuditEntry, OutputChunk, Store};
+    use rdev::store::{AuditEntry, OutputChunk};
     let dir = scratch.join(format!("store-{per_call}"));
     std::fs::create_dir_all(&dir).unwrap();
     let store = rdev::store::open(&rdev::store::sqlite_url(&dir)).await.unwrap();

@@ -39,10 +39,9 @@ fn database_url(config: &Config) -> anyhow::Result<String> {
 /// Opens the configured database (creating the data directory for SQLite).
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = database_url(config)?;
-    let store = crate::store::open_with(&url, &config.database)
+    crate::store::open_with(&url, &config.database)
         .await
-        .context("cannot open the database")?;
-    Ok(Arc::new(store))
+        .context("cannot open the database")
 }
 
 /// Notices between replicas: through PostgreSQL, or nowhere for the one process on a SQLite file.
@@ -210,11 +209,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let sweeper = state.commands.spawn_queue_sweeper(QUEUE_SWEEP_INTERVAL);
     let peers = state.commands.spawn_peer_listener();
     let revocations = state.auth.spawn_revocation_listener();
-    let commands = state.commands.clone();
-    let heartbeat = state.replica.spawn_heartbeat(move || {
-        let commands = commands.clone();
-        async move { commands.after_heartbeat().await }
-    });
+    let heartbeat = state.replica.spawn_heartbeat();
+    let peer_sweeper = state.commands.spawn_peer_sweeper();
     let debounce = Duration::from_millis(state.config.plugins_debounce_ms);
     crate::plugins::reload::spawn(state.plugins.clone(), debounce, state.shutdown.clone());
     let token = bootstrap_admin(&state).await?;
@@ -238,7 +234,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     heartbeat.abort();
     state.replica.leave().await;
     state.shutdown.cancel();
-    for task in [refresher, sweeper, peers, revocations] {
+    for task in [refresher, sweeper, peers, peer_sweeper, revocations] {
         task.abort();
     }
     if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {

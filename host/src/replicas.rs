@@ -155,10 +155,13 @@ impl Replica {
     }
 
     /// Whether this replica may take peers whose lease expired as dead. Only after it has held its
-    /// own lease without a gap for a whole lease period: after a database outage every live peer
-    /// has had the time to renew before anyone judges it. Alone on its database, at once.
+    /// own lease without a gap for a whole lease period (and holds it now): after a database
+    /// outage every live peer has had the time to renew before anyone judges it. Alone on its
+    /// database, at once.
     pub fn may_reconcile_peers(&self) -> bool {
-        self.sole || self.clock().held_since.elapsed() >= self.config.lease()
+        let clock = self.clock();
+        let lease = self.config.lease();
+        self.sole || (clock.renewed.elapsed() < lease && clock.held_since.elapsed() >= lease)
     }
 
     /// Whether every other replica row is a dead process (SQLite, under its serving lock), so
@@ -204,27 +207,26 @@ impl Replica {
         Ok(())
     }
 
-    /// Renews the lease every heartbeat, then runs `after` (the sweep for dead peers and missed
-    /// cancels), until the task is aborted.
-    pub fn spawn_heartbeat<F, Fut>(self: &Arc<Self>, after: F) -> tokio::task::JoinHandle<()>
-    where
-        F: Fn() -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send,
-    {
+    /// Renews the lease every heartbeat until the task is aborted. Nothing else runs in this task:
+    /// a slow sweep must never delay a renewal.
+    pub fn spawn_heartbeat(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(this.config.heartbeat());
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match this.renew().await {
-                    Ok(()) => after().await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, lease_age_ms = this.lease_age_ms() as u64, "could not renew this replica's lease")
-                    }
+                if let Err(e) = this.renew().await {
+                    let age = this.lease_age_ms() as u64;
+                    tracing::warn!(error = %e, lease_age_ms = age, "could not renew this replica's lease");
                 }
             }
         })
+    }
+
+    /// How often peers are swept for expired leases: every heartbeat.
+    pub fn sweep_interval(&self) -> Duration {
+        self.config.heartbeat()
     }
 
     /// Leaves the set of replicas on a clean stop, once nothing runs here any more.

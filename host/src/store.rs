@@ -1,19 +1,24 @@
-//! Persistence contract: API keys, commands and their queue, output chunks and the audit log.
-//! One SQL implementation ([`sql::SqlStore`]) serves both databases; the per-database files
-//! hold what differs (connection setup, upkeep and migrations).
+//! Persistence contract: API keys, commands and their queue, replicas and their leases, output
+//! chunks and the audit log. Each database has its own implementation: SQLite
+//! ([`SqliteStore`]: one writer with group commit, a bounded log, one process per file) and
+//! PostgreSQL ([`PostgresStore`]: its own types, advisory locks and `SKIP LOCKED` for replicas).
+//! The same contract suite runs on both.
 
+#[macro_use]
+mod columns;
 mod errors;
 mod postgres;
 mod records;
 mod settings;
-mod sql;
 mod sqlite;
 
 pub use errors::Fault;
+pub use postgres::PostgresStore;
 pub use records::*;
 pub use settings::{DatabaseConfig, SqliteSync};
-pub use sql::SqlStore;
-pub use sqlite::{LockError, ServingLock};
+pub use sqlite::{LockError, ServingLock, SqliteStore};
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -60,7 +65,7 @@ pub enum Inserted {
     Existing(Box<CommandRecord>),
 }
 
-/// Everything the gateway persists. Implemented once over SQL for SQLite and PostgreSQL.
+/// Everything the gateway persists.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks the database the way requests use it: a small write on the write path, then a read
@@ -140,17 +145,16 @@ pub trait Store: Send + Sync + 'static {
 
 /// Opens the database named by `url` (SQLite file or PostgreSQL) with the default settings,
 /// creating and migrating it.
-pub async fn open(url: &str) -> StoreResult<SqlStore> {
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     open_with(url, &DatabaseConfig::default()).await
 }
 
 /// Opens the database named by `url` with `settings`, creating and migrating it.
-pub async fn open_with(url: &str, settings: &DatabaseConfig) -> StoreResult<SqlStore> {
-    sqlx::any::install_default_drivers();
-    if url.starts_with("sqlite:") {
-        sqlite::open(url, settings).await
+pub async fn open_with(url: &str, settings: &DatabaseConfig) -> StoreResult<Arc<dyn Store>> {
+    if is_shared(url) {
+        Ok(Arc::new(postgres::open(url, settings).await?))
     } else {
-        postgres::open(url, settings).await
+        Ok(Arc::new(sqlite::open(url, settings).await?))
     }
 }
 

@@ -2,14 +2,14 @@
 //! transitions, claims by replicas and their leases, output paging and the audit log.
 
 use rdev::store::{
-    AuditEntry, AuditQuery, Claim, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, ReplicaRecord,
-    SqlStore, Store, Transition,
+    AuditEntry, AuditQuery, Claim, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, ReplicaRecord, Store,
+    Transition,
 };
 
 use crate::common::Db;
 
 struct Opened {
-    store: SqlStore,
+    store: std::sync::Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
 

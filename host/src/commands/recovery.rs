@@ -61,14 +61,27 @@ impl Commands {
         if self.change_state(&change).await? {
             tracing::warn!(command_id = %cmd.id, %reason, "marked interrupted");
             self.slot_freed(&cmd.project);
-            self.dispatch(&cmd.project).await;
+            let (this, project) = (self.clone(), cmd.project.clone());
+            tokio::spawn(async move { this.dispatch(&project).await });
         }
         Ok(())
     }
 
-    /// What every heartbeat does once the lease is renewed: the sweep for dead peers, and the
-    /// cancels asked elsewhere whose notice never came.
-    pub async fn after_heartbeat(&self) {
+    /// Sweeps every heartbeat for dead peers and for cancels asked elsewhere whose notice never
+    /// came, until the task is aborted.
+    pub fn spawn_peer_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.inner.replica.sweep_interval());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                this.sweep_peers().await;
+            }
+        })
+    }
+
+    async fn sweep_peers(&self) {
         if let Err(e) = self.reconcile().await {
             tracing::warn!(error = %e, "replica sweep failed");
         }

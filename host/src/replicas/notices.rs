@@ -118,7 +118,10 @@ impl Notices {
 async fn send_loop(pool: sqlx::PgPool, mut rx: mpsc::Receiver<Notice>, from: Arc<str>, shutdown: CancellationToken) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
+        // Notices queued before the shutdown still go out: the last ones of a stopping replica
+        // (its slots freed) are the ones its peers need most.
         let received = tokio::select! {
+            biased;
             n = rx.recv_many(&mut batch, BATCH) => n,
             () = shutdown.cancelled() => 0,
         };

@@ -11,15 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::Executor;
-use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::SqlitePoolOptions;
 
 mod group_commit;
+mod queries;
 
-pub(super) use group_commit::Work;
+pub use queries::SqliteStore;
 
-use group_commit::GroupCommit;
+use group_commit::{GroupCommit, Work};
 
-use super::{DatabaseConfig, SqlStore, StoreError, StoreResult};
+use super::{DatabaseConfig, StoreError, StoreResult};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 /// How often the write-ahead log is copied back into the database.
@@ -42,13 +43,13 @@ fn path_of(url: &str) -> PathBuf {
 /// SQLite's write path: the group-commit queue in front of the writer connection, and the
 /// checkpoint task beside it; both stop with the last clone of the store.
 #[derive(Debug)]
-pub(super) struct Writer {
+pub(in crate::store) struct Writer {
     group: GroupCommit,
     _checkpoints: tokio_util::task::AbortOnDropHandle<()>,
 }
 
 impl Writer {
-    pub(super) async fn run<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
+    pub(in crate::store) async fn run<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
         self.group.run(work).await
     }
 }
@@ -147,7 +148,7 @@ pub(super) fn lock_for_serving(url: &str) -> Result<ServingLock, LockError> {
     Ok(ServingLock { _file: file })
 }
 
-pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<SqlStore> {
+pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<SqliteStore> {
     let busy = format!("PRAGMA busy_timeout = {}", settings.statement_timeout_ms);
     let limit = format!("PRAGMA journal_size_limit = {}", settings.wal_limit_bytes);
     let writer = connect(
@@ -196,7 +197,7 @@ pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<Sq
         group,
         _checkpoints: tokio_util::task::AbortOnDropHandle::new(checkpoints),
     };
-    Ok(SqlStore::sqlite(readers, writer))
+    Ok(SqliteStore::new(readers, writer))
 }
 
 async fn connect<const N: usize>(
@@ -204,9 +205,9 @@ async fn connect<const N: usize>(
     settings: &DatabaseConfig,
     connections: u32,
     pragmas: [String; N],
-) -> StoreResult<sqlx::AnyPool> {
+) -> StoreResult<sqlx::SqlitePool> {
     let pragmas = Arc::new(pragmas);
-    let pool = AnyPoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(settings.acquire_timeout())
         .after_connect(move |conn, _| {
@@ -231,7 +232,7 @@ const QUIET_WRITES: u64 = 4;
 /// log back syncs the database, and writes need not wait for that), those that make the log start
 /// over on the writer's connection between batches.
 struct Checkpointers {
-    passive: sqlx::AnyPool,
+    passive: sqlx::SqlitePool,
     writer: GroupCommit,
 }
 
@@ -278,7 +279,7 @@ async fn checkpoints(on: Checkpointers, wal: PathBuf, limit: u64, writes: Arc<At
 mod tests {
     use super::*;
 
-    async fn write_mib(pool: &sqlx::AnyPool, mib: usize) {
+    async fn write_mib(pool: &sqlx::SqlitePool, mib: usize) {
         for _ in 0..mib * 16 {
             sqlx::query("INSERT INTO blobs (data) VALUES ($1)")
                 .bind(vec![7u8; 64 * 1024])
@@ -290,7 +291,6 @@ mod tests {
 
     #[tokio::test]
     async fn the_log_is_checkpointed_in_the_background_and_truncated_when_idle() {
-        sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         let settings = DatabaseConfig::default();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::FileIdentity;
@@ -25,7 +25,7 @@ const QUEUE: usize = 1024;
 
 /// One write: runs on the batch's connection and returns its value.
 pub(in crate::store) type Work<T> =
-    Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, StoreResult<T>> + Send>;
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, StoreResult<T>> + Send>;
 
 type Value = Box<dyn Any + Send>;
 
@@ -49,7 +49,7 @@ pub(in crate::store) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the writer task on `pool` (one connection); it stops when the last handle is gone.
-    pub(super) fn start(pool: AnyPool, file: Arc<FileIdentity>, writes: Arc<AtomicU64>) -> Self {
+    pub(super) fn start(pool: SqlitePool, file: Arc<FileIdentity>, writes: Arc<AtomicU64>) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let (exclusive, exclusives) = mpsc::channel(1);
         tokio::spawn(serve(pool, queue, exclusives, file, writes));
@@ -82,7 +82,7 @@ impl GroupCommit {
 }
 
 async fn serve(
-    pool: AnyPool,
+    pool: SqlitePool,
     mut queue: mpsc::Receiver<Job>,
     mut exclusives: mpsc::Receiver<Exclusive>,
     file: Arc<FileIdentity>,
@@ -129,7 +129,7 @@ async fn serve(
 /// back to the pool: after a failed `COMMIT` (a full disk, an I/O error) neither sqlx nor we know
 /// whether its transaction is still open, and reusing it would acknowledge later writes that never
 /// commit while its lock keeps everyone else out.
-async fn commit(pool: &AnyPool, file: &FileIdentity, works: Vec<Work<Value>>) -> StoreResult<Vec<Value>> {
+async fn commit(pool: &SqlitePool, file: &FileIdentity, works: Vec<Work<Value>>) -> StoreResult<Vec<Value>> {
     file.check()?;
     let mut conn = pool.acquire().await?;
     let result = async {
@@ -148,7 +148,7 @@ async fn commit(pool: &AnyPool, file: &FileIdentity, works: Vec<Work<Value>>) ->
     result
 }
 
-async fn run_alone(pool: &AnyPool, sql: &'static str) -> StoreResult<()> {
+async fn run_alone(pool: &SqlitePool, sql: &'static str) -> StoreResult<()> {
     let mut conn = pool.acquire().await?;
     sqlx::raw_sql(sql).execute(&mut *conn).await?;
     Ok(())

@@ -1,100 +1,41 @@
-//! The store over SQL, shared by SQLite and PostgreSQL through sqlx's `Any` driver. The SQL here
-//! is the common dialect of both (`$n` parameters, `ON CONFLICT`, `RETURNING`).
+//! The store contract on SQLite: reads on the read-only pool, writes through the one writer
+//! connection's group commit.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
 
-use super::sqlite::{Work, Writer};
-use super::{
+use super::{Work, Writer};
+use crate::store::{
     AuditEntry, AuditQuery, AuditRecord, Claim, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord,
     OutputChunk, ReplicaRecord, Store, StoreError, StoreResult, Transition,
 };
 
-/// A [`Store`] on pools of SQLite or PostgreSQL connections.
+/// The [`Store`] on a SQLite file.
 #[derive(Debug, Clone)]
-pub struct SqlStore {
-    /// Connections for reads.
-    pool: AnyPool,
-    /// Where writes go.
-    writes: Writes,
-}
-
-#[derive(Debug, Clone)]
-enum Writes {
-    /// PostgreSQL: any connection of the pool.
-    Pool(AnyPool),
-    /// SQLite: its one writer connection, through group commit.
-    Sqlite(Arc<Writer>),
-}
-
-// Column lists as macros so that queries stay `&'static str` (sqlx audits dynamic SQL).
-macro_rules! command_insert_columns {
-    () => {
-        "id, project, kind, spec, state, priority, timeout_secs, exit_code, reason, key_id, \
-         idempotency_key, request_hash, queue_seq, pgid, runner, created_at, started_at, finished_at"
-    };
-}
-macro_rules! command_columns {
-    () => {
-        concat!(command_insert_columns!(), ", owner")
-    };
-}
-macro_rules! replica_columns {
-    () => {
-        "id, host, started_at, heartbeat_at, lease_expires_at"
-    };
-}
-macro_rules! key_columns {
-    () => {
-        "id, name, hash, scopes, projects, allowed_cidrs, expires_at, created_at, last_used_at, revoked_at"
-    };
-}
-macro_rules! audit_columns {
-    () => {
-        "id, at, key_id, client_ip, action, target, outcome, request_id, detail"
-    };
+pub struct SqliteStore {
+    /// Read-only connections.
+    pool: SqlitePool,
+    /// Where writes go: the one writer connection, through group commit.
+    writer: Arc<Writer>,
 }
 
 mod ownership;
 mod writes;
 
-impl SqlStore {
-    pub(super) fn postgres(pool: AnyPool) -> Self {
-        Self {
-            writes: Writes::Pool(pool.clone()),
-            pool,
-        }
-    }
-
-    pub(super) fn sqlite(readers: AnyPool, writer: Writer) -> Self {
+impl SqliteStore {
+    pub(in crate::store) fn new(readers: SqlitePool, writer: Writer) -> Self {
         Self {
             pool: readers,
-            writes: Writes::Sqlite(Arc::new(writer)),
+            writer: Arc::new(writer),
         }
     }
 
-    fn is_postgres(&self) -> bool {
-        matches!(self.writes, Writes::Pool(_))
-    }
-
-    /// Runs one write. On PostgreSQL a connection whose write failed is closed instead of going
-    /// back to the pool, as SQLite's group commit does: after a failed `COMMIT` its transaction
-    /// state is unknown.
+    /// Runs one write in the writer's next batch.
     async fn write<T: Send + 'static>(&self, work: Work<T>) -> StoreResult<T> {
-        match &self.writes {
-            Writes::Sqlite(writer) => writer.run(work).await,
-            Writes::Pool(pool) => {
-                let mut conn = pool.acquire().await?;
-                let result = work(&mut conn).await;
-                if result.is_err() {
-                    conn.close_on_drop();
-                }
-                result
-            }
-        }
+        self.writer.run(work).await
     }
 }
 
@@ -147,7 +88,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: Option<String>) -> StoreResul
     text.map(|t| serde_json::from_str(&t).map_err(corrupt)).transpose()
 }
 
-fn key_from_row(row: &AnyRow) -> StoreResult<KeyRecord> {
+fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
     Ok(KeyRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -162,7 +103,7 @@ fn key_from_row(row: &AnyRow) -> StoreResult<KeyRecord> {
     })
 }
 
-fn command_from_row(row: &AnyRow) -> StoreResult<CommandRecord> {
+fn command_from_row(row: &SqliteRow) -> StoreResult<CommandRecord> {
     let state: String = row.try_get("state")?;
     Ok(CommandRecord {
         id: row.try_get("id")?,
@@ -187,7 +128,7 @@ fn command_from_row(row: &AnyRow) -> StoreResult<CommandRecord> {
     })
 }
 
-fn audit_from_row(row: &AnyRow) -> StoreResult<AuditRecord> {
+fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
     Ok(AuditRecord {
         id: row.try_get("id")?,
         entry: AuditEntry {
@@ -204,7 +145,7 @@ fn audit_from_row(row: &AnyRow) -> StoreResult<AuditRecord> {
 }
 
 #[async_trait]
-impl Store for SqlStore {
+impl Store for SqliteStore {
     async fn probe(&self) -> StoreResult<()> {
         let at = crate::time::now_ms();
         self.write(Box::new(move |conn| Box::pin(writes::probe(conn, at))))
@@ -224,9 +165,9 @@ impl Store for SqlStore {
     }
 
     async fn insert_first_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<bool> {
-        let (key, audit, postgres) = (key.clone(), audit.cloned(), self.is_postgres());
+        let (key, audit) = (key.clone(), audit.cloned());
         self.write(Box::new(move |conn| {
-            Box::pin(async move { writes::insert_first_key(conn, &key, audit.as_ref(), postgres).await })
+            Box::pin(async move { writes::insert_first_key(conn, &key, audit.as_ref()).await })
         }))
         .await
     }

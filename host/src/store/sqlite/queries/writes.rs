@@ -1,7 +1,7 @@
 //! The store's writes, each on the connection it is given (the caller decides which connection
 //! and what becomes of it when the write fails).
 
-use sqlx::{Any, AnyConnection, Connection, Row, Transaction};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{command_from_row, to_json};
 use crate::store::{
@@ -12,7 +12,7 @@ use crate::store::{
 const PROBE_BYTES: usize = 16 * 1024;
 
 /// The readiness probe's write: one row, rewritten with the time.
-pub(super) async fn probe(conn: &mut AnyConnection, at: i64) -> StoreResult<()> {
+pub(super) async fn probe(conn: &mut SqliteConnection, at: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO readiness_probe (id, at, pad) VALUES (1, $1, $2) \
          ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad",
@@ -25,7 +25,7 @@ pub(super) async fn probe(conn: &mut AnyConnection, at: i64) -> StoreResult<()> 
 }
 
 pub(super) async fn insert_key(
-    conn: &mut AnyConnection,
+    conn: &mut SqliteConnection,
     key: &KeyRecord,
     audit: Option<&AuditEntry>,
 ) -> StoreResult<()> {
@@ -35,18 +35,13 @@ pub(super) async fn insert_key(
     Ok(())
 }
 
-/// Stores `key` only if no key exists yet: of replicas bootstrapping one empty database at once,
-/// one creates the first admin key.
+/// Stores `key` only if no key exists yet (the one writer makes the check and the insert atomic).
 pub(super) async fn insert_first_key(
-    conn: &mut AnyConnection,
+    conn: &mut SqliteConnection,
     key: &KeyRecord,
     audit: Option<&AuditEntry>,
-    postgres: bool,
 ) -> StoreResult<bool> {
     let mut tx = conn.begin().await?;
-    if postgres {
-        advisory_lock(&mut tx, "first-key").await?;
-    }
     let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM api_keys")
         .fetch_one(&mut *tx)
         .await?
@@ -58,22 +53,11 @@ pub(super) async fn insert_first_key(
     Ok(existing == 0)
 }
 
-/// The first key of PostgreSQL's two-key advisory locks that rdev takes ("rdev" in ASCII), so
-/// that its locks never meet another application's on the same database.
-const ADVISORY_NAMESPACE: i32 = 0x7264_6576;
-
-/// Takes PostgreSQL's transaction-scoped advisory lock named `name`: transactions taking the
-/// same name run one after the other, on every replica.
-pub(super) async fn advisory_lock(tx: &mut Transaction<'_, Any>, name: &str) -> StoreResult<()> {
-    sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1, hashtext($2))")
-        .bind(ADVISORY_NAMESPACE)
-        .bind(name.to_owned())
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn insert_key_row(tx: &mut Transaction<'_, Any>, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()> {
+async fn insert_key_row(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &KeyRecord,
+    audit: Option<&AuditEntry>,
+) -> StoreResult<()> {
     sqlx::query(concat!(
         "INSERT INTO api_keys (",
         key_columns!(),
@@ -97,7 +81,7 @@ async fn insert_key_row(tx: &mut Transaction<'_, Any>, key: &KeyRecord, audit: O
     Ok(())
 }
 
-pub(super) async fn revoke_key(conn: &mut AnyConnection, id: &str, at: i64) -> StoreResult<bool> {
+pub(super) async fn revoke_key(conn: &mut SqliteConnection, id: &str, at: i64) -> StoreResult<bool> {
     let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(at)
         .bind(id.to_owned())
@@ -106,7 +90,7 @@ pub(super) async fn revoke_key(conn: &mut AnyConnection, id: &str, at: i64) -> S
     Ok(done.rows_affected() == 1)
 }
 
-pub(super) async fn touch_key(conn: &mut AnyConnection, id: &str, at: i64) -> StoreResult<()> {
+pub(super) async fn touch_key(conn: &mut SqliteConnection, id: &str, at: i64) -> StoreResult<()> {
     sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
         .bind(at)
         .bind(id.to_owned())
@@ -116,7 +100,7 @@ pub(super) async fn touch_key(conn: &mut AnyConnection, id: &str, at: i64) -> St
 }
 
 pub(super) async fn insert_command(
-    conn: &mut AnyConnection,
+    conn: &mut SqliteConnection,
     cmd: &CommandRecord,
     audit: &AuditEntry,
 ) -> StoreResult<Inserted> {
@@ -166,7 +150,7 @@ pub(super) async fn insert_command(
     Ok(Inserted::New)
 }
 
-pub(super) async fn transition(conn: &mut AnyConnection, change: &Transition<'_>) -> StoreResult<bool> {
+pub(super) async fn transition(conn: &mut SqliteConnection, change: &Transition<'_>) -> StoreResult<bool> {
     let from = change
         .from
         .iter()
@@ -200,7 +184,12 @@ pub(super) async fn transition(conn: &mut AnyConnection, change: &Transition<'_>
     Ok(true)
 }
 
-pub(super) async fn set_process_group(conn: &mut AnyConnection, id: &str, runner: &str, pgid: i64) -> StoreResult<()> {
+pub(super) async fn set_process_group(
+    conn: &mut SqliteConnection,
+    id: &str,
+    runner: &str,
+    pgid: i64,
+) -> StoreResult<()> {
     sqlx::query("UPDATE commands SET pgid = $1, runner = $2 WHERE id = $3")
         .bind(pgid)
         .bind(runner.to_owned())
@@ -210,7 +199,7 @@ pub(super) async fn set_process_group(conn: &mut AnyConnection, id: &str, runner
     Ok(())
 }
 
-pub(super) async fn append_output(conn: &mut AnyConnection, chunks: &[OutputChunk]) -> StoreResult<()> {
+pub(super) async fn append_output(conn: &mut SqliteConnection, chunks: &[OutputChunk]) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
     for c in chunks {
         sqlx::query(
@@ -228,13 +217,13 @@ pub(super) async fn append_output(conn: &mut AnyConnection, chunks: &[OutputChun
     Ok(())
 }
 
-pub(super) async fn append_audit(conn: &mut AnyConnection, entry: &AuditEntry) -> StoreResult<()> {
+pub(super) async fn append_audit(conn: &mut SqliteConnection, entry: &AuditEntry) -> StoreResult<()> {
     insert_audit(&mut *conn, entry).await
 }
 
 pub(super) async fn insert_audit<'e, E>(exec: E, entry: &AuditEntry) -> StoreResult<()>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
     sqlx::query(
         "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, detail) \

@@ -1,18 +1,17 @@
-//! Replicas, their leases and what they own: the claim of a queued command (where SQLite and
-//! PostgreSQL differ: one writer serializes SQLite's claims, a transaction-scoped advisory lock per
-//! project serializes PostgreSQL's across replicas), cancels asked on another replica, and the
-//! replica rows that fence a replica whose lease a peer took as expired.
+//! Replicas, their leases and what they own, on SQLite: the claim of a queued command (the one
+//! writer makes it atomic), cancels, and the replica rows (one live process per file, under its
+//! serving lock; earlier processes' rows are reconciled at start).
 
-use sqlx::{AnyConnection, Connection, Row};
+use sqlx::{Connection, Row, SqliteConnection};
 
-use super::{SqlStore, command_from_row, writes};
+use super::{SqliteStore, command_from_row, writes};
 use crate::store::{Claim, CommandRecord, ReplicaRecord, StoreResult};
 
-impl SqlStore {
+impl SqliteStore {
     pub(super) async fn claim(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
-        let (claim, postgres) = (claim.clone(), self.is_postgres());
+        let claim = claim.clone();
         self.write(Box::new(move |conn| {
-            Box::pin(async move { claim_next(conn, &claim, postgres).await })
+            Box::pin(async move { claim_next(conn, &claim).await })
         }))
         .await
     }
@@ -134,11 +133,8 @@ impl SqlStore {
 /// The claim itself. The owner's row is checked inside the transaction: a replica that a peer
 /// already took as dead claims nothing, so no command is started by a replica whose commands are
 /// being reconciled.
-async fn claim_next(conn: &mut AnyConnection, claim: &Claim, postgres: bool) -> StoreResult<Option<CommandRecord>> {
+async fn claim_next(conn: &mut SqliteConnection, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
     let mut tx = conn.begin().await?;
-    if postgres {
-        writes::advisory_lock(&mut tx, &format!("claims:{}", claim.project)).await?;
-    }
     let live = sqlx::query("SELECT id FROM replicas WHERE id = $1")
         .bind(claim.owner.clone())
         .fetch_optional(&mut *tx)
@@ -152,22 +148,12 @@ async fn claim_next(conn: &mut AnyConnection, claim: &Claim, postgres: bool) -> 
         tx.commit().await?;
         return Ok(None);
     }
-    // A row another transaction holds is being cancelled: take the next one.
-    let next = if postgres {
-        concat!(
-            "SELECT ",
-            command_columns!(),
-            " FROM commands WHERE project = $1 AND state = 'queued' \
-             ORDER BY priority DESC, queue_seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED"
-        )
-    } else {
-        concat!(
-            "SELECT ",
-            command_columns!(),
-            " FROM commands WHERE project = $1 AND state = 'queued' \
-             ORDER BY priority DESC, queue_seq ASC LIMIT 1"
-        )
-    };
+    let next = concat!(
+        "SELECT ",
+        command_columns!(),
+        " FROM commands WHERE project = $1 AND state = 'queued' \
+         ORDER BY priority DESC, queue_seq ASC LIMIT 1"
+    );
     let Some(row) = sqlx::query(next)
         .bind(claim.project.clone())
         .fetch_optional(&mut *tx)

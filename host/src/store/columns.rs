@@ -1,0 +1,29 @@
+//! The column lists of the tables, shared by both databases' queries. Macros, so that queries
+//! stay `&'static str` (sqlx audits dynamic SQL).
+
+macro_rules! command_insert_columns {
+    () => {
+        "id, project, kind, spec, state, priority, timeout_secs, exit_code, reason, key_id, \
+         idempotency_key, request_hash, queue_seq, pgid, runner, created_at, started_at, finished_at"
+    };
+}
+macro_rules! command_columns {
+    () => {
+        concat!(command_insert_columns!(), ", owner")
+    };
+}
+macro_rules! replica_columns {
+    () => {
+        "id, host, started_at, heartbeat_at, lease_expires_at"
+    };
+}
+macro_rules! key_columns {
+    () => {
+        "id, name, hash, scopes, projects, allowed_cidrs, expires_at, created_at, last_used_at, revoked_at"
+    };
+}
+macro_rules! audit_columns {
+    () => {
+        "id, at, key_id, client_ip, action, target, outcome, request_id, detail"
+    };
+}
