@@ -1,7 +1,10 @@
-//! Commands: acceptance (validation, policies, idempotency), the per-project priority queue,
-//! execution and cancellation. Every accepted command ends in exactly one terminal state.
+//! Commands: intake (validation, policies, idempotency, insert), the queue (claims across
+//! replicas), the runner (execution of owned commands), cancellation and ownership, all changing
+//! a command through one seam (`events.rs`). Every accepted command ends in exactly one terminal
+//! state.
 
 mod events;
+mod intake;
 mod output;
 mod queue;
 mod recovery;
@@ -10,22 +13,22 @@ mod spec;
 
 pub use spec::{CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use tokio::sync::watch;
-use tokio_util::task::TaskTracker;
+use events::Events;
+use intake::Intake;
+use queue::Queue;
+use runner::{Runner, StopReason};
 
 use crate::auth::Principal;
 use crate::config::Config;
 use crate::exec::ExecBackend;
-use crate::plugins::{Decision, Policies, Refusal, Refused, SanitizeInput};
+use crate::plugins::{Decision, Policies, Refusal};
 use crate::projects::{Project, ProjectRegistry};
 use crate::replicas::{Notice, Notices, Replica};
-use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, Store, StoreError, StoreResult, Transition};
+use crate::store::{AuditEntry, CommandRecord, CommandState, Store, StoreError, StoreResult, Transition};
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
 use crate::time::now_ms;
@@ -88,20 +91,6 @@ pub enum CommandError {
     Store(#[from] StoreError),
 }
 
-/// Why a running command is being stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopReason {
-    Cancelled,
-    Interrupted,
-}
-
-struct RunningCommand {
-    /// The replica id it was claimed under.
-    owner: String,
-    stop: watch::Sender<Option<StopReason>>,
-    done: watch::Receiver<bool>,
-}
-
 /// What the command service works with.
 pub struct CommandServices {
     /// Where commands, their output and their audit rows are stored.
@@ -124,28 +113,18 @@ pub struct CommandServices {
     pub notices: Notices,
 }
 
-struct Inner {
+/// The command service: intake, queue and runner, sharing the events seam.
+#[derive(Clone)]
+pub struct Commands {
+    intake: Arc<Intake>,
+    queue: Queue,
+    runner: Runner,
+    events: Events,
     store: Arc<dyn Store>,
     backend: Arc<dyn ExecBackend>,
     projects: ProjectRegistry,
-    hub: OutputHub,
-    policies: Policies,
-    config: Arc<Config>,
-    inherited_env: BTreeMap<String, String>,
-    running: Mutex<HashMap<String, RunningCommand>>,
-    dispatching: tokio::sync::Mutex<()>,
-    accepting: AtomicBool,
-    tasks: TaskTracker,
-    last_queue_seq: AtomicI64,
-    metrics: Metrics,
     replica: Arc<Replica>,
     notices: Notices,
-}
-
-/// The command service.
-#[derive(Clone)]
-pub struct Commands {
-    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Commands {
@@ -182,11 +161,6 @@ fn state_change<'a>(
     }
 }
 
-fn request_hash(project: &str, request: &CommandRequest) -> String {
-    let canonical = serde_json::to_string(&(project, request)).unwrap_or_default();
-    hex::encode(Sha256::digest(canonical.as_bytes()))
-}
-
 impl Commands {
     /// A command service; call [`recover`](Self::recover) once before serving.
     pub fn new(services: CommandServices) -> Self {
@@ -201,45 +175,34 @@ impl Commands {
             replica,
             notices,
         } = services;
-        let inherited_env = config
-            .commands
-            .inherit_env
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
-            .collect();
-        let inner = Inner {
+        let events = Events::new(store.clone(), hub, metrics, notices.clone());
+        let runner = Runner::new(events.clone(), store.clone(), backend.clone(), config.clone());
+        let queue = Queue::new(
+            events.clone(),
+            store.clone(),
+            projects.clone(),
+            replica.clone(),
+            runner.clone(),
+        );
+        let intake = Intake {
+            events: events.clone(),
+            store: store.clone(),
+            backend: backend.clone(),
+            policies,
+            config,
+            queue: queue.clone(),
+            last_queue_seq: AtomicI64::new(0),
+        };
+        Self {
+            intake: Arc::new(intake),
+            queue,
+            runner,
+            events,
             store,
             backend,
             projects,
-            hub,
-            policies,
-            config,
-            inherited_env,
-            running: Mutex::default(),
-            dispatching: tokio::sync::Mutex::new(()),
-            accepting: AtomicBool::new(true),
-            tasks: TaskTracker::new(),
-            last_queue_seq: AtomicI64::new(0),
-            metrics,
             replica,
             notices,
-        };
-        Self { inner: Arc::new(inner) }
-    }
-
-    fn next_queue_seq(&self) -> i64 {
-        let now_us = now_ms() * 1000;
-        let mut last = self.inner.last_queue_seq.load(Ordering::Relaxed);
-        loop {
-            let next = now_us.max(last + 1);
-            match self
-                .inner
-                .last_queue_seq
-                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return next,
-                Err(current) => last = current,
-            }
         }
     }
 
@@ -253,139 +216,7 @@ impl Commands {
         request: CommandRequest,
         idempotency_key: Option<String>,
     ) -> Result<(CommandRecord, bool), CommandError> {
-        if !self.inner.accepting.load(Ordering::SeqCst) {
-            return Err(CommandError::ShuttingDown);
-        }
-        let request_hash = idempotency_key.as_ref().map(|_| request_hash(&project.name, &request));
-        // A retry returns what the first request got, even if policies or settings changed since.
-        if let Some(key) = &idempotency_key
-            && let Some(existing) = self.inner.store.find_idempotent(&who.key.id, key).await?
-        {
-            if existing.request_hash != request_hash {
-                return Err(CommandError::IdempotencyConflict);
-            }
-            return Ok((existing, false));
-        }
-        self.inner
-            .backend
-            .available()
-            .map_err(CommandError::BackendUnavailable)?;
-        let (priority, timeout_secs) = self.limits(project, &request)?;
-        let (spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
-        let record = CommandRecord {
-            id: format!("cmd_{}", uuid::Uuid::new_v4().simple()),
-            project: project.name.clone(),
-            kind: spec.kind.clone(),
-            spec: serde_json::to_string(&spec).unwrap_or_default(),
-            state: CommandState::Queued,
-            priority,
-            timeout_secs: timeout_secs as i64,
-            exit_code: None,
-            reason: None,
-            key_id: who.key.id.clone(),
-            request_hash,
-            idempotency_key,
-            queue_seq: self.next_queue_seq(),
-            pgid: None,
-            runner: None,
-            created_at: now_ms(),
-            started_at: None,
-            finished_at: None,
-            owner: None,
-        };
-        let detail = serde_json::json!({ "kind": record.kind, "decisions": decisions }).to_string();
-        let audit = actor.audit("command.accepted", &record.id, "queued", Some(detail));
-        match self.record_accepted(&record, &audit).await? {
-            Inserted::Existing(existing) if existing.request_hash == record.request_hash => Ok((*existing, false)),
-            Inserted::Existing(_) => Err(CommandError::IdempotencyConflict),
-            Inserted::New => {
-                self.dispatch(&record.project).await;
-                // The command is stored: answer it even if the re-read fails (a 503 here would
-                // make the client submit it again).
-                let current = self.inner.store.get_command(&record.id).await.ok().flatten();
-                Ok((current.unwrap_or(record), true))
-            }
-        }
-    }
-
-    /// The priority and timeout of a request, checked against their limits.
-    fn limits(&self, project: &Project, request: &CommandRequest) -> Result<(i32, u64), CommandError> {
-        let invalid = |field, message| Err(CommandError::Invalid(SpecError { field, message }));
-        let priority = request.priority.unwrap_or(0);
-        if !PRIORITY_RANGE.contains(&priority) {
-            let (low, high) = (PRIORITY_RANGE.start(), PRIORITY_RANGE.end());
-            return invalid("priority", format!("must be between {low} and {high}"));
-        }
-        let max = self.inner.config.commands.max_timeout_secs;
-        let timeout_secs = request.timeout_secs.unwrap_or(project.settings.default_timeout_secs);
-        if timeout_secs == 0 || timeout_secs > max {
-            return invalid("timeout_secs", format!("must be between 1 and {max}"));
-        }
-        Ok((priority, timeout_secs))
-    }
-
-    /// Validates the command, then runs the validators and the sanitizer chain (re-checking every
-    /// rewrite). A refusal is audited with the decisions taken.
-    async fn apply_policies(
-        &self,
-        who: &Principal,
-        actor: &Actor,
-        project: &Project,
-        request: &CommandRequest,
-    ) -> Result<(CommandSpec, Vec<Decision>), CommandError> {
-        let commands = &self.inner.config.commands;
-        let recheck = |spec: &CommandSpec| spec.validate(commands, &project.settings);
-        let spec = CommandSpec::from_request(request);
-        recheck(&spec).map_err(CommandError::Invalid)?;
-        let body = serde_json::to_value(request).unwrap_or_default();
-        // The validators judge the request while the sanitizers judge the command: the two chains
-        // are independent, and on an idle gateway they run on two cores at once.
-        let policies = self.inner.policies.clone();
-        let name = project.name.clone();
-        let validation = tokio::spawn(async move { policies.validate_recorded("command", &body, Some(&name)).await });
-        let input = SanitizeInput {
-            project: project.name.clone(),
-            command: spec,
-            key_id: who.key.id.clone(),
-            scopes: who.key.scopes.clone(),
-            workdir: project.workspace.to_string_lossy().into_owned(),
-        };
-        let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
-        let sanitized = self.inner.policies.sanitize(input, recheck_message).await;
-        let validated = validation.await.unwrap_or_else(|e| {
-            let message = format!("validation stopped: {e}");
-            let error = crate::plugins::PluginError {
-                plugin: "request validators".into(),
-                digest: None,
-                message,
-                kind: crate::plugins::FailureKind::Failed,
-            };
-            Err((Refusal::Failed(error), Vec::new()))
-        });
-        match (validated, sanitized) {
-            (Err((refusal, mut decisions)), other) => {
-                decisions.extend(other.map_or_else(|(_, taken)| taken, |(_, taken)| taken));
-                Err(self.refused(actor, project, (refusal, decisions)).await)
-            }
-            (Ok(mut decisions), Ok((spec, taken))) => {
-                decisions.extend(taken);
-                Ok((spec, decisions))
-            }
-            (Ok(mut decisions), Err((refusal, taken))) => {
-                decisions.extend(taken);
-                Err(self.refused(actor, project, (refusal, decisions)).await)
-            }
-        }
-    }
-
-    /// Audits a refused command with the decisions taken, and returns the error for the client.
-    async fn refused(&self, actor: &Actor, project: &Project, (refusal, decisions): Refused) -> CommandError {
-        let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
-        let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
-        if let Err(e) = self.record_rejected(&entry).await {
-            return e.into();
-        }
-        CommandError::Refused(refusal, decisions)
+        self.intake.submit(who, actor, project, request, idempotency_key).await
     }
 
     /// Cancels a queued or running command; returns it as it is afterwards.
@@ -394,18 +225,19 @@ impl Commands {
             return Err(CommandError::AlreadyEnded(cmd.state));
         }
         let cancelled = self
+            .events
             .end_queued(actor, &cmd.id, CommandState::Cancelled, "cancelled while queued")
             .await?;
         if !cancelled {
-            if let Some(mut done) = self.stop(&cmd.id, StopReason::Cancelled) {
+            if let Some(mut done) = self.runner.stop(&cmd.id, StopReason::Cancelled) {
                 let _ = tokio::time::timeout(CANCEL_WAIT, done.wait_for(|d| *d)).await;
-            } else if self.inner.store.request_cancel(&cmd.id, now_ms()).await? {
+            } else if self.store.request_cancel(&cmd.id, now_ms()).await? {
                 let command = cmd.id.clone();
-                self.inner.notices.publish(Notice::CancelRequested { command });
+                self.notices.publish(Notice::CancelRequested { command });
                 self.wait_ended(&cmd.id).await?;
             }
         }
-        let current = self.inner.store.get_command(&cmd.id).await?;
+        let current = self.store.get_command(&cmd.id).await?;
         current.ok_or_else(|| CommandError::Store(StoreError::Corrupt("command vanished".into())))
     }
 
@@ -414,13 +246,7 @@ impl Commands {
         let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(CANCEL_POLL).await;
-            if self
-                .inner
-                .store
-                .get_command(id)
-                .await?
-                .is_none_or(|c| c.state.is_terminal())
-            {
+            if self.store.get_command(id).await?.is_none_or(|c| c.state.is_terminal()) {
                 break;
             }
         }
@@ -429,24 +255,27 @@ impl Commands {
 
     /// Commands running on this replica.
     pub fn running_count(&self) -> usize {
-        self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Ends a queued command without running it; false if it was no longer queued.
-    async fn end_queued(&self, actor: &Actor, id: &str, to: CommandState, reason: &str) -> StoreResult<bool> {
-        let change = state_change(actor, id, &[CommandState::Queued], to, None, Some(reason));
-        self.change_state(&change).await
+        self.runner.count()
     }
 
     /// The policy chains commands and other requests pass through.
     pub fn policies(&self) -> &Policies {
-        &self.inner.policies
+        self.intake.policies()
     }
 
-    fn stop(&self, id: &str, reason: StopReason) -> Option<watch::Receiver<bool>> {
-        let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
-        let cmd = running.get(id)?;
-        let _ = cmd.stop.send(Some(reason));
-        Some(cmd.done.clone())
+    /// Stops claiming commands, lets running ones finish within `grace`, then interrupts the rest.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.queue.stop_claiming().await;
+        self.runner.drain(grace).await;
+    }
+
+    /// Whether new commands are accepted (false while shutting down).
+    pub fn is_accepting(&self) -> bool {
+        self.queue.is_claiming()
+    }
+
+    /// Dispatches every project with queued commands every `every`, in case a wake-up was lost.
+    pub fn spawn_queue_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        self.queue.spawn_sweeper(every)
     }
 }

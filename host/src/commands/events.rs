@@ -3,15 +3,27 @@
 //! streams, to the other replicas (notices), to metrics. Output goes through here too
 //! ([`OutputPublisher`]). What more a change must reach goes here, in one place: rows that must
 //! commit with the change (a webhook outbox) into the store's transaction, everything that
-//! follows it into [`Commands::publish`].
+//! follows it into [`Events::publish`].
 
 use std::sync::Arc;
 
 use crate::replicas::{Notice, Notices};
-use crate::store::{AuditEntry, Claim, CommandRecord, Inserted, OutputChunk, StoreResult, Transition};
+use crate::store::{
+    AuditEntry, Claim, CommandRecord, CommandState, Inserted, OutputChunk, Store, StoreResult, Transition,
+};
 use crate::streaming::OutputHub;
+use crate::telemetry::Metrics;
 
-use super::Commands;
+use super::{Actor, state_change};
+
+/// Where every change of a command is committed and published.
+#[derive(Clone)]
+pub(super) struct Events {
+    store: Arc<dyn Store>,
+    hub: OutputHub,
+    metrics: Metrics,
+    notices: Notices,
+}
 
 /// Publishes stored output: to this replica's subscribers, and to the others as one notice.
 #[derive(Clone)]
@@ -34,73 +46,98 @@ impl OutputPublisher {
     }
 }
 
-impl Commands {
+impl Events {
+    pub(super) fn new(store: Arc<dyn Store>, hub: OutputHub, metrics: Metrics, notices: Notices) -> Self {
+        Self {
+            store,
+            hub,
+            metrics,
+            notices,
+        }
+    }
+
+    /// This replica's live streams (fed from peers' notices too).
+    pub(super) fn hub(&self) -> &OutputHub {
+        &self.hub
+    }
+
     /// Where a runner's stored output is published.
     pub(super) fn output_publisher(&self) -> OutputPublisher {
         OutputPublisher {
-            hub: self.inner.hub.clone(),
-            notices: self.inner.notices.clone(),
+            hub: self.hub.clone(),
+            notices: self.notices.clone(),
         }
     }
 
     /// Stores a new command with its `command.accepted` audit row; counts it and wakes the
     /// replicas if it is new.
     pub(super) async fn record_accepted(&self, record: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        let inserted = self.inner.store.insert_command(record, audit).await?;
+        let inserted = self.store.insert_command(record, audit).await?;
         if matches!(inserted, Inserted::New) {
-            self.inner.metrics.commands_accepted.inc();
+            self.metrics.commands_accepted.inc();
             let project = record.project.clone();
-            self.inner.notices.publish(Notice::Queued { project });
+            self.notices.publish(Notice::Queued { project });
         }
         Ok(inserted)
     }
 
     /// Stores the audit row of a command that was refused before it was stored.
     pub(super) async fn record_rejected(&self, audit: &AuditEntry) -> StoreResult<()> {
-        self.inner.store.append_audit(audit).await
+        self.store.append_audit(audit).await
     }
 
     /// Claims the next queued command of a project for this replica (queued → running, with its
     /// `command.started` row), if the project has a free slot across all replicas.
     pub(super) async fn record_claimed(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
-        self.inner.store.claim_next(claim).await
+        self.store.claim_next(claim).await
     }
 
     /// Commits a state change with its audit row and then publishes it; false (and nothing
     /// published) if the command was in none of the states the change starts from.
     pub(super) async fn change_state(&self, change: &Transition<'_>) -> StoreResult<bool> {
-        let applied = self.inner.store.transition(change).await?;
+        let applied = self.store.transition(change).await?;
         if applied {
             self.publish(change);
         }
         Ok(applied)
     }
 
+    /// Ends a queued command without running it; false if it was no longer queued.
+    pub(super) async fn end_queued(
+        &self,
+        actor: &Actor,
+        id: &str,
+        to: CommandState,
+        reason: &str,
+    ) -> StoreResult<bool> {
+        let change = state_change(actor, id, &[CommandState::Queued], to, None, Some(reason));
+        self.change_state(&change).await
+    }
+
     /// Says that a command of `project` that ran here ended: a slot may be free, here or on
     /// another replica.
     pub(super) fn slot_freed(&self, project: &str) {
         let project = project.to_owned();
-        self.inner.notices.publish(Notice::SlotFreed { project });
+        self.notices.publish(Notice::SlotFreed { project });
     }
 
     /// Ends the live streams of a command whose end could not be stored, which would otherwise
     /// wait for an event that never comes; a client that returns reads the stored state (the
     /// command is reconciled as `interrupted` later).
     pub(super) fn end_streams_unrecorded(&self, change: &Transition<'_>) {
-        self.inner.hub.close(change.id, change.to, change.exit_code);
+        self.hub.close(change.id, change.to, change.exit_code);
     }
 
     /// What follows a committed change. A change that only amends an ended command (a kill
     /// confirmed later) is not an end of its own.
     fn publish(&self, change: &Transition<'_>) {
         if change.to.is_terminal() && !change.from.contains(&change.to) {
-            self.inner
-                .metrics
+            self.metrics
                 .commands_finished
                 .with_label_values(&[change.to.as_str()])
                 .inc();
-            self.inner.hub.close(change.id, change.to, change.exit_code);
-            self.inner.notices.publish(Notice::Ended {
+            self.hub.close(change.id, change.to, change.exit_code);
+            self.notices.publish(Notice::Ended {
                 command: change.id.to_owned(),
                 state: change.to.as_str().to_owned(),
                 exit_code: change.exit_code,

@@ -1,20 +1,61 @@
-//! The per-project queue: claims queued commands for this replica while their project has free
-//! slots across all replicas (higher priority first, FIFO within a priority), and drains on
-//! shutdown. The queue lives in the store, so a restart neither loses nor double-runs commands.
+//! The queue: claims queued commands for this replica while their project has free slots across
+//! all replicas (higher priority first, FIFO within a priority) and hands them to the runner. The
+//! queue lives in the store, so a restart neither loses nor double-runs commands.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::watch;
 
-use super::{Actor, Commands, RunningCommand, StopReason};
-use crate::store::{Claim, CommandState, StoreResult};
+use super::Actor;
+use super::events::Events;
+use super::runner::Runner;
+use crate::projects::ProjectRegistry;
+use crate::replicas::Replica;
+use crate::store::{Claim, CommandState, Store, StoreResult};
 use crate::time::now_ms;
 
-impl Commands {
-    /// Starts queued commands of `project` while it has free slots. Boxed because it is
-    /// recursive through the runner, which dispatches again when a command ends.
+/// Claims queued commands.
+#[derive(Clone)]
+pub(super) struct Queue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    events: Events,
+    store: Arc<dyn Store>,
+    projects: ProjectRegistry,
+    replica: Arc<Replica>,
+    runner: Runner,
+    /// One dispatch at a time on this replica (claims are atomic anyway; this avoids claiming
+    /// in parallel only to find the slots taken).
+    dispatching: tokio::sync::Mutex<()>,
+    claiming: AtomicBool,
+}
+
+impl Queue {
+    pub(super) fn new(
+        events: Events,
+        store: Arc<dyn Store>,
+        projects: ProjectRegistry,
+        replica: Arc<Replica>,
+        runner: Runner,
+    ) -> Self {
+        let inner = Inner {
+            events,
+            store,
+            projects,
+            replica,
+            runner,
+            dispatching: tokio::sync::Mutex::new(()),
+            claiming: AtomicBool::new(true),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Claims and starts queued commands of `project` while it has free slots. Boxed because it
+    /// is recursive through the runner, which dispatches again when a command ends.
     pub(super) fn dispatch<'a>(&'a self, project: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Err(e) = self.try_dispatch(project).await {
@@ -27,7 +68,7 @@ impl Commands {
         let _serialized = self.inner.dispatching.lock().await;
         let store = &self.inner.store;
         loop {
-            if !self.inner.accepting.load(Ordering::SeqCst) {
+            if !self.is_claiming() {
                 return Ok(());
             }
             let Some(project) = self.inner.projects.get(project_name) else {
@@ -35,7 +76,10 @@ impl Commands {
                     return Ok(());
                 };
                 let reason = "the project no longer exists";
-                self.end_queued(&Actor::default(), &next.id, CommandState::Failed, reason)
+                let actor = Actor::default();
+                self.inner
+                    .events
+                    .end_queued(&actor, &next.id, CommandState::Failed, reason)
                     .await?;
                 continue;
             };
@@ -52,24 +96,12 @@ impl Commands {
                 at: now_ms(),
                 audit: Actor::default().audit("command.started", "", CommandState::Running.as_str(), None),
             };
-            let Some(next) = self.record_claimed(&claim).await? else {
+            let Some(next) = self.inner.events.record_claimed(&claim).await? else {
                 return Ok(());
             };
-            let (stop, stop_rx) = watch::channel(None);
-            let (done_tx, done) = watch::channel(false);
-            self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                next.id.clone(),
-                RunningCommand {
-                    owner: claim.owner,
-                    stop,
-                    done,
-                },
-            );
-            let this = self.clone();
-            self.inner.tasks.spawn(async move {
-                this.run(project, next, stop_rx).await;
-                let _ = done_tx.send(true);
-            });
+            let (queue, name) = (self.clone(), project_name.to_owned());
+            let then = async move { queue.dispatch(&name).await };
+            self.inner.runner.spawn(project, next, claim.owner, then);
         }
     }
 
@@ -84,7 +116,7 @@ impl Commands {
     /// Dispatches every project with queued commands every `every`. A dispatch that failed (the
     /// database was unavailable when a command was queued or ended) would otherwise leave its
     /// commands queued until the next command of that project comes or goes.
-    pub fn spawn_queue_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    pub(super) fn spawn_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -98,32 +130,15 @@ impl Commands {
         })
     }
 
-    /// Stops starting commands, lets running ones finish within `grace`, then interrupts the rest.
-    pub async fn shutdown(&self, grace: Duration) {
-        self.inner.accepting.store(false, Ordering::SeqCst);
-        // Wait for a dispatch in flight, then let go: a command that ends dispatches again
-        // (which now starts nothing), so holding the lock here would deadlock the wait below.
+    /// Stops claiming, once a dispatch in flight is done. The lock is let go at once: a command
+    /// that ends dispatches again (which now claims nothing), and the drain waits for those.
+    pub(super) async fn stop_claiming(&self) {
+        self.inner.claiming.store(false, Ordering::SeqCst);
         drop(self.inner.dispatching.lock().await);
-        self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
-            let ids: Vec<String> = self
-                .inner
-                .running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .cloned()
-                .collect();
-            tracing::warn!(count = ids.len(), "grace period over; interrupting running commands");
-            for id in ids {
-                self.stop(&id, StopReason::Interrupted);
-            }
-            self.inner.tasks.wait().await;
-        }
     }
 
-    /// Whether new commands are accepted (false while shutting down).
-    pub fn is_accepting(&self) -> bool {
-        self.inner.accepting.load(Ordering::SeqCst)
+    /// Whether this replica claims commands (false while it shuts down).
+    pub(super) fn is_claiming(&self) -> bool {
+        self.inner.claiming.load(Ordering::SeqCst)
     }
 }

@@ -14,14 +14,14 @@ impl Commands {
     /// starts queued commands.
     pub async fn recover(&self) -> StoreResult<()> {
         self.reconcile().await?;
-        self.dispatch_all().await
+        self.queue.dispatch_all().await
     }
 
     /// One sweep: replicas whose lease expired lose their rows (each to exactly one peer), and
     /// running commands that no registered replica owns become `interrupted`. Skipped while this
     /// replica may not judge its peers (see [`crate::replicas::Replica::may_reconcile_peers`]).
     pub async fn reconcile(&self) -> StoreResult<()> {
-        let replica = &self.inner.replica;
+        let replica = &self.replica;
         if !replica.may_reconcile_peers() {
             return Ok(());
         }
@@ -31,12 +31,12 @@ impl Commands {
         } else {
             now_ms()
         };
-        for dead in self.inner.store.expired_replicas(horizon).await? {
-            if dead.id != me && self.inner.store.remove_replica(&dead.id, Some(horizon)).await? {
+        for dead in self.store.expired_replicas(horizon).await? {
+            if dead.id != me && self.store.remove_replica(&dead.id, Some(horizon)).await? {
                 tracing::warn!(replica_id = %dead.id, host = %dead.host, "a replica's lease expired; reconciling its commands");
             }
         }
-        for cmd in self.inner.store.orphaned_commands().await? {
+        for cmd in self.store.orphaned_commands().await? {
             self.interrupt_orphan(&cmd).await?;
         }
         Ok(())
@@ -46,10 +46,10 @@ impl Commands {
     /// where that is safe (the backend decides from the recorded runner identity).
     async fn interrupt_orphan(&self, cmd: &CommandRecord) -> StoreResult<()> {
         if let (Some(pgid), Some(runner)) = (cmd.pgid, &cmd.runner) {
-            self.inner.backend.kill_leftover(runner, pgid).await;
-        } else if let Some(project) = self.inner.projects.get(&cmd.project) {
+            self.backend.kill_leftover(runner, pgid).await;
+        } else if let Some(project) = self.projects.get(&cmd.project) {
             // The replica died between starting the process and recording it.
-            self.inner.backend.kill_unrecorded(&project, &cmd.id).await;
+            self.backend.kill_unrecorded(&project, &cmd.id).await;
         }
         let reason = match &cmd.owner {
             Some(owner) => format!("the gateway replica running it ({owner}) stopped"),
@@ -58,11 +58,11 @@ impl Commands {
         let running = &[CommandState::Running];
         let actor = Actor::default();
         let change = state_change(&actor, &cmd.id, running, CommandState::Interrupted, None, Some(&reason));
-        if self.change_state(&change).await? {
+        if self.events.change_state(&change).await? {
             tracing::warn!(command_id = %cmd.id, %reason, "marked interrupted");
-            self.slot_freed(&cmd.project);
-            let (this, project) = (self.clone(), cmd.project.clone());
-            tokio::spawn(async move { this.dispatch(&project).await });
+            self.events.slot_freed(&cmd.project);
+            let (queue, project) = (self.queue.clone(), cmd.project.clone());
+            tokio::spawn(async move { queue.dispatch(&project).await });
         }
         Ok(())
     }
@@ -72,7 +72,7 @@ impl Commands {
     pub fn spawn_peer_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.inner.replica.sweep_interval());
+            let mut tick = tokio::time::interval(this.replica.sweep_interval());
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -85,10 +85,10 @@ impl Commands {
         if let Err(e) = self.reconcile().await {
             tracing::warn!(error = %e, "replica sweep failed");
         }
-        match self.inner.store.cancels_requested(&self.inner.replica.id()).await {
+        match self.store.cancels_requested(&self.replica.id()).await {
             Ok(ids) => {
                 for id in ids {
-                    self.stop(&id, StopReason::Cancelled);
+                    self.runner.stop(&id, StopReason::Cancelled);
                 }
             }
             Err(e) => tracing::debug!(error = %e, "could not read cancels asked elsewhere"),
@@ -99,8 +99,8 @@ impl Commands {
     /// lease is lost, until the task is aborted.
     pub fn spawn_peer_listener(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        let mut notices = self.inner.notices.subscribe();
-        let mut lost = self.inner.replica.lost_leases();
+        let mut notices = self.notices.subscribe();
+        let mut lost = self.replica.lost_leases();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -118,27 +118,27 @@ impl Commands {
     fn on_notice(&self, notice: Notice) {
         match notice {
             Notice::Queued { project } | Notice::SlotFreed { project } => {
-                let this = self.clone();
-                tokio::spawn(async move { this.dispatch(&project).await });
+                let queue = self.queue.clone();
+                tokio::spawn(async move { queue.dispatch(&project).await });
             }
-            Notice::Output { command, seq } => self.inner.hub.stored_elsewhere(&command, seq),
+            Notice::Output { command, seq } => self.events.hub().stored_elsewhere(&command, seq),
             Notice::Ended {
                 command,
                 state,
                 exit_code,
             } => match state.parse::<CommandState>() {
-                Ok(state) => self.inner.hub.close(&command, state, exit_code),
-                Err(_) => self.inner.hub.stored_elsewhere(&command, i64::MAX),
+                Ok(state) => self.events.hub().close(&command, state, exit_code),
+                Err(_) => self.events.hub().stored_elsewhere(&command, i64::MAX),
             },
             Notice::CancelRequested { command } => {
-                self.stop(&command, StopReason::Cancelled);
+                self.runner.stop(&command, StopReason::Cancelled);
             }
             Notice::KeyRevoked { .. } => {}
             Notice::Resync => {
-                self.inner.hub.resync();
-                let this = self.clone();
+                self.events.hub().resync();
+                let queue = self.queue.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = this.dispatch_all().await {
+                    if let Err(e) = queue.dispatch_all().await {
                         tracing::debug!(error = %e, "queue resync skipped");
                     }
                 });
@@ -149,18 +149,7 @@ impl Commands {
     /// A peer took this replica as dead and reconciled what it ran: nothing here may go on as if
     /// it still owned those commands.
     fn stop_everything(&self, old_id: &str) {
-        let ids: Vec<String> = self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(_, running)| running.owner == old_id)
-            .map(|(id, _)| id.clone())
-            .collect();
-        tracing::error!(replica_id = %old_id, count = ids.len(), "lease lost: stopping the commands this replica still ran");
-        for id in ids {
-            self.stop(&id, StopReason::Interrupted);
-        }
+        let count = self.runner.stop_owned_by(old_id);
+        tracing::error!(replica_id = %old_id, count, "lease lost: stopping the commands this replica still ran");
     }
 }

@@ -1,16 +1,54 @@
-//! Runs one claimed command: starts its process, streams its output, enforces its timeout and
-//! cancellation (killing the whole process group), and records exactly one terminal state.
+//! The runner: executes the commands this replica claimed, each in a task of its own. It starts
+//! the process, streams its output, enforces its timeout and cancellation (killing the whole
+//! process group), records exactly one terminal state, and drains on shutdown.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
+use super::events::Events;
 use super::output::{OutageBound, OutputWriter};
-use super::{Actor, CommandSpec, Commands, StopReason, state_change};
-use crate::exec::{Execution, PendingKill};
+use super::{Actor, CommandSpec, state_change};
+use crate::config::Config;
+use crate::exec::{ExecBackend, Execution, PendingKill};
 use crate::projects::Project;
-use crate::store::{CommandRecord, CommandState, Fault, Transition};
+use crate::store::{CommandRecord, CommandState, Fault, Store, Transition};
+
+/// Why a running command is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StopReason {
+    Cancelled,
+    Interrupted,
+}
+
+struct RunningCommand {
+    /// The replica id it was claimed under.
+    owner: String,
+    stop: watch::Sender<Option<StopReason>>,
+    done: watch::Receiver<bool>,
+}
+
+/// Executes claimed commands.
+#[derive(Clone)]
+pub(super) struct Runner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    events: Events,
+    store: Arc<dyn Store>,
+    backend: Arc<dyn ExecBackend>,
+    config: Arc<Config>,
+    inherited_env: BTreeMap<String, String>,
+    running: Mutex<HashMap<String, RunningCommand>>,
+    tasks: TaskTracker,
+    draining: AtomicBool,
+}
 
 /// How a run ended.
 struct Ending {
@@ -55,13 +93,99 @@ enum Wake {
 const END_RETRY_MIN: Duration = Duration::from_millis(200);
 const END_RETRY_MAX: Duration = Duration::from_secs(5);
 
-impl Commands {
-    pub(super) async fn run(
+impl Runner {
+    pub(super) fn new(
+        events: Events,
+        store: Arc<dyn Store>,
+        backend: Arc<dyn ExecBackend>,
+        config: Arc<Config>,
+    ) -> Self {
+        let inherited_env = config
+            .commands
+            .inherit_env
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
+            .collect();
+        let inner = Inner {
+            events,
+            store,
+            backend,
+            config,
+            inherited_env,
+            running: Mutex::default(),
+            tasks: TaskTracker::new(),
+            draining: AtomicBool::new(false),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunningCommand>> {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a command claimed under `owner` in a task of its own; `then` runs once its end is
+    /// recorded and its slot freed.
+    pub(super) fn spawn(
         &self,
         project: Arc<Project>,
         cmd: CommandRecord,
-        stop: watch::Receiver<Option<StopReason>>,
+        owner: String,
+        then: impl Future<Output = ()> + Send + 'static,
     ) {
+        let (stop, stop_rx) = watch::channel(None);
+        let (done_tx, done) = watch::channel(false);
+        self.running()
+            .insert(cmd.id.clone(), RunningCommand { owner, stop, done });
+        let this = self.clone();
+        self.inner.tasks.spawn(async move {
+            this.run(project, cmd, stop_rx).await;
+            let _ = done_tx.send(true);
+            then.await;
+        });
+    }
+
+    /// Asks a command running here to stop; what to wait on for its end, if it runs here.
+    pub(super) fn stop(&self, id: &str, reason: StopReason) -> Option<watch::Receiver<bool>> {
+        let running = self.running();
+        let cmd = running.get(id)?;
+        let _ = cmd.stop.send(Some(reason));
+        Some(cmd.done.clone())
+    }
+
+    /// Interrupts every command claimed under `owner` (a replica id this process lost); how many.
+    pub(super) fn stop_owned_by(&self, owner: &str) -> usize {
+        let ids: Vec<String> = self
+            .running()
+            .iter()
+            .filter(|(_, running)| running.owner == owner)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            self.stop(id, StopReason::Interrupted);
+        }
+        ids.len()
+    }
+
+    /// Commands running here.
+    pub(super) fn count(&self) -> usize {
+        self.running().len()
+    }
+
+    /// Lets running commands finish within `grace`, then interrupts the rest and waits for them.
+    pub(super) async fn drain(&self, grace: Duration) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+            let ids: Vec<String> = self.running().keys().cloned().collect();
+            tracing::warn!(count = ids.len(), "grace period over; interrupting running commands");
+            for id in ids {
+                self.stop(&id, StopReason::Interrupted);
+            }
+            self.inner.tasks.wait().await;
+        }
+    }
+
+    async fn run(&self, project: Arc<Project>, cmd: CommandRecord, stop: watch::Receiver<Option<StopReason>>) {
         let ending = self.execute(&project, &cmd, stop).await;
         let change = state_change(
             &Actor::default(),
@@ -77,13 +201,8 @@ impl Commands {
             let ended = (cmd.id.clone(), ending.state, change.at, ending.reason);
             tokio::spawn(self.clone().record_kill_confirmed(ended, pending));
         }
-        self.inner
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&cmd.id);
-        self.slot_freed(&cmd.project);
-        self.dispatch(&cmd.project).await;
+        self.running().remove(&cmd.id);
+        self.inner.events.slot_freed(&cmd.project);
     }
 
     /// Records the end of a command, waiting out a storage outage: a command whose end is not
@@ -93,21 +212,21 @@ impl Commands {
     async fn record_end(&self, change: &Transition<'_>) {
         let mut backoff = END_RETRY_MIN;
         loop {
-            match self.change_state(change).await {
+            match self.inner.events.change_state(change).await {
                 Ok(true) => return,
                 Ok(false) => {
                     tracing::warn!(command_id = %change.id, "the command was no longer in the state its end was recorded from");
-                    self.end_streams_unrecorded(change);
+                    self.inner.events.end_streams_unrecorded(change);
                     return;
                 }
-                Err(e) if e.fault() == Fault::Unavailable && self.is_accepting() => {
+                Err(e) if e.fault() == Fault::Unavailable && !self.inner.draining.load(Ordering::SeqCst) => {
                     tracing::warn!(error = %e, command_id = %change.id, "storage unavailable; retrying the end of a command");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(END_RETRY_MAX);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, command_id = %change.id, "could not record the end of a command");
-                    self.end_streams_unrecorded(change);
+                    self.inner.events.end_streams_unrecorded(change);
                     return;
                 }
             }
@@ -136,7 +255,7 @@ impl Commands {
         };
         let writer = OutputWriter::new(
             self.inner.store.clone(),
-            self.output_publisher(),
+            self.inner.events.output_publisher(),
             &cmd.id,
             settings.max_output_bytes,
             bound,

@@ -1,0 +1,200 @@
+//! Intake: a command request is validated, checked against its limits and the idempotency keys
+//! already used, judged by the policy chains (fail closed), and stored queued; then the queue is
+//! woken. A refusal is audited with the decisions taken.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::events::Events;
+use super::queue::Queue;
+use super::{Actor, CommandError, CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
+use crate::auth::Principal;
+use crate::config::Config;
+use crate::exec::ExecBackend;
+use crate::plugins::{Decision, Policies, Refusal, Refused, SanitizeInput};
+use crate::projects::Project;
+use crate::store::{CommandRecord, CommandState, Inserted, Store};
+use crate::time::now_ms;
+
+/// Takes command requests in.
+pub(super) struct Intake {
+    pub(super) events: Events,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) backend: Arc<dyn ExecBackend>,
+    pub(super) policies: Policies,
+    pub(super) config: Arc<Config>,
+    pub(super) queue: Queue,
+    pub(super) last_queue_seq: AtomicI64,
+}
+
+fn request_hash(project: &str, request: &CommandRequest) -> String {
+    let canonical = serde_json::to_string(&(project, request)).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+impl Intake {
+    /// The policy chains commands and other requests pass through.
+    pub(super) fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// The next queue position: microseconds since the epoch, strictly increasing here.
+    fn next_queue_seq(&self) -> i64 {
+        let now_us = now_ms() * 1000;
+        let mut last = self.last_queue_seq.load(Ordering::Relaxed);
+        loop {
+            let next = now_us.max(last + 1);
+            match self
+                .last_queue_seq
+                .compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(current) => last = current,
+            }
+        }
+    }
+
+    /// Validates, runs the policies and queues a command. Returns it and whether it is new
+    /// (false when an idempotency key matched an earlier identical request).
+    pub(super) async fn submit(
+        &self,
+        who: &Principal,
+        actor: &Actor,
+        project: &Project,
+        request: CommandRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<(CommandRecord, bool), CommandError> {
+        if !self.queue.is_claiming() {
+            return Err(CommandError::ShuttingDown);
+        }
+        let request_hash = idempotency_key.as_ref().map(|_| request_hash(&project.name, &request));
+        // A retry returns what the first request got, even if policies or settings changed since.
+        if let Some(key) = &idempotency_key
+            && let Some(existing) = self.store.find_idempotent(&who.key.id, key).await?
+        {
+            if existing.request_hash != request_hash {
+                return Err(CommandError::IdempotencyConflict);
+            }
+            return Ok((existing, false));
+        }
+        self.backend.available().map_err(CommandError::BackendUnavailable)?;
+        let (priority, timeout_secs) = self.limits(project, &request)?;
+        let (spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
+        let record = CommandRecord {
+            id: format!("cmd_{}", uuid::Uuid::new_v4().simple()),
+            project: project.name.clone(),
+            kind: spec.kind.clone(),
+            spec: serde_json::to_string(&spec).unwrap_or_default(),
+            state: CommandState::Queued,
+            priority,
+            timeout_secs: timeout_secs as i64,
+            exit_code: None,
+            reason: None,
+            key_id: who.key.id.clone(),
+            request_hash,
+            idempotency_key,
+            queue_seq: self.next_queue_seq(),
+            pgid: None,
+            runner: None,
+            created_at: now_ms(),
+            started_at: None,
+            finished_at: None,
+            owner: None,
+        };
+        let detail = serde_json::json!({ "kind": record.kind, "decisions": decisions }).to_string();
+        let audit = actor.audit("command.accepted", &record.id, "queued", Some(detail));
+        match self.events.record_accepted(&record, &audit).await? {
+            Inserted::Existing(existing) if existing.request_hash == record.request_hash => Ok((*existing, false)),
+            Inserted::Existing(_) => Err(CommandError::IdempotencyConflict),
+            Inserted::New => {
+                self.queue.dispatch(&record.project).await;
+                // The command is stored: answer it even if the re-read fails (a 503 here would
+                // make the client submit it again).
+                let current = self.store.get_command(&record.id).await.ok().flatten();
+                Ok((current.unwrap_or(record), true))
+            }
+        }
+    }
+
+    /// The priority and timeout of a request, checked against their limits.
+    fn limits(&self, project: &Project, request: &CommandRequest) -> Result<(i32, u64), CommandError> {
+        let invalid = |field, message| Err(CommandError::Invalid(SpecError { field, message }));
+        let priority = request.priority.unwrap_or(0);
+        if !PRIORITY_RANGE.contains(&priority) {
+            let (low, high) = (PRIORITY_RANGE.start(), PRIORITY_RANGE.end());
+            return invalid("priority", format!("must be between {low} and {high}"));
+        }
+        let max = self.config.commands.max_timeout_secs;
+        let timeout_secs = request.timeout_secs.unwrap_or(project.settings.default_timeout_secs);
+        if timeout_secs == 0 || timeout_secs > max {
+            return invalid("timeout_secs", format!("must be between 1 and {max}"));
+        }
+        Ok((priority, timeout_secs))
+    }
+
+    /// Validates the command, then runs the validators and the sanitizer chain (re-checking every
+    /// rewrite). A refusal is audited with the decisions taken.
+    async fn apply_policies(
+        &self,
+        who: &Principal,
+        actor: &Actor,
+        project: &Project,
+        request: &CommandRequest,
+    ) -> Result<(CommandSpec, Vec<Decision>), CommandError> {
+        let commands = &self.config.commands;
+        let recheck = |spec: &CommandSpec| spec.validate(commands, &project.settings);
+        let spec = CommandSpec::from_request(request);
+        recheck(&spec).map_err(CommandError::Invalid)?;
+        let body = serde_json::to_value(request).unwrap_or_default();
+        // The validators judge the request while the sanitizers judge the command: the two chains
+        // are independent, and on an idle gateway they run on two cores at once.
+        let policies = self.policies.clone();
+        let name = project.name.clone();
+        let validation = tokio::spawn(async move { policies.validate_recorded("command", &body, Some(&name)).await });
+        let input = SanitizeInput {
+            project: project.name.clone(),
+            command: spec,
+            key_id: who.key.id.clone(),
+            scopes: who.key.scopes.clone(),
+            workdir: project.workspace.to_string_lossy().into_owned(),
+        };
+        let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
+        let sanitized = self.policies.sanitize(input, recheck_message).await;
+        let validated = validation.await.unwrap_or_else(|e| {
+            let message = format!("validation stopped: {e}");
+            let error = crate::plugins::PluginError {
+                plugin: "request validators".into(),
+                digest: None,
+                message,
+                kind: crate::plugins::FailureKind::Failed,
+            };
+            Err((Refusal::Failed(error), Vec::new()))
+        });
+        match (validated, sanitized) {
+            (Err((refusal, mut decisions)), other) => {
+                decisions.extend(other.map_or_else(|(_, taken)| taken, |(_, taken)| taken));
+                Err(self.refused(actor, project, (refusal, decisions)).await)
+            }
+            (Ok(mut decisions), Ok((spec, taken))) => {
+                decisions.extend(taken);
+                Ok((spec, decisions))
+            }
+            (Ok(mut decisions), Err((refusal, taken))) => {
+                decisions.extend(taken);
+                Err(self.refused(actor, project, (refusal, decisions)).await)
+            }
+        }
+    }
+
+    /// Audits a refused command with the decisions taken, and returns the error for the client.
+    async fn refused(&self, actor: &Actor, project: &Project, (refusal, decisions): Refused) -> CommandError {
+        let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
+        let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
+        if let Err(e) = self.events.record_rejected(&entry).await {
+            return e.into();
+        }
+        CommandError::Refused(refusal, decisions)
+    }
+}
