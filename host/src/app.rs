@@ -15,7 +15,7 @@ use crate::config::{BackendKind, Config};
 use crate::exec::kubernetes::Cluster;
 use crate::exec::{ExecBackend, KubernetesBackend, LocalBackend};
 use crate::http::{AppState, Services};
-use crate::plugins::manager::PluginManager;
+use crate::plugins::manager::{ManagerSettings, PluginManager};
 use crate::projects::{ClusterInventory, LocalDirectories, ProjectRegistry, ProjectSource};
 use crate::replicas::{Notices, Replica};
 use crate::store::Store;
@@ -52,6 +52,23 @@ async fn notices(url: &str, config: &Config, shutdown: CancellationToken) -> any
     Notices::postgres(url, &config.database, shutdown)
         .await
         .context("cannot listen for notices from other replicas")
+}
+
+/// What the plugin manager starts with; a reload reads the manifests from the file again.
+fn plugin_settings(config: &Config) -> ManagerSettings {
+    ManagerSettings {
+        runtime: config.plugin_runtime.clone(),
+        cache_dir: config.data_dir.join("plugin-cache"),
+        cache_secret: config.key_hash_secret_path(),
+        plugins_dir: config.plugins_dir.clone(),
+        manifests: config.plugin_manifests(),
+        config_file: config.file.clone(),
+        read_manifests: |path| {
+            Config::from_file(path)
+                .map(|c| c.plugin_manifests())
+                .map_err(|e| e.to_string())
+        },
+    }
 }
 
 /// The authenticator, with the key-hashing secret from the data directory.
@@ -107,7 +124,7 @@ async fn backend(
             cluster.wait_synced().await;
             Ok((
                 Arc::new(KubernetesBackend::new(cluster.clone())),
-                Arc::new(ClusterInventory::new(cluster)),
+                Arc::new(ClusterInventory::new(Arc::new(cluster.clone()), cluster.labelling())),
             ))
         }
     }
@@ -127,10 +144,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         .context("cannot register this replica")?;
     let metrics = Metrics::new();
     let (backend, source) = backend(&config, &metrics, shutdown.clone()).await?;
-    let plugins = PluginManager::start(&config, config.file.clone(), store.clone(), metrics.clone())
+    let plugins = PluginManager::start(plugin_settings(&config), store.clone(), metrics.clone())
         .await
         .context("cannot start the plugin runtime")?;
-    let projects = ProjectRegistry::new(source, plugins.discovery(), config.clone());
+    let projects = ProjectRegistry::new(source, plugins.discovery(), config.project_config());
     if let Err(e) = projects.refresh().await {
         tracing::warn!(error = %e, "initial project discovery failed");
     }
@@ -141,7 +158,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         projects: projects.clone(),
         hub: hub.clone(),
         policies: plugins.policies(),
-        config: config.clone(),
+        config: Arc::new(config.commands.clone()),
         metrics: metrics.clone(),
         replica: replica.clone(),
         notices,

@@ -9,8 +9,10 @@ mod output;
 mod queue;
 mod recovery;
 mod runner;
+mod settings;
 mod spec;
 
+pub use settings::CommandsConfig;
 pub use spec::{CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
 
 use std::sync::Arc;
@@ -23,7 +25,6 @@ use queue::Queue;
 use runner::{Runner, StopReason};
 
 use crate::auth::Principal;
-use crate::config::Config;
 use crate::exec::ExecBackend;
 use crate::plugins::{Decision, Policies, Refusal};
 use crate::projects::{Project, ProjectRegistry};
@@ -103,8 +104,8 @@ pub struct CommandServices {
     pub hub: OutputHub,
     /// The policy chains they pass.
     pub policies: Policies,
-    /// The configuration.
-    pub config: Arc<Config>,
+    /// The `[commands]` section of the configuration.
+    pub config: Arc<CommandsConfig>,
     /// Counters.
     pub metrics: Metrics,
     /// This process among the replicas (the owner of what it claims).

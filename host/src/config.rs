@@ -8,10 +8,14 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use crate::commands::CommandsConfig;
+pub use crate::exec::kubernetes::KubernetesConfig;
 use crate::plugins::limits::RuntimeLimits;
 use crate::plugins::manifest::{self, PluginManifest};
+pub use crate::projects::{ProjectConfig, ProjectOverride, ProjectSettings};
 use crate::replicas::ReplicasConfig;
 use crate::store::DatabaseConfig;
+pub use crate::telemetry::LogFormat;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -74,16 +78,6 @@ pub struct Config {
     pub project_defaults: ProjectSettings,
     /// Per-project overrides, keyed by project name.
     pub projects: BTreeMap<String, ProjectOverride>,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// One JSON object per line.
-    Json,
-    /// Human-readable lines.
-    Text,
 }
 
 /// HTTP connection handling: read timeouts and the connection cap, which keep slow or idle
@@ -154,39 +148,6 @@ pub struct BackendConfig {
     pub kubernetes: KubernetesConfig,
 }
 
-/// Settings of the `kubernetes` backend: where the workspace pods are and how they are labelled.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KubernetesConfig {
-    /// Namespace of the workspace pods and the projects ConfigMap; default: the namespace of the
-    /// kubeconfig context, or of the service account in a cluster.
-    pub namespace: Option<String>,
-    /// Prefix of the project labels and annotations (`<prefix>/project: "true"`, …).
-    pub label_prefix: String,
-    /// ConfigMap whose entries add projects or override what pod labels say.
-    pub config_map: String,
-    /// Workspace path inside a pod that does not name one.
-    pub default_workspace: String,
-    /// Kubeconfig file; unset means the in-cluster service account (or `$KUBECONFIG`,
-    /// `~/.kube/config` outside a cluster).
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context; unset means the current one.
-    pub context: Option<String>,
-    /// Consecutive failed API-server calls that open the circuit breaker.
-    pub breaker_failures: u32,
-    /// Seconds the breaker stays open before one probe call may go through.
-    pub breaker_open_secs: u64,
-    /// Seconds an API-server call (or an exec's start) may take.
-    pub api_timeout_secs: u64,
-    /// Milliseconds the `/ready` check and the half-open breaker's probe (`GET /version`) may
-    /// take: short, so that readiness answers quickly while the API server is unreachable.
-    pub probe_timeout_ms: u64,
-    /// Seconds an exec connection may stay silent (no frame, and no answer to the websocket
-    /// pings sent every third of this) before its command ends as lost: a network partition
-    /// is noticed within this bound instead of at the command's own timeout.
-    pub exec_liveness_secs: u64,
-}
-
 /// Which execution backend runs commands.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -195,56 +156,6 @@ pub enum BackendKind {
     Local,
     /// Pods of a Kubernetes cluster, through the pod exec API.
     Kubernetes,
-}
-
-/// How command kinds map to programs.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CommandsConfig {
-    /// Argv command kinds and the program each runs (`git = "git"`). `claude` is the program for prompts.
-    pub programs: BTreeMap<String, String>,
-    /// Arguments placed before the prompt for `claude` commands.
-    pub claude_args: Vec<String>,
-    /// Environment variable names a request may set.
-    pub env_allowlist: Vec<String>,
-    /// Variables copied from the gateway's own environment into every command.
-    pub inherit_env: Vec<String>,
-    /// Longest `timeout_secs` a request may ask for.
-    pub max_timeout_secs: u64,
-    /// Output kept per command, in bytes; later output is dropped with a notice.
-    pub max_output_bytes: u64,
-    /// Seconds a command's output may wait for the database to come back before the command is
-    /// interrupted (its output is held in memory and stored in order meanwhile).
-    pub output_outage_secs: u64,
-    /// Bytes of a command's output held in memory while the database is unavailable; past
-    /// this the command is interrupted.
-    pub output_outage_bytes: u64,
-}
-
-/// Settings of one project.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProjectSettings {
-    /// Command kinds this project accepts.
-    pub allowed_kinds: Vec<String>,
-    /// Commands running at once; more wait in the queue.
-    pub max_concurrent_commands: u32,
-    /// Timeout for commands that do not ask for one.
-    pub default_timeout_secs: u64,
-}
-
-/// Per-project settings; unset fields fall back to `project_defaults`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectOverride {
-    /// Free-text description shown in the project list.
-    pub description: Option<String>,
-    /// Command kinds this project accepts.
-    pub allowed_kinds: Option<Vec<String>>,
-    /// Commands running at once.
-    pub max_concurrent_commands: Option<u32>,
-    /// Timeout for commands that do not ask for one.
-    pub default_timeout_secs: Option<u64>,
 }
 
 impl Default for Config {
@@ -280,89 +191,6 @@ impl Default for BackendConfig {
             kind: BackendKind::Local,
             workspaces: PathBuf::from("workspaces"),
             kubernetes: KubernetesConfig::default(),
-        }
-    }
-}
-
-impl Default for KubernetesConfig {
-    fn default() -> Self {
-        Self {
-            namespace: None,
-            label_prefix: "rdev.orchard9.ai".into(),
-            config_map: "rdev-projects".into(),
-            default_workspace: "/workspace".into(),
-            kubeconfig: None,
-            context: None,
-            breaker_failures: 5,
-            breaker_open_secs: 10,
-            api_timeout_secs: 10,
-            probe_timeout_ms: 2000,
-            exec_liveness_secs: 15,
-        }
-    }
-}
-
-impl KubernetesConfig {
-    fn validate(&self) -> Result<(), String> {
-        let prefix = &self.label_prefix;
-        if prefix.is_empty() || prefix.len() > 253 || prefix.contains('/') {
-            return Err("backend.kubernetes.label_prefix must be a DNS prefix without `/`".into());
-        }
-        if !self.default_workspace.starts_with('/') {
-            return Err("backend.kubernetes.default_workspace must be an absolute path".into());
-        }
-        if self.config_map.is_empty() {
-            return Err("backend.kubernetes.config_map must not be empty".into());
-        }
-        if self.breaker_failures == 0 || self.breaker_open_secs == 0 || self.api_timeout_secs == 0 {
-            return Err(
-                "backend.kubernetes: breaker_failures, breaker_open_secs and api_timeout_secs must be at least 1"
-                    .into(),
-            );
-        }
-        if self.probe_timeout_ms == 0 || self.probe_timeout_ms > self.api_timeout_secs * 1000 {
-            return Err("backend.kubernetes.probe_timeout_ms must be between 1 and api_timeout_secs".into());
-        }
-        if !(3..=3600).contains(&self.exec_liveness_secs) {
-            return Err("backend.kubernetes.exec_liveness_secs must be between 3 and 3600".into());
-        }
-        Ok(())
-    }
-}
-
-impl Default for CommandsConfig {
-    fn default() -> Self {
-        let programs = [("git", "git"), ("claude", "claude")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Self {
-            programs,
-            claude_args: vec!["-p".to_owned()],
-            env_allowlist: [
-                "GIT_AUTHOR_NAME",
-                "GIT_AUTHOR_EMAIL",
-                "GIT_COMMITTER_NAME",
-                "GIT_COMMITTER_EMAIL",
-                "CI",
-            ]
-            .map(String::from)
-            .to_vec(),
-            inherit_env: ["PATH", "HOME", "LANG", "TZ"].map(String::from).to_vec(),
-            max_timeout_secs: 24 * 3600,
-            max_output_bytes: 64 * 1024 * 1024,
-            output_outage_secs: 30,
-            output_outage_bytes: 8 * 1024 * 1024,
-        }
-    }
-}
-
-impl Default for ProjectSettings {
-    fn default() -> Self {
-        Self {
-            allowed_kinds: ["shell", "git", "claude"].map(String::from).to_vec(),
-            max_concurrent_commands: 4,
-            default_timeout_secs: 600,
         }
     }
 }
@@ -406,6 +234,14 @@ impl Config {
             }
             defaults
         })
+    }
+
+    /// The project sections, for the project registry.
+    pub fn project_config(&self) -> ProjectConfig {
+        ProjectConfig {
+            defaults: self.project_defaults.clone(),
+            overrides: self.projects.clone(),
+        }
     }
 
     /// Checks values that serde cannot.
@@ -463,22 +299,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// Effective settings of a project.
-    pub fn project_settings(&self, name: &str) -> (Option<String>, ProjectSettings) {
-        let d = &self.project_defaults;
-        match self.projects.get(name) {
-            None => (None, d.clone()),
-            Some(p) => (
-                p.description.clone(),
-                ProjectSettings {
-                    allowed_kinds: p.allowed_kinds.clone().unwrap_or_else(|| d.allowed_kinds.clone()),
-                    max_concurrent_commands: p.max_concurrent_commands.unwrap_or(d.max_concurrent_commands),
-                    default_timeout_secs: p.default_timeout_secs.unwrap_or(d.default_timeout_secs),
-                },
-            ),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -497,7 +317,7 @@ mod tests {
     fn project_override_falls_back_to_defaults() {
         let cfg: Config = toml::from_str("[projects.demo]\nmax_concurrent_commands = 2\n").unwrap();
         cfg.validate().unwrap();
-        let (_, s) = cfg.project_settings("demo");
+        let (_, s) = cfg.project_config().settings_of("demo");
         assert_eq!(s.max_concurrent_commands, 2);
         assert_eq!(s.default_timeout_secs, 600);
     }

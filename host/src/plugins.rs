@@ -9,6 +9,7 @@ mod convert;
 mod cpu_meter;
 mod file;
 pub mod harness;
+mod inventory;
 pub mod limits;
 pub mod manager;
 pub mod manifest;
@@ -20,13 +21,11 @@ mod shell_convert;
 pub mod slot;
 pub mod version;
 
+pub use inventory::{DiscoveredProject, InventoryItem, Placement};
 pub use policies::{Chains, Decision, Policies, Refusal, Refused};
 
 use async_trait::async_trait;
-use serde::Serialize;
-
-use crate::commands::CommandSpec;
-use crate::projects::{DiscoveredProject, InventoryItem};
+use serde::{Deserialize, Serialize};
 
 /// A plugin failed (trap, deadline, bad output) or has no working version: callers fail closed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -62,13 +61,34 @@ pub struct Answer<T> {
     pub digest: String,
 }
 
+/// A command as the plugin chains see it: the host's side of the WIT `command` record. The
+/// commands layer converts its own type to and from this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginCommand {
+    /// Kind.
+    pub kind: String,
+    /// Shell script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Argv arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Claude prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Extra environment.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
 /// What a sanitizer sees of a command.
 #[derive(Debug, Clone, Serialize)]
 pub struct SanitizeInput {
     /// Project name.
     pub project: String,
     /// The command as requested (or as rewritten by an earlier sanitizer).
-    pub command: CommandSpec,
+    pub command: PluginCommand,
     /// Caller's key id.
     pub key_id: String,
     /// Caller's scopes.
@@ -85,7 +105,7 @@ pub enum Verdict {
     /// Refuse it, with a reason for the client.
     Deny(String),
     /// Replace it (the host validates the replacement again).
-    Rewrite(CommandSpec),
+    Rewrite(PluginCommand),
 }
 
 /// Judges commands before they are queued.

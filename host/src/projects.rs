@@ -4,9 +4,11 @@
 
 pub mod kubernetes;
 mod local;
+mod settings;
 
 pub use kubernetes::ClusterInventory;
 pub use local::LocalDirectories;
+pub use settings::{ProjectConfig, ProjectOverride, ProjectSettings};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,48 +16,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::config::{Config, ProjectSettings};
 use crate::plugins::ProjectDiscovery;
-
-/// One raw inventory entry, before discovery decides what it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InventoryItem {
-    /// Where the entry comes from: `directory`, `pod` or `config-map`.
-    pub source: String,
-    /// Proposed project name.
-    pub name: String,
-    /// Where its workspace is.
-    pub workspace: PathBuf,
-    /// Labels or other metadata from the source.
-    pub labels: BTreeMap<String, String>,
-    /// Where its commands would run (for pods); the host's business, never shown to plugins.
-    #[serde(skip)]
-    pub placement: Placement,
-}
-
-/// Where a project's commands run, beyond its workspace path: for the Kubernetes backend, the
-/// pod and container. Empty for local directories.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Placement {
-    /// Pod name.
-    pub pod: Option<String>,
-    /// Container name; unset means the pod's only (or first) container.
-    pub container: Option<String>,
-}
-
-/// A project as discovery returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveredProject {
-    /// Name.
-    pub name: String,
-    /// Workspace location.
-    pub workspace: PathBuf,
-    /// Description, if the inventory had one.
-    pub description: Option<String>,
-}
+pub use crate::plugins::{DiscoveredProject, InventoryItem, Placement};
 
 /// A project the gateway serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +67,7 @@ pub struct ProjectRegistry {
     current: Arc<RwLock<Arc<ProjectMap>>>,
     source: Arc<dyn ProjectSource>,
     discovery: Arc<dyn ProjectDiscovery>,
-    config: Arc<Config>,
+    config: ProjectConfig,
 }
 
 impl std::fmt::Debug for ProjectRegistry {
@@ -116,7 +80,7 @@ impl std::fmt::Debug for ProjectRegistry {
 
 impl ProjectRegistry {
     /// An empty registry; call [`refresh`](Self::refresh) to fill it.
-    pub fn new(source: Arc<dyn ProjectSource>, discovery: Arc<dyn ProjectDiscovery>, config: Arc<Config>) -> Self {
+    pub fn new(source: Arc<dyn ProjectSource>, discovery: Arc<dyn ProjectDiscovery>, config: ProjectConfig) -> Self {
         Self {
             current: Arc::default(),
             source,
@@ -145,7 +109,7 @@ impl ProjectRegistry {
         let discovered = self.discovery.discover(&inventory).await.map_err(|e| e.to_string())?;
         let mut map = ProjectMap::new();
         for found in discovered.into_iter().filter(|p| crate::names::is_valid_name(&p.name)) {
-            let (description, settings) = self.config.project_settings(&found.name);
+            let (description, settings) = self.config.settings_of(&found.name);
             let placement = origin(&found, &inventory)
                 .map(|i| i.placement.clone())
                 .unwrap_or_default();

@@ -5,10 +5,20 @@ pub mod metrics;
 
 pub use metrics::Metrics;
 
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
-
-use crate::config::LogFormat;
 
 /// Installs the global subscriber writing to stderr (once; later calls do nothing).
 pub fn init(format: LogFormat) {

@@ -9,11 +9,10 @@ use sha2::{Digest, Sha256};
 
 use super::events::Events;
 use super::queue::Queue;
-use super::{Actor, CommandError, CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
+use super::{Actor, CommandError, CommandRequest, CommandSpec, CommandsConfig, PRIORITY_RANGE, SpecError};
 use crate::auth::Principal;
-use crate::config::Config;
 use crate::exec::ExecBackend;
-use crate::plugins::{Decision, Policies, Refusal, Refused, SanitizeInput};
+use crate::plugins::{Decision, PluginCommand, Policies, Refusal, Refused, SanitizeInput};
 use crate::projects::Project;
 use crate::store::{CommandRecord, CommandState, Inserted, Store};
 use crate::time::now_ms;
@@ -24,7 +23,7 @@ pub(super) struct Intake {
     pub(super) store: Arc<dyn Store>,
     pub(super) backend: Arc<dyn ExecBackend>,
     pub(super) policies: Policies,
-    pub(super) config: Arc<Config>,
+    pub(super) config: Arc<CommandsConfig>,
     pub(super) queue: Queue,
     pub(super) last_queue_seq: AtomicI64,
 }
@@ -126,7 +125,7 @@ impl Intake {
             let (low, high) = (PRIORITY_RANGE.start(), PRIORITY_RANGE.end());
             return invalid("priority", format!("must be between {low} and {high}"));
         }
-        let max = self.config.commands.max_timeout_secs;
+        let max = self.config.max_timeout_secs;
         let timeout_secs = request.timeout_secs.unwrap_or(project.settings.default_timeout_secs);
         if timeout_secs == 0 || timeout_secs > max {
             return invalid("timeout_secs", format!("must be between 1 and {max}"));
@@ -143,7 +142,7 @@ impl Intake {
         project: &Project,
         request: &CommandRequest,
     ) -> Result<(CommandSpec, Vec<Decision>), CommandError> {
-        let commands = &self.config.commands;
+        let commands = &*self.config;
         let recheck = |spec: &CommandSpec| spec.validate(commands, &project.settings);
         let spec = CommandSpec::from_request(request);
         recheck(&spec).map_err(CommandError::Invalid)?;
@@ -155,12 +154,14 @@ impl Intake {
         let validation = tokio::spawn(async move { policies.validate_recorded("command", &body, Some(&name)).await });
         let input = SanitizeInput {
             project: project.name.clone(),
-            command: spec,
+            command: PluginCommand::from(&spec),
             key_id: who.key.id.clone(),
             scopes: who.key.scopes.clone(),
             workdir: project.workspace.to_string_lossy().into_owned(),
         };
-        let recheck_message = |s: &CommandSpec| recheck(s).map_err(|e| format!("{}: {}", e.field, e.message));
+        let recheck_message = |c: &PluginCommand| {
+            recheck(&CommandSpec::from(c.clone())).map_err(|e| format!("{}: {}", e.field, e.message))
+        };
         let sanitized = self.policies.sanitize(input, recheck_message).await;
         let validated = validation.await.unwrap_or_else(|e| {
             let message = format!("validation stopped: {e}");
@@ -177,9 +178,9 @@ impl Intake {
                 decisions.extend(other.map_or_else(|(_, taken)| taken, |(_, taken)| taken));
                 Err(self.refused(actor, project, (refusal, decisions)).await)
             }
-            (Ok(mut decisions), Ok((spec, taken))) => {
+            (Ok(mut decisions), Ok((command, taken))) => {
                 decisions.extend(taken);
-                Ok((spec, decisions))
+                Ok((CommandSpec::from(command), decisions))
             }
             (Ok(mut decisions), Err((refusal, taken))) => {
                 decisions.extend(taken);

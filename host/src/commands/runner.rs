@@ -13,8 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::events::Events;
 use super::output::{OutageBound, OutputWriter};
-use super::{Actor, CommandSpec, state_change};
-use crate::config::Config;
+use super::{Actor, CommandSpec, CommandsConfig, state_change};
 use crate::exec::{ExecBackend, Execution, PendingKill};
 use crate::projects::Project;
 use crate::store::{CommandRecord, CommandState, Fault, Store, Transition};
@@ -43,7 +42,7 @@ struct Inner {
     events: Events,
     store: Arc<dyn Store>,
     backend: Arc<dyn ExecBackend>,
-    config: Arc<Config>,
+    config: Arc<CommandsConfig>,
     inherited_env: BTreeMap<String, String>,
     running: Mutex<HashMap<String, RunningCommand>>,
     tasks: TaskTracker,
@@ -98,10 +97,9 @@ impl Runner {
         events: Events,
         store: Arc<dyn Store>,
         backend: Arc<dyn ExecBackend>,
-        config: Arc<Config>,
+        config: Arc<CommandsConfig>,
     ) -> Self {
         let inherited_env = config
-            .commands
             .inherit_env
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|v| (name.clone(), v)))
@@ -243,12 +241,12 @@ impl Runner {
             Ok(spec) => spec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(format!("unreadable command: {e}"))),
         };
-        let invocation = spec.invocation(&cmd.id, &self.inner.config.commands, &self.inner.inherited_env);
+        let invocation = spec.invocation(&cmd.id, &self.inner.config, &self.inner.inherited_env);
         let mut exec = match self.inner.backend.start(project, &invocation).await {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
         };
-        let settings = &self.inner.config.commands;
+        let settings = &*self.inner.config;
         let bound = OutageBound {
             time: Duration::from_secs(settings.output_outage_secs),
             bytes: settings.output_outage_bytes,

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{CommandsConfig, ProjectSettings};
+use super::CommandsConfig;
 use crate::exec::Invocation;
+use crate::plugins::PluginCommand;
+use crate::projects::ProjectSettings;
 
 const MAX_SCRIPT_BYTES: usize = 64 * 1024;
 const MAX_ARGS: usize = 256;
@@ -60,6 +62,30 @@ pub struct CommandSpec {
     /// Extra environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+}
+
+impl From<&CommandSpec> for PluginCommand {
+    fn from(spec: &CommandSpec) -> Self {
+        Self {
+            kind: spec.kind.clone(),
+            script: spec.script.clone(),
+            args: spec.args.clone(),
+            prompt: spec.prompt.clone(),
+            env: spec.env.clone(),
+        }
+    }
+}
+
+impl From<PluginCommand> for CommandSpec {
+    fn from(command: PluginCommand) -> Self {
+        Self {
+            kind: command.kind,
+            script: command.script,
+            args: command.args,
+            prompt: command.prompt,
+            env: command.env,
+        }
+    }
 }
 
 /// A field-level problem with a command.

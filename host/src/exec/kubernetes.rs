@@ -9,10 +9,12 @@ mod cluster;
 mod items;
 mod kill;
 mod session;
+mod settings;
 mod target;
 
 pub use breaker::{BreakerView, Position};
 pub use cluster::Cluster;
+pub use settings::KubernetesConfig;
 
 use async_trait::async_trait;
 

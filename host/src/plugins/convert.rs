@@ -2,9 +2,8 @@
 //! plugins are untrusted code even when they are policy.
 
 use super::bindings::types;
-use super::{FieldError, SanitizeInput, Verdict};
-use crate::commands::CommandSpec;
-use crate::projects::{DiscoveredProject, InventoryItem};
+use super::{DiscoveredProject, InventoryItem};
+use super::{FieldError, PluginCommand, SanitizeInput, Verdict};
 
 /// Longest deny reason or field message accepted from a plugin, in bytes.
 const MAX_REASON_BYTES: usize = 4096;
@@ -14,7 +13,7 @@ const MAX_FIELD_ERRORS: usize = 256;
 const MAX_PROJECTS: usize = 10_000;
 
 /// A command in WIT form.
-pub fn command(spec: &CommandSpec) -> types::Command {
+pub fn command(spec: &PluginCommand) -> types::Command {
     types::Command {
         kind: spec.kind.clone(),
         script: spec.script.clone(),
@@ -32,8 +31,8 @@ pub fn command(spec: &CommandSpec) -> types::Command {
 }
 
 /// A command from WIT form.
-pub fn spec(command: types::Command) -> CommandSpec {
-    CommandSpec {
+pub fn spec(command: types::Command) -> PluginCommand {
+    PluginCommand {
         kind: command.kind,
         script: command.script,
         args: command.args,

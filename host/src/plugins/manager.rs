@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::cache::{self, ArtifactCache, CacheKey};
+use super::limits::RuntimeLimits;
 use super::manifest::{PluginManifest, World};
 use super::runtime::{EngineOptions, Runtime};
 use super::slot::{PluginStatus, Slot};
@@ -17,8 +18,7 @@ use super::version::Version;
 use super::{
     Chains, CommandSanitizer, PassThroughDiscovery, PluginError, Policies, ProjectDiscovery, RequestValidator,
 };
-use crate::config::Config;
-use crate::projects::{DiscoveredProject, InventoryItem};
+use super::{DiscoveredProject, InventoryItem};
 use crate::store::{AuditEntry, Store};
 use crate::telemetry::Metrics;
 
@@ -51,6 +51,7 @@ struct Inner {
     plugins_dir: PathBuf,
     config_path: Option<PathBuf>,
     startup_manifests: Vec<PluginManifest>,
+    read_manifests: ReadManifests,
     slots: ArcSwap<Vec<Arc<Slot>>>,
     policies: Policies,
     reloading: tokio::sync::Mutex<()>,
@@ -72,28 +73,45 @@ impl std::fmt::Debug for PluginManager {
     }
 }
 
+/// Reads the plugin manifests from a configuration file again (on a reload).
+pub type ReadManifests = fn(&Path) -> Result<Vec<PluginManifest>, String>;
+
+/// What the plugin manager starts with, from the configuration.
+pub struct ManagerSettings {
+    /// The `[plugin_runtime]` section.
+    pub runtime: RuntimeLimits,
+    /// Where compiled plugins are cached.
+    pub cache_dir: PathBuf,
+    /// The key-hashing secret, from which the cache's key is derived.
+    pub cache_secret: PathBuf,
+    /// Where relative plugin files are read from.
+    pub plugins_dir: PathBuf,
+    /// The manifests in effect at start.
+    pub manifests: Vec<PluginManifest>,
+    /// The configuration file reloads read, if there is one.
+    pub config_file: Option<PathBuf>,
+    /// How a reload reads it.
+    pub read_manifests: ReadManifests,
+}
+
 impl PluginManager {
-    /// Loads the plugins `config` names (the defaults when it names none). Plugins that fail to
-    /// load are reported and refuse what depends on them; the gateway starts anyway.
-    pub async fn start(
-        config: &Config,
-        config_path: Option<PathBuf>,
-        store: Arc<dyn Store>,
-        metrics: Metrics,
-    ) -> anyhow::Result<Self> {
-        let runtime = Runtime::with_limits(EngineOptions::default(), config.plugin_runtime.clone())?;
+    /// Loads the plugins the settings name. Plugins that fail to load are reported and refuse
+    /// what depends on them; the gateway starts anyway.
+    pub async fn start(settings: ManagerSettings, store: Arc<dyn Store>, metrics: Metrics) -> anyhow::Result<Self> {
+        let runtime = Runtime::with_limits(EngineOptions::default(), settings.runtime.clone())?;
         let cache = ArtifactCache::open(
-            &config.data_dir.join("plugin-cache"),
+            &settings.cache_dir,
             runtime.engine(),
-            &cache_key(config),
+            &cache_key(&settings.cache_secret),
         )?;
         let host = Self {
             inner: Arc::new(Inner {
                 runtime,
                 cache: Arc::new(cache),
-                plugins_dir: config.plugins_dir.clone(),
-                config_path,
-                startup_manifests: config.plugin_manifests(),
+                plugins_dir: settings.plugins_dir,
+                config_path: settings.config_file,
+                startup_manifests: settings.manifests,
+                read_manifests: settings.read_manifests,
                 slots: ArcSwap::from_pointee(Vec::new()),
                 policies: Policies::default(),
                 reloading: tokio::sync::Mutex::new(()),
@@ -162,8 +180,7 @@ impl PluginManager {
         let Some(path) = &self.inner.config_path else {
             return Ok(self.inner.startup_manifests.clone());
         };
-        let config = Config::from_file(path).map_err(|e| e.to_string())?;
-        let manifests = config.plugin_manifests();
+        let manifests = (self.inner.read_manifests)(path)?;
         super::manifest::check_all(&manifests)?;
         Ok(manifests)
     }
@@ -308,9 +325,8 @@ impl PluginManager {
 /// data directory (`auth.key_hash_secret_file`), and never lives in the cache directory, so
 /// whoever can write cache files cannot forge their MAC. Without the secret the key lives only
 /// in memory, and nothing cached by an earlier run is trusted.
-fn cache_key(config: &Config) -> CacheKey {
-    let path = config.key_hash_secret_path();
-    match std::fs::read(&path) {
+fn cache_key(path: &Path) -> CacheKey {
+    match std::fs::read(path) {
         Ok(secret) if !secret.is_empty() => CacheKey::derive(&secret),
         outcome => {
             let error = outcome.err().map_or_else(|| "empty".to_owned(), |e| e.to_string());

@@ -8,8 +8,10 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
-use super::{Answer, CommandSanitizer, FailureKind, FieldError, PluginError, RequestValidator, SanitizeInput, Verdict};
-use crate::commands::CommandSpec;
+use super::{
+    Answer, CommandSanitizer, FailureKind, FieldError, PluginCommand, PluginError, RequestValidator, SanitizeInput,
+    Verdict,
+};
 
 /// Rewrites one command may go through before the chain gives up (fails closed).
 const MAX_REWRITES: usize = 4;
@@ -186,8 +188,8 @@ impl Policies {
     pub async fn sanitize(
         &self,
         mut input: SanitizeInput,
-        recheck: impl Fn(&CommandSpec) -> Result<(), String>,
-    ) -> Result<(CommandSpec, Vec<Decision>), Refused> {
+        recheck: impl Fn(&PluginCommand) -> Result<(), String>,
+    ) -> Result<(PluginCommand, Vec<Decision>), Refused> {
         let chains = self.chains.load_full();
         let mut decisions = Vec::new();
         let mut rewrites = 0;
@@ -252,6 +254,16 @@ mod tests {
 
     use super::*;
 
+    fn shell(script: &str) -> PluginCommand {
+        PluginCommand {
+            kind: "shell".into(),
+            script: Some(script.into()),
+            args: None,
+            prompt: None,
+            env: std::collections::BTreeMap::new(),
+        }
+    }
+
     struct Fixed(&'static str, Result<Verdict, PluginError>);
 
     #[async_trait]
@@ -264,7 +276,7 @@ mod tests {
                 // A rewriter that appends to the script each time, as a smuggling plugin would.
                 Ok(Verdict::Rewrite(_)) if self.0 == "appender" => {
                     let script = input.command.script.clone().unwrap_or_default();
-                    Ok(Verdict::Rewrite(CommandSpec::shell(&format!("{script};x"))))
+                    Ok(Verdict::Rewrite(shell(&format!("{script};x"))))
                 }
                 other => other.clone(),
             }?;
@@ -278,7 +290,7 @@ mod tests {
     fn input() -> SanitizeInput {
         SanitizeInput {
             project: "demo".into(),
-            command: CommandSpec::shell("ls"),
+            command: shell("ls"),
             key_id: "key_1".into(),
             scopes: vec![],
             workdir: "/w/demo".into(),
@@ -308,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn empty_chain_passes_commands_through() {
         let (spec, decisions) = Policies::default().sanitize(input(), |_| Ok(())).await.unwrap();
-        assert_eq!(spec, CommandSpec::shell("ls"));
+        assert_eq!(spec, shell("ls"));
         assert!(decisions.is_empty());
     }
 
@@ -347,7 +359,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_rewrite_is_rechecked_and_judged_again_by_the_whole_chain() {
-        let rewritten = CommandSpec::shell("echo hi");
+        let rewritten = shell("echo hi");
         let policies = chain(vec![
             Fixed("first", Ok(Verdict::Allow)),
             Fixed("rewriter", Ok(Verdict::Rewrite(rewritten.clone()))),
@@ -371,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn endless_rewrites_fail_closed() {
-        let policies = chain(vec![Fixed("appender", Ok(Verdict::Rewrite(CommandSpec::shell("x"))))]);
+        let policies = chain(vec![Fixed("appender", Ok(Verdict::Rewrite(shell("x"))))]);
         let (refusal, decisions) = policies.sanitize(input(), |_| Ok(())).await.unwrap_err();
         assert!(refusal.to_string().contains("more than"), "{refusal}");
         assert_eq!(decisions.len(), MAX_REWRITES + 1);

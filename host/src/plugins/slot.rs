@@ -305,8 +305,8 @@ impl Slot {
     /// The projects of an inventory, checked so that discovery never widens visibility.
     pub async fn discover(
         &self,
-        inventory: &[crate::projects::InventoryItem],
-    ) -> Result<Vec<crate::projects::DiscoveredProject>, PluginError> {
+        inventory: &[super::InventoryItem],
+    ) -> Result<Vec<super::DiscoveredProject>, PluginError> {
         let version = self.serving()?;
         let started = Instant::now();
         let result = match version.discover(&convert::inventory(inventory)).await {

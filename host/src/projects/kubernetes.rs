@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Pod;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::{InventoryItem, Placement, ProjectSource};
-use crate::exec::kubernetes::Cluster;
 
 /// One entry of the projects ConfigMap (the key is the project name), written as YAML.
 #[derive(Debug, Deserialize)]
@@ -27,23 +28,44 @@ struct Entry {
     description: Option<String>,
 }
 
+/// The watched pods and projects ConfigMap of the workspace namespace (the Kubernetes
+/// backend's connection provides them).
+pub trait WorkspaceWatch: Send + Sync {
+    /// The pods, as last seen.
+    fn pods(&self) -> Vec<Arc<Pod>>;
+    /// The projects ConfigMap, if it exists.
+    fn projects_config_map(&self) -> Option<Arc<ConfigMap>>;
+    /// Changes whenever a watched object changes.
+    fn changes(&self) -> watch::Receiver<u64>;
+}
+
+/// How pods say they are projects.
+#[derive(Debug, Clone)]
+pub struct Labelling {
+    /// Prefix of the project labels and annotations (`<prefix>/project: "true"`, …).
+    pub label_prefix: String,
+    /// Workspace path inside a pod that does not name one.
+    pub default_workspace: String,
+}
+
 /// The inventory of a cluster namespace.
 #[derive(Clone)]
 pub struct ClusterInventory {
-    cluster: Cluster,
+    cluster: Arc<dyn WorkspaceWatch>,
+    labelling: Labelling,
 }
 
 impl ClusterInventory {
-    /// A source reading `cluster`'s watches.
-    pub fn new(cluster: Cluster) -> Self {
-        Self { cluster }
+    /// A source reading the watches of a cluster connection.
+    pub fn new(cluster: Arc<dyn WorkspaceWatch>, labelling: Labelling) -> Self {
+        Self { cluster, labelling }
     }
 
     fn config_map_items(&self, running: &BTreeMap<String, &Pod>) -> Vec<InventoryItem> {
         let Some(config_map) = self.cluster.projects_config_map() else {
             return Vec::new();
         };
-        let default_workspace = &self.cluster.settings().default_workspace;
+        let default_workspace = &self.labelling.default_workspace;
         let data = config_map.data.clone().unwrap_or_default();
         data.into_iter()
             .filter_map(|(name, text)| match serde_saphyr::from_str::<Entry>(&text) {
@@ -75,7 +97,7 @@ impl ClusterInventory {
     }
 
     fn pod_item(&self, pod: &Pod) -> Option<InventoryItem> {
-        let settings = self.cluster.settings();
+        let settings = &self.labelling;
         let meta = &pod.metadata;
         let mut labels = meta.labels.clone().unwrap_or_default();
         let key = |name: &str| format!("{}/{name}", settings.label_prefix);

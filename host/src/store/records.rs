@@ -106,7 +106,7 @@ pub struct CommandRecord {
     pub project: String,
     /// Command kind (`shell`, `claude`, or an argv kind such as `git`).
     pub kind: String,
-    /// The command as accepted, JSON of [`crate::commands::CommandSpec`].
+    /// The command as accepted, as JSON (the commands layer reads and writes it).
     pub spec: String,
     /// Current state.
     pub state: CommandState,

@@ -17,8 +17,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::KubernetesConfig;
 use super::breaker::{Breaker, BreakerView};
-use crate::config::KubernetesConfig;
 use crate::exec::ExecError;
 use crate::telemetry::Metrics;
 
@@ -308,6 +308,15 @@ impl Cluster {
         self.inner.changes.subscribe()
     }
 
+    /// How pods say they are projects, for the inventory.
+    pub fn labelling(&self) -> crate::projects::kubernetes::Labelling {
+        let settings = &self.inner.settings;
+        crate::projects::kubernetes::Labelling {
+            label_prefix: settings.label_prefix.clone(),
+            default_workspace: settings.default_workspace.clone(),
+        }
+    }
+
     /// The backend settings.
     pub fn settings(&self) -> &KubernetesConfig {
         &self.inner.settings
@@ -357,5 +366,19 @@ impl Iterator for RetryBackoff {
 impl Backoff for RetryBackoff {
     fn reset(&mut self) {
         self.next = FIRST_RETRY;
+    }
+}
+
+impl crate::projects::kubernetes::WorkspaceWatch for Cluster {
+    fn pods(&self) -> Vec<Arc<Pod>> {
+        Cluster::pods(self)
+    }
+
+    fn projects_config_map(&self) -> Option<Arc<ConfigMap>> {
+        Cluster::projects_config_map(self)
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        Cluster::changes(self)
     }
 }
