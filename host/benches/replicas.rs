@@ -61,8 +61,15 @@ struct Replica {
 }
 
 impl Replica {
-    /// Starts a replica with its own data directory; the first one prints the admin token.
-    fn start(dir: &Path, database_url: &str, workspaces: &Path, secret: &Path) -> (Replica, Option<String>) {
+    /// Starts a replica with its own data directory; the first one (`first`) prints the admin
+    /// token.
+    fn start(
+        dir: &Path,
+        database_url: &str,
+        workspaces: &Path,
+        secret: &Path,
+        first: bool,
+    ) -> (Replica, Option<String>) {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("rdev.toml");
         std::fs::write(
@@ -80,11 +87,12 @@ impl Replica {
             child: None,
             url: String::new(),
         };
-        let token = replica.launch();
+        let token = replica.launch(first);
         (replica, token)
     }
 
-    fn launch(&mut self) -> Option<String> {
+    /// Starts the process; reads the bootstrap token if `first` (only a first start prints one).
+    fn launch(&mut self, first: bool) -> Option<String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rdev"))
             .arg("--config")
             .arg(&self.config)
@@ -96,11 +104,15 @@ impl Replica {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let banner = lines.next().unwrap().unwrap();
         self.url = banner.strip_prefix("rdev listening on ").unwrap().to_owned();
-        let token = lines
-            .by_ref()
-            .take(4)
-            .map(Result::unwrap)
-            .find_map(|l| l.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")));
+        let token = first
+            .then(|| {
+                lines
+                    .by_ref()
+                    .take(5)
+                    .map(Result::unwrap)
+                    .find_map(|l| l.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")))
+            })
+            .flatten();
         std::thread::spawn(move || lines.for_each(drop));
         self.child = Some(child);
         token
@@ -154,8 +166,8 @@ impl Cluster {
         let mut token = None;
         let mut replicas = Vec::new();
         for i in 0..count {
-            let (replica, printed) =
-                Replica::start(&dir.path().join(format!("r{i}")), &database_url, &workspaces, &secret);
+            let home = dir.path().join(format!("r{i}"));
+            let (replica, printed) = Replica::start(&home, &database_url, &workspaces, &secret, i == 0);
             token = token.or(printed);
             replicas.push(replica);
         }
@@ -337,7 +349,7 @@ async fn bench_slot_handover(server: &str) {
         );
         cross.push(cluster.handover_ms(&blocker, &next).await);
         stopped.join().unwrap();
-        cluster.replicas[owner].launch();
+        cluster.replicas[owner].launch(false);
         cluster.wait_ready(owner).await;
     }
     println!("2. queued -> running after the slot frees ({SLOT_RUNS} runs each)");

@@ -139,7 +139,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let notices = notices(&url, &config, shutdown.clone()).await?;
     let auth = authenticator(&config, store.clone())?.with_notices(notices.clone());
     let sole = !crate::store::is_shared(&url);
-    let replica = Replica::register(store.clone(), config.replicas.clone(), sole)
+    let replica = Replica::register(store.clone(), config.replicas.clone(), sole, notices.clone())
         .await
         .context("cannot register this replica")?;
     let metrics = Metrics::new();

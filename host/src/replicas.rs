@@ -75,6 +75,10 @@ pub struct Replica {
     lost: broadcast::Sender<String>,
     /// True on SQLite, where the serving lock proves every other replica row is a dead process.
     sole: bool,
+    /// Told at every heartbeat whether this replica has live peers.
+    notices: Notices,
+    /// Replicas with a live lease (this one included) at the last heartbeat.
+    live: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Replica {
@@ -100,7 +104,12 @@ fn hostname() -> String {
 impl Replica {
     /// Registers this process as a new replica with a fresh lease. `sole` says that no other
     /// gateway process can be using the database (SQLite's serving lock is held).
-    pub async fn register(store: Arc<dyn Store>, config: ReplicasConfig, sole: bool) -> StoreResult<Arc<Self>> {
+    pub async fn register(
+        store: Arc<dyn Store>,
+        config: ReplicasConfig,
+        sole: bool,
+        notices: Notices,
+    ) -> StoreResult<Arc<Self>> {
         let now = Instant::now();
         let replica = Self {
             store,
@@ -113,6 +122,8 @@ impl Replica {
             }),
             lost: broadcast::channel(4).0,
             sole,
+            notices,
+            live: std::sync::atomic::AtomicI64::new(1),
             config,
         };
         replica.store.register_replica(&replica.record(now_ms())).await?;
@@ -133,6 +144,11 @@ impl Replica {
     /// This replica's current id (a new one after its lease was lost).
     pub fn id(&self) -> String {
         self.id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replicas with a live lease, this one included, as of the last heartbeat.
+    pub fn live_replicas(&self) -> i64 {
+        self.live.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ids this process held and lost, as they are lost.
@@ -204,6 +220,13 @@ impl Replica {
             }
         }
         *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = clock;
+        match self.store.live_replicas(now).await {
+            Ok(live) => {
+                self.live.store(live, std::sync::atomic::Ordering::Relaxed);
+                self.notices.set_peers(live > 1);
+            }
+            Err(e) => tracing::debug!(error = %e, "could not count the live replicas"),
+        }
         Ok(())
     }
 

@@ -126,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
     async fn register_replica(&self, replica: &ReplicaRecord) -> StoreResult<()>;
     /// Renews a replica's lease; false if its row is gone (a peer took it as dead).
     async fn renew_lease(&self, id: &str, at: i64, expires_at: i64) -> StoreResult<bool>;
+    /// How many replicas hold a lease that has not expired at `now`.
+    async fn live_replicas(&self, now: i64) -> StoreResult<i64>;
     /// Replicas whose lease expired before `now`.
     async fn expired_replicas(&self, now: i64) -> StoreResult<Vec<ReplicaRecord>>;
     /// Removes a replica's row: unconditionally (`expired_before` None, on a clean stop), or only

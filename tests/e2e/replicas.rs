@@ -21,7 +21,15 @@ async fn three(config: &str) -> Vec<Gateway> {
     let first = Gateway::start(Db::Postgres, config).await;
     let second = first.start_replica().await;
     let third = first.start_replica().await;
-    vec![first, second, third]
+    let gws = vec![first, second, third];
+    // Each replica learns of its peers at a heartbeat; until then it sends them no notice.
+    for gw in &gws {
+        wait_until(DEADLINE, || async {
+            send(gw.client.get(format!("{}/ready", gw.url))).await.body["replicas_live"] == json!(3)
+        })
+        .await;
+    }
+    gws
 }
 
 /// The index of the replica that owns a running command.

@@ -84,9 +84,10 @@ impl Queue {
                 continue;
             };
             let limit = i64::from(project.settings.max_concurrent_commands);
-            // A read first, so that a full project costs no write: a slot that frees after this
-            // read dispatches again on its own.
-            if store.count_running(project_name).await? >= limit {
+            // Reads first, so that an empty queue or a full project costs no write (every end of
+            // a command dispatches): a command queued or a slot freed after these reads
+            // dispatches again on its own.
+            if store.next_queued(project_name).await?.is_none() || store.count_running(project_name).await? >= limit {
                 return Ok(());
             }
             let claim = Claim {

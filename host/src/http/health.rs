@@ -39,6 +39,8 @@ pub struct Readiness {
     lease: Check,
     /// This replica's id.
     replica_id: String,
+    /// Replicas with a live lease on the database, this one included (at its last heartbeat).
+    replicas_live: i64,
     /// The Kubernetes API connection (namespace, circuit breaker, pods watched), for the
     /// `kubernetes` backend.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +112,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         backend,
         lease,
         replica_id: state.replica.id(),
+        replicas_live: state.replica.live_replicas(),
         kubernetes,
         accepting_commands,
     };

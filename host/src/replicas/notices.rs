@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,8 @@ pub struct Notices {
     process: Arc<str>,
     outgoing: Option<mpsc::Sender<Notice>>,
     incoming: broadcast::Sender<Notice>,
+    /// Whether other replicas were live at the last heartbeat: a lone replica sends nothing.
+    peers: Arc<AtomicBool>,
 }
 
 impl Notices {
@@ -73,6 +76,7 @@ impl Notices {
             process: Arc::from(""),
             outgoing: None,
             incoming: broadcast::channel(1).0,
+            peers: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -92,14 +96,25 @@ impl Notices {
             process: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
             outgoing: Some(outgoing),
             incoming: broadcast::channel(OUTGOING).0,
+            peers: Arc::new(AtomicBool::new(true)),
         };
         tokio::spawn(send_loop(pool, rx, notices.process.clone(), shutdown.clone()));
         tokio::spawn(listen_loop(listener, notices.clone(), shutdown));
         Ok(notices)
     }
 
+    /// Says whether other replicas are live (each heartbeat): while a replica is alone on its
+    /// database it sends no notice. One that joins is heard from at once and is told within a
+    /// heartbeat; until then the sweeps cover what it would have been told.
+    pub fn set_peers(&self, live: bool) {
+        self.peers.store(live, Ordering::Relaxed);
+    }
+
     /// Tells the other replicas, without waiting. A full queue drops the notice (logged).
     pub fn publish(&self, notice: Notice) {
+        if !self.peers.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(tx) = &self.outgoing
             && tx.try_send(notice).is_err()
         {

@@ -171,6 +171,10 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn live_replicas(&self, now: i64) -> StoreResult<i64> {
+        ownership::live(&self.pool, now).await
+    }
+
     async fn expired_replicas(&self, now: i64) -> StoreResult<Vec<ReplicaRecord>> {
         ownership::expired(&self.pool, now).await
     }

@@ -123,6 +123,14 @@ pub(super) async fn renew(conn: &mut PgConnection, id: &str, when: i64, expires_
     Ok(done.rows_affected() == 1)
 }
 
+pub(super) async fn live(pool: &PgPool, now: i64) -> StoreResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM replicas WHERE lease_expires_at >= $1")
+        .bind(at(now))
+        .fetch_one(pool)
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
 pub(super) async fn expired(pool: &PgPool, now: i64) -> StoreResult<Vec<ReplicaRecord>> {
     let rows = sqlx::query(concat!(
         "SELECT ",

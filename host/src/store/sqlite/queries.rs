@@ -340,6 +340,14 @@ impl Store for SqliteStore {
         self.renew(id, at, expires_at).await
     }
 
+    async fn live_replicas(&self, now: i64) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM replicas WHERE lease_expires_at >= $1")
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
     async fn expired_replicas(&self, now: i64) -> StoreResult<Vec<ReplicaRecord>> {
         self.expired(now).await
     }
