@@ -8,7 +8,7 @@
 //! (`scripts/bench-wrk.sh`).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
@@ -17,8 +17,12 @@ use rdev::config::Config;
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
+#[path = "support/lines.rs"]
+mod lines;
 #[path = "support/server.rs"]
 mod server;
+
+use lines::{emit, now_ns, percentile};
 
 const LOAD_CONNECTIONS: usize = 16;
 const LOAD_ROUND: Duration = Duration::from_secs(1);
@@ -26,31 +30,6 @@ const LOAD_ROUNDS: usize = 9;
 const LINES: usize = 100_000;
 const REPLAY_EVENTS: i64 = 1_000;
 const REPLAY_RUNS: usize = 50;
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-}
-
-/// Prints `N` lines, each carrying its write time, flushing every line and pausing `pause_us`
-/// microseconds between lines.
-fn emit(lines: usize, pause_us: u64) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    for i in 1..=lines {
-        let _ = writeln!(out, "{} {i}", now_ns());
-        let _ = out.flush();
-        if pause_us > 0 {
-            std::thread::sleep(Duration::from_micros(pause_us));
-        }
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// Starts the gateway (plus a bare route) on its own thread with a one-worker runtime, so that
 /// server and load generator each have one of the machine's two cores, as with an external load

@@ -11,36 +11,20 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+#[path = "support/lines.rs"]
+mod lines;
+
+use lines::{emit, now_ns, percentile};
+
 const LINES: usize = 10_000;
 const LINE_PAUSE_US: u64 = 1_000;
 const SLOT_RUNS: usize = 20;
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-}
-
-fn emit(lines: usize, pause_us: u64) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    for i in 1..=lines {
-        let _ = writeln!(out, "{} {i}", now_ns());
-        let _ = out.flush();
-        std::thread::sleep(Duration::from_micros(pause_us));
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn summary(label: &str, mut values: Vec<f64>) -> (f64, f64) {
     values.sort_by(f64::total_cmp);
@@ -171,19 +155,21 @@ impl Cluster {
             token = token.or(printed);
             replicas.push(replica);
         }
-        Cluster {
+        let cluster = Cluster {
             client: reqwest::Client::new(),
             token: token.expect("the first replica prints the admin token"),
             replicas,
             pool: sqlx::PgPool::connect(&database_url).await.unwrap(),
             workspaces,
             _dir: dir,
-        }
+        };
+        cluster.wait_ready().await;
+        cluster
     }
 
-    async fn get(&self, url: &str) -> Value {
-        let resp = self.client.get(url).bearer_auth(&self.token).send().await.unwrap();
-        resp.json().await.unwrap()
+    async fn get(&self, url: &str) -> Option<Value> {
+        let resp = self.client.get(url).bearer_auth(&self.token).send().await.ok()?;
+        resp.json().await.ok()
     }
 
     async fn submit(&self, replica: usize, script: &str) -> String {
@@ -201,8 +187,16 @@ impl Cluster {
         resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
     }
 
+    /// A command as the first replica that answers sees it (one may be stopping).
     async fn command(&self, id: &str) -> Value {
-        self.get(&format!("{}/v1/commands/{id}", self.replicas[0].url)).await
+        loop {
+            for r in &self.replicas {
+                if let Some(cmd) = self.get(&format!("{}/v1/commands/{id}", r.url)).await {
+                    return cmd;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     async fn wait_state(&self, id: &str, done: bool) -> Value {
@@ -219,23 +213,29 @@ impl Cluster {
     async fn replica_index(&self, id: &str) -> usize {
         let owner = self.wait_state(id, false).await["replica_id"].clone();
         for (i, r) in self.replicas.iter().enumerate() {
-            if self.get(&format!("{}/ready", r.url)).await["replica_id"] == owner {
+            if self
+                .get(&format!("{}/ready", r.url))
+                .await
+                .is_some_and(|ready| ready["replica_id"] == owner)
+            {
                 return i;
             }
         }
         panic!("no replica owns {id}");
     }
 
-    async fn wait_ready(&self, replica: usize) {
-        let url = format!("{}/ready", self.replicas[replica].url);
-        while !self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    /// Waits until every replica is ready and sees all the others (a replica sends its peers
+    /// notices once a heartbeat has shown it that it has some).
+    async fn wait_ready(&self) {
+        for r in &self.replicas {
+            let url = format!("{}/ready", r.url);
+            loop {
+                let ready = self.get(&url).await;
+                if ready.is_some_and(|v| v["status"] == "ready" && v["replicas_live"] == self.replicas.len()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
 
@@ -350,7 +350,7 @@ async fn bench_slot_handover(server: &str) {
         cross.push(cluster.handover_ms(&blocker, &next).await);
         stopped.join().unwrap();
         cluster.replicas[owner].launch(false);
-        cluster.wait_ready(owner).await;
+        cluster.wait_ready().await;
     }
     println!("2. queued -> running after the slot frees ({SLOT_RUNS} runs each)");
     let (_, lone99) = summary("   slot frees on the same (lone) replica (baseline)", lone);

@@ -16,7 +16,6 @@ pub mod manifest;
 mod policies;
 pub mod reload;
 pub mod runtime;
-mod self_test;
 mod shell_convert;
 pub mod slot;
 pub mod version;

@@ -5,6 +5,7 @@
 
 mod admission;
 mod body;
+mod conn_state;
 mod connection;
 mod io;
 mod reply;

@@ -2,6 +2,8 @@
 //! linker and checked to implement its world, and the typed calls into it. Every call gets a fresh
 //! store and instance, is configured, and runs within the manifest's budget.
 
+mod self_test;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,22 +203,22 @@ impl Version {
             Pre::Sanitizer(_) => {
                 let cases = call!(self, Sanitizer, |b, store| b.call_self_test(store)).map_err(failed)?;
                 self.check_count(cases.len())?;
-                super::self_test::sanitizer(self, cases).await
+                self_test::sanitizer(self, cases).await
             }
             Pre::Validator(_) => {
                 let cases = call!(self, Validator, |b, store| b.call_self_test(store)).map_err(failed)?;
                 self.check_count(cases.len())?;
-                super::self_test::validator(self, cases).await
+                self_test::validator(self, cases).await
             }
             Pre::Formatter(_) => {
                 let cases = call!(self, Formatter, |b, store| b.call_self_test(store)).map_err(failed)?;
                 self.check_count(cases.len())?;
-                super::self_test::formatter(self, cases).await
+                self_test::formatter(self, cases).await
             }
             Pre::Discovery(_) => {
                 let cases = call!(self, Discovery, |b, store| b.call_self_test(store)).map_err(failed)?;
                 self.check_count(cases.len())?;
-                super::self_test::discovery(self, cases).await
+                self_test::discovery(self, cases).await
             }
         }
     }

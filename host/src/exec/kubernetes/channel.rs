@@ -228,6 +228,26 @@ async fn receive(data: &[u8], io: &mut Io) -> Option<End> {
     None
 }
 
+/// The exit status a status-channel message carries; `None` if it reports a failure to run.
+pub(super) fn exit_code(status: &Status) -> Option<i32> {
+    if status.status.as_deref() == Some("Success") {
+        return Some(0);
+    }
+    let causes = status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_deref())
+        .unwrap_or_default();
+    causes
+        .iter()
+        .find(|c| c.reason.as_deref() == Some("ExitCode"))
+        .and_then(|c| c.message.as_deref()?.parse().ok())
+}
+
+pub(super) fn message(status: &Status) -> String {
+    status.message.clone().unwrap_or_else(|| "the exec failed".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

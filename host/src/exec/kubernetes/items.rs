@@ -7,8 +7,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::channel::{self, End};
+use super::channel::{exit_code, message};
 use super::cluster::Cluster;
-use super::session::{exit_code, lost_reason, message};
+use super::session::lost_reason;
 use super::target::Target;
 use crate::claude_items::{ItemKind, ItemSummary, MAX_ITEM_BYTES};
 use crate::exec::ExecError;

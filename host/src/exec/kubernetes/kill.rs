@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::channel::{self, End};
+use super::channel::{exit_code, message};
 use super::cluster::Cluster;
-use super::session::{exit_code, message};
 use super::target::Target;
 use crate::exec::{ExecError, PendingKill};
 

@@ -6,11 +6,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::channel::{self, End};
+use super::channel::{self, End, exit_code, message};
 use super::cluster::Cluster;
 use super::kill::Killing;
 use super::target::Target;
@@ -59,26 +58,6 @@ fn command_line(exec_id: &str, workspace: &str, invocation: &Invocation) -> Vec<
     argv.push(invocation.program.clone());
     argv.extend(invocation.args.iter().cloned());
     argv
-}
-
-/// The exit status a status-channel message carries; `None` if it reports a failure to run.
-pub(super) fn exit_code(status: &Status) -> Option<i32> {
-    if status.status.as_deref() == Some("Success") {
-        return Some(0);
-    }
-    let causes = status
-        .details
-        .as_ref()
-        .and_then(|d| d.causes.as_deref())
-        .unwrap_or_default();
-    causes
-        .iter()
-        .find(|c| c.reason.as_deref() == Some("ExitCode"))
-        .and_then(|c| c.message.as_deref()?.parse().ok())
-}
-
-pub(super) fn message(status: &Status) -> String {
-    status.message.clone().unwrap_or_else(|| "the exec failed".into())
 }
 
 /// What a client is told when the connection carrying a command went silent.
@@ -275,7 +254,7 @@ impl Execution for RemoteExecution {
 mod tests {
     use super::*;
 
-    fn status(json: serde_json::Value) -> Status {
+    fn status(json: serde_json::Value) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Status {
         serde_json::from_value(json).unwrap()
     }
 

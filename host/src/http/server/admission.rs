@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::connection::ConnState;
+use super::conn_state::ConnState;
 
 /// Admits connections against the cap.
 pub(super) struct Admission {

@@ -11,7 +11,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use super::connection::ConnState;
+use super::conn_state::ConnState;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

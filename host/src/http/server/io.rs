@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::connection::ConnState;
+use super::conn_state::ConnState;
 use super::reply;
 
 /// How long a connection may wait.

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use super::bindings::types;
-use super::version::Version;
+use super::Version;
+use crate::plugins::bindings::types;
 
 fn verdict_name(v: &types::Verdict) -> &'static str {
     match v {
