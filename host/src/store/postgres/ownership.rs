@@ -6,7 +6,6 @@
 
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
-use super::audit::insert_audit;
 use super::rows::{self, at};
 use crate::store::{Claim, CommandRecord, CommandState, ReplicaRecord, StoreResult};
 
@@ -25,45 +24,45 @@ pub(super) async fn advisory_lock(tx: &mut Transaction<'_, Postgres>, name: &str
     Ok(())
 }
 
+/// The claim: the advisory lock first, then one statement (so that its snapshot is taken once
+/// earlier claims of the project are committed) that takes the next queued row if the owner's row
+/// exists and the project has a free slot, and writes the `command.started` row.
 pub(super) async fn claim_next(conn: &mut PgConnection, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
     let mut tx = conn.begin().await?;
     advisory_lock(&mut tx, &format!("claims:{}", claim.project)).await?;
-    let gate = sqlx::query(
-        "SELECT EXISTS (SELECT 1 FROM replicas WHERE id = $1) AS live, \
-         (SELECT COUNT(*) FROM commands WHERE project = $2 AND state = 'running') AS running",
-    )
-    .bind(&claim.owner)
-    .bind(&claim.project)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (live, running): (bool, i64) = (gate.try_get("live")?, gate.try_get("running")?);
-    if !live || running >= claim.limit {
-        tx.commit().await?;
-        return Ok(None);
-    }
+    let audit = &claim.audit;
     let row = sqlx::query(concat!(
-        "UPDATE commands SET state = 'running', started_at = $1, owner = $2 WHERE id = \
+        "WITH claimed AS (UPDATE commands SET state = 'running', started_at = $1, owner = $2 WHERE id = \
          (SELECT id FROM commands WHERE project = $3 AND state = 'queued' \
           ORDER BY priority DESC, queue_seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         AND EXISTS (SELECT 1 FROM replicas WHERE id = $2) \
+         AND (SELECT COUNT(*) FROM commands WHERE project = $3 AND state = 'running') < $4 \
          RETURNING ",
-        command_columns!()
+        command_columns!(),
+        "), audited AS (INSERT INTO audit_events \
+         (at, key_id, client_ip, action, target, outcome, request_id, detail) \
+         SELECT $5, $6, $7, $8, claimed.id, $9, $10, $11 FROM claimed) \
+         SELECT ",
+        command_columns!(),
+        " FROM claimed"
     ))
     .bind(at(claim.at))
     .bind(&claim.owner)
     .bind(&claim.project)
+    .bind(claim.limit)
+    .bind(at(audit.at))
+    .bind(&audit.key_id)
+    .bind(&audit.client_ip)
+    .bind(&audit.action)
+    .bind(&audit.outcome)
+    .bind(&audit.request_id)
+    .bind(&audit.detail)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(row) = row else {
-        tx.commit().await?;
-        return Ok(None);
-    };
-    let cmd = rows::command(&row)?;
-    let mut audit = claim.audit.clone();
-    audit.target.clone_from(&cmd.id);
-    insert_audit(&mut *tx, &audit).await?;
     tx.commit().await?;
-    debug_assert_eq!(cmd.state, CommandState::Running);
-    Ok(Some(cmd))
+    let cmd = row.as_ref().map(rows::command).transpose()?;
+    debug_assert!(cmd.as_ref().is_none_or(|c| c.state == CommandState::Running));
+    Ok(cmd)
 }
 
 pub(super) async fn orphans(pool: &PgPool) -> StoreResult<Vec<CommandRecord>> {
