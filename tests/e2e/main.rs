@@ -19,6 +19,7 @@ mod orphans;
 mod partition;
 mod plugin_files;
 mod plugin_harness;
+mod plugin_isolation;
 mod plugin_tutorial;
 mod plugins;
 mod queue;
