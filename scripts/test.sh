@@ -9,6 +9,18 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/postgres.sh
 . scripts/postgres.sh
 
+# The sanitizer's differential test runs scripts in real dash and bash.
+for shell in dash bash; do
+  if ! command -v "$shell" >/dev/null; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "$shell is not installed: run 'sudo apt-get install -y $shell'" >&2
+      exit 1
+    fi
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$shell" >/dev/null
+  fi
+done
+
 if [ -z "${RDEV_TEST_DATABASE_URL:-}" ]; then
   start_postgres
   export RDEV_TEST_DATABASE_URL="$PG_URL"
