@@ -63,6 +63,9 @@ pub struct Checks {
     pub indirect_execution: bool,
     /// Redirections to files outside the workspace, and `cd` out of it.
     pub outside_workspace: bool,
+    /// Shell function definitions, of any name: a function can shadow or wrap any program,
+    /// builtin or special name, so the allowlist would no longer say what runs.
+    pub function_definitions: bool,
 }
 
 impl Default for Checks {
@@ -73,6 +76,7 @@ impl Default for Checks {
             privilege: true,
             indirect_execution: true,
             outside_workspace: true,
+            function_definitions: true,
         }
     }
 }

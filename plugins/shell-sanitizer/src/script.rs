@@ -9,7 +9,7 @@ mod forms;
 use crate::config::Config;
 use crate::{argv, env};
 use rdev_plugin_sdk::CommandContext;
-use rdev_plugin_sdk::shell::{self, Element, Pipeline, Redirection, Script, SimpleCommand, Word, WordPart};
+use rdev_plugin_sdk::shell::{self, Element, Pipeline, Redirection, ScopeKind, Script, SimpleCommand, Word, WordPart};
 
 /// One script being judged.
 struct Judge<'a> {
@@ -34,6 +34,9 @@ pub fn judge(config: &Config, context: &CommandContext, text: &str) -> Result<()
         .pipelines
         .iter()
         .try_for_each(|pipeline| judge.programs(pipeline))?;
+    if config.checks.function_definitions {
+        judge.no_function_definitions()?;
+    }
     script
         .pipelines
         .iter()
@@ -58,6 +61,18 @@ fn describe(part: &WordPart) -> &'static str {
 }
 
 impl Judge<'_> {
+    /// Refuses the first function definition: once `ls` is a function, `ls` on the allowlist no
+    /// longer names what runs.
+    fn no_function_definitions(&self) -> Result<(), String> {
+        match self.script.scopes.iter().find(|s| s.kind == ScopeKind::FunctionBody) {
+            Some(scope) => Err(format!(
+                "shell function definitions are not allowed (`{}` could shadow any program)",
+                scope.name.as_deref().unwrap_or("?")
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The word as written in the script.
     fn source(&self, word: &Word) -> &str {
         self.text
