@@ -66,6 +66,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Seconds between heartbeat comments on idle output streams.
     pub sse_heartbeat_secs: u64,
+    /// Seconds between an output stream's re-checks of its key and, while other replicas are
+    /// live, re-reads of the store in case a notice from the replica running the command was lost.
+    pub sse_recheck_secs: u64,
     /// HTTP connection handling: read timeouts and the connection cap.
     pub http: HttpConfig,
     /// Authentication settings.
@@ -175,6 +178,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             log_format: LogFormat::Json,
             sse_heartbeat_secs: 10,
+            sse_recheck_secs: 5,
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             backend: BackendConfig::default(),
@@ -263,6 +267,9 @@ impl Config {
         }
         if !(1..=15).contains(&self.sse_heartbeat_secs) {
             return invalid("sse_heartbeat_secs must be between 1 and 15".into());
+        }
+        if !(1..=3600).contains(&self.sse_recheck_secs) {
+            return invalid("sse_recheck_secs must be between 1 and 3600".into());
         }
         for kind in self.commands.programs.keys() {
             if kind == "shell" || !crate::names::is_valid_name(kind) {

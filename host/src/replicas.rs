@@ -166,8 +166,8 @@ impl Replica {
     }
 
     /// Milliseconds since the last renewal.
-    pub fn lease_age_ms(&self) -> u128 {
-        self.clock().renewed.elapsed().as_millis()
+    pub fn lease_age_ms(&self) -> u64 {
+        u64::try_from(self.clock().renewed.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Whether this replica may take peers whose lease expired as dead. Only after it has held its
@@ -234,13 +234,11 @@ impl Replica {
     /// a slow sweep must never delay a renewal.
     pub fn spawn_heartbeat(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.config.heartbeat());
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
+        crate::time::spawn_every(self.config.heartbeat(), move || {
+            let this = this.clone();
+            async move {
                 if let Err(e) = this.renew().await {
-                    let age = this.lease_age_ms() as u64;
+                    let age = this.lease_age_ms();
                     tracing::warn!(error = %e, lease_age_ms = age, "could not renew this replica's lease");
                 }
             }

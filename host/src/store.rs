@@ -101,8 +101,6 @@ pub trait Store: Send + Sync + 'static {
     async fn count_running(&self, project: &str) -> StoreResult<i64>;
     /// Projects that have queued commands.
     async fn projects_with_queued(&self) -> StoreResult<Vec<String>>;
-    /// Commands in a given state.
-    async fn commands_in_state(&self, state: CommandState) -> StoreResult<Vec<CommandRecord>>;
     /// Moves a command between states if it is in one of `from`, with its audit event, atomically.
     /// Returns false (and changes nothing) if the command was not in one of those states.
     async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool>;
@@ -169,10 +167,10 @@ pub fn is_shared(url: &str) -> bool {
 /// For a SQLite `url`, the lock that keeps a second gateway process off the same file; PostgreSQL
 /// coordinates any number of processes and needs none.
 pub fn lock_for_serving(url: &str) -> Result<Option<ServingLock>, LockError> {
-    if url.starts_with("sqlite:") {
-        sqlite::lock_for_serving(url).map(Some)
-    } else {
+    if is_shared(url) {
         Ok(None)
+    } else {
+        sqlite::lock_for_serving(url).map(Some)
     }
 }
 

@@ -3,6 +3,23 @@
 use ::time::OffsetDateTime;
 use ::time::format_description::well_known::Rfc3339;
 
+/// Runs `task` every `period` (the first run at once; a run that overruns delays the next one
+/// instead of bunching them up) until the returned handle is aborted.
+pub fn spawn_every<F, Fut>(period: std::time::Duration, mut task: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            task().await;
+        }
+    })
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now()

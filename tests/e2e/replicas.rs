@@ -151,9 +151,14 @@ async fn the_project_limit_and_priorities_hold_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_on_another_replica_follows_live_and_resumes_on_a_third() {
-    let gws = three("").await;
+    // Streams re-read the store on their own only every 10 min: live output must come by notice.
+    let gws = three("sse_recheck_secs = 600\n").await;
+    // The command waits after line 30 until `more` exists: lines 1-30 can reach the other
+    // replica only by notice, not by the replay at the command's end.
     let script = "echo start; while [ ! -e go ]; do sleep 0.05; done; \
-                  for i in $(seq 1 60); do echo line$i; sleep 0.01; done";
+                  for i in $(seq 1 30); do echo line$i; sleep 0.01; done; \
+                  while [ ! -e more ]; do sleep 0.05; done; \
+                  for i in $(seq 31 60); do echo line$i; done";
     let id = gws[0].shell("demo", script).await;
     let (b, c) = others(owner_of(&gws, &id).await);
     let url = |gw: &Gateway| format!("{}/v1/commands/{id}/stream", gw.url);
@@ -161,15 +166,22 @@ async fn a_stream_on_another_replica_follows_live_and_resumes_on_a_third() {
     let mut seen = vec![live.next().await.expect("the first line")];
     assert_eq!(seen[0].data["text"], "start\n");
     std::fs::write(gws[0].workspaces().join("demo/go"), "").unwrap();
-    while !output_text(&seen).contains("line30\n") {
-        seen.push(live.next().await.expect("live output from the owner"));
-    }
+    // Heartbeat comments keep an idle stream open: a stream that never gets its output would
+    // wait forever without this bound.
+    tokio::time::timeout(DEADLINE, async {
+        while !output_text(&seen).contains("line30\n") {
+            seen.push(live.next().await.expect("live output from the owner"));
+        }
+    })
+    .await
+    .expect("live output arrives by notice");
     drop(live);
+    std::fs::write(gws[0].workspaces().join("demo/more"), "").unwrap();
     let last_id = seen.last().unwrap().id.clone().expect("an event id");
-    let rest = SseStream::open(&url(&gws[c]), &gws[c].admin_token, Some(&last_id))
+    let resumed = SseStream::open(&url(&gws[c]), &gws[c].admin_token, Some(&last_id)).await;
+    let rest = tokio::time::timeout(DEADLINE, resumed.collect())
         .await
-        .collect()
-        .await;
+        .expect("the rest and the end arrive by notice");
     let end = rest.last().expect("an end event");
     assert_eq!((end.event.as_str(), &end.data["state"]), ("end", &json!("succeeded")));
     let all: Vec<_> = seen.into_iter().chain(rest).collect();
@@ -209,7 +221,8 @@ async fn a_cancel_on_any_replica_kills_the_process_group_on_its_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_key_on_one_replica_ends_its_streams_on_the_others() {
-    let gws = three("").await;
+    // Streams re-check their key on their own only every 10 min: the revocation must come by notice.
+    let gws = three("sse_recheck_secs = 600\n").await;
     let (key_id, token) = gws[0]
         .key(json!({"name": "watcher", "scopes": ["commands:read"]}))
         .await;
@@ -224,9 +237,8 @@ async fn revoking_a_key_on_one_replica_ends_its_streams_on_the_others() {
         .call(Method::DELETE, &format!("/v1/keys/{key_id}"), &gws[0].admin_token, None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    // Streams re-check their key every 5 s on their own; this ends them before that could.
     for mut stream in streams {
-        let last = tokio::time::timeout(Duration::from_secs(4), async move {
+        let last = tokio::time::timeout(DEADLINE, async move {
             let mut last = None;
             while let Some(event) = stream.next().await {
                 last = Some(event);

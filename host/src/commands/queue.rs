@@ -119,11 +119,9 @@ impl Queue {
     /// commands queued until the next command of that project comes or goes.
     pub(super) fn spawn_sweeper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
+        crate::time::spawn_every(every, move || {
+            let this = this.clone();
+            async move {
                 if let Err(e) = this.dispatch_all().await {
                     tracing::debug!(error = %e, "queue sweep skipped");
                 }

@@ -71,13 +71,9 @@ impl Commands {
     /// came, until the task is aborted.
     pub fn spawn_peer_sweeper(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(this.replica.sweep_interval());
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                this.sweep_peers().await;
-            }
+        crate::time::spawn_every(self.replica.sweep_interval(), move || {
+            let this = this.clone();
+            async move { this.sweep_peers().await }
         })
     }
 

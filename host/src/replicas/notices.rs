@@ -157,30 +157,24 @@ async fn send_loop(pool: sqlx::PgPool, mut rx: mpsc::Receiver<Notice>, from: Arc
 
 fn payloads(from: &str, batch: Vec<Notice>) -> Vec<String> {
     let mut newest_output: HashMap<String, usize> = HashMap::new();
-    let mut kept: Vec<Option<Notice>> = Vec::with_capacity(batch.len());
+    let mut kept: Vec<Notice> = Vec::with_capacity(batch.len());
     for notice in batch {
-        if let Notice::Output { command, seq } = &notice
-            && let Some(&at) = newest_output.get(command)
-        {
-            kept[at] = Some(Notice::Output {
-                command: command.clone(),
-                seq: *seq,
-            });
-            continue;
-        }
         if let Notice::Output { command, .. } = &notice {
+            if let Some(&at) = newest_output.get(command) {
+                kept[at] = notice;
+                continue;
+            }
             newest_output.insert(command.clone(), kept.len());
         }
-        kept.push(Some(notice));
+        kept.push(notice);
     }
     kept.into_iter()
-        .flatten()
         .filter_map(|notice| {
-            serde_json::to_string(&Envelope {
+            let envelope = Envelope {
                 from: from.to_owned(),
                 notice,
-            })
-            .ok()
+            };
+            serde_json::to_string(&envelope).ok()
         })
         .collect()
 }

@@ -18,8 +18,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use super::{
-    AuditEntry, AuditQuery, AuditRecord, Claim, CommandQuery, CommandRecord, CommandState, DatabaseConfig, Inserted,
-    KeyRecord, OutputChunk, ReplicaRecord, Store, StoreResult, Transition,
+    AuditEntry, AuditQuery, AuditRecord, Claim, CommandQuery, CommandRecord, DatabaseConfig, Inserted, KeyRecord,
+    OutputChunk, ReplicaRecord, Store, StoreResult, Transition,
 };
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -59,9 +59,10 @@ fn settle<T>(mut conn: PoolConnection<Postgres>, result: StoreResult<T>) -> Stor
 }
 
 /// Runs one write on a connection of `pool` (the store's unless named), settled by [`settle`].
-macro_rules! write {
+/// Named so as not to shadow `std::write!`.
+macro_rules! write_on {
     ($store:expr, |$conn:ident| $body:expr) => {
-        write!($store.pool, $store, |$conn| $body)
+        write_on!($store.pool, $store, |$conn| $body)
     };
     ($pool:expr, $store:expr, |$conn:ident| $body:expr) => {{
         let mut $conn = $pool.acquire().await?;
@@ -73,16 +74,16 @@ macro_rules! write {
 #[async_trait]
 impl Store for PostgresStore {
     async fn probe(&self) -> StoreResult<()> {
-        write!(self, |conn| audit::probe_write(&mut conn, crate::time::now_ms()))?;
+        write_on!(self, |conn| audit::probe_write(&mut conn, crate::time::now_ms()))?;
         audit::probe_read(&self.pool).await
     }
 
     async fn insert_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<()> {
-        write!(self, |conn| keys::insert(&mut conn, key, audit))
+        write_on!(self, |conn| keys::insert(&mut conn, key, audit))
     }
 
     async fn insert_first_key(&self, key: &KeyRecord, audit: Option<&AuditEntry>) -> StoreResult<bool> {
-        write!(self, |conn| keys::insert_first(&mut conn, key, audit))
+        write_on!(self, |conn| keys::insert_first(&mut conn, key, audit))
     }
 
     async fn get_key(&self, id: &str) -> StoreResult<Option<KeyRecord>> {
@@ -98,15 +99,15 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
-        write!(self, |conn| keys::revoke(&mut conn, id, at))
+        write_on!(self, |conn| keys::revoke(&mut conn, id, at))
     }
 
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
-        write!(self, |conn| keys::touch(&mut conn, id, at))
+        write_on!(self, |conn| keys::touch(&mut conn, id, at))
     }
 
     async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        write!(self, |conn| commands::insert(&mut conn, cmd, audit))
+        write_on!(self, |conn| commands::insert(&mut conn, cmd, audit))
     }
 
     async fn get_command(&self, id: &str) -> StoreResult<Option<CommandRecord>> {
@@ -133,20 +134,16 @@ impl Store for PostgresStore {
         commands::projects_with_queued(&self.pool).await
     }
 
-    async fn commands_in_state(&self, state: CommandState) -> StoreResult<Vec<CommandRecord>> {
-        commands::in_state(&self.pool, state).await
-    }
-
     async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool> {
-        write!(self, |conn| commands::transition(&mut conn, change))
+        write_on!(self, |conn| commands::transition(&mut conn, change))
     }
 
     async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()> {
-        write!(self, |conn| commands::set_process_group(&mut conn, id, runner, pgid))
+        write_on!(self, |conn| commands::set_process_group(&mut conn, id, runner, pgid))
     }
 
     async fn claim_next(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
-        write!(self, |conn| ownership::claim_next(&mut conn, claim))
+        write_on!(self, |conn| ownership::claim_next(&mut conn, claim))
     }
 
     async fn orphaned_commands(&self) -> StoreResult<Vec<CommandRecord>> {
@@ -154,7 +151,7 @@ impl Store for PostgresStore {
     }
 
     async fn request_cancel(&self, id: &str, at: i64) -> StoreResult<bool> {
-        write!(self, |conn| ownership::request_cancel(&mut conn, id, at))
+        write_on!(self, |conn| ownership::request_cancel(&mut conn, id, at))
     }
 
     async fn cancels_requested(&self, owner: &str) -> StoreResult<Vec<String>> {
@@ -162,11 +159,11 @@ impl Store for PostgresStore {
     }
 
     async fn register_replica(&self, replica: &ReplicaRecord) -> StoreResult<()> {
-        write!(self, |conn| ownership::register(&mut conn, replica))
+        write_on!(self, |conn| ownership::register(&mut conn, replica))
     }
 
     async fn renew_lease(&self, id: &str, at: i64, expires_at: i64) -> StoreResult<bool> {
-        write!(self.leases, self, |conn| ownership::renew(
+        write_on!(self.leases, self, |conn| ownership::renew(
             &mut conn, id, at, expires_at
         ))
     }
@@ -180,11 +177,11 @@ impl Store for PostgresStore {
     }
 
     async fn remove_replica(&self, id: &str, expired_before: Option<i64>) -> StoreResult<bool> {
-        write!(self, |conn| ownership::remove(&mut conn, id, expired_before))
+        write_on!(self, |conn| ownership::remove(&mut conn, id, expired_before))
     }
 
     async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
-        write!(self, |conn| commands::append_output(&mut conn, chunks))
+        write_on!(self, |conn| commands::append_output(&mut conn, chunks))
     }
 
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {
@@ -192,7 +189,7 @@ impl Store for PostgresStore {
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        write!(self, |conn| audit::insert_audit(&mut *conn, entry))
+        write_on!(self, |conn| audit::insert_audit(&mut *conn, entry))
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {

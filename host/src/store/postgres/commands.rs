@@ -122,18 +122,6 @@ pub(super) async fn projects_with_queued(pool: &PgPool) -> StoreResult<Vec<Strin
     rows.iter().map(|r| Ok(r.try_get("project")?)).collect()
 }
 
-pub(super) async fn in_state(pool: &PgPool, state: CommandState) -> StoreResult<Vec<CommandRecord>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        command_columns!(),
-        " FROM commands WHERE state = $1 ORDER BY queue_seq"
-    ))
-    .bind(state.as_str())
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(rows::command).collect()
-}
-
 pub(super) async fn transition(conn: &mut PgConnection, change: &Transition<'_>) -> StoreResult<bool> {
     let from: Vec<&str> = change.from.iter().map(|s| s.as_str()).collect();
     let started = (change.to == CommandState::Running).then(|| at(change.at));

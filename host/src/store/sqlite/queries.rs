@@ -288,18 +288,6 @@ impl Store for SqliteStore {
         rows.iter().map(|r| Ok(r.try_get("project")?)).collect()
     }
 
-    async fn commands_in_state(&self, state: CommandState) -> StoreResult<Vec<CommandRecord>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            command_columns!(),
-            " FROM commands WHERE state = $1 ORDER BY queue_seq"
-        ))
-        .bind(state.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(command_from_row).collect()
-    }
-
     async fn transition(&self, change: &Transition<'_>) -> StoreResult<bool> {
         let owned = OwnedTransition::of(change);
         self.write(Box::new(move |conn| {
