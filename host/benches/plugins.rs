@@ -4,7 +4,11 @@
 //!    interruption on and off: what deadlines cost; and the same call of two trivial test plugins,
 //!    to tell the runtime's share of a call from the plugin's;
 //! 3. how long after its deadline an endless loop is interrupted;
-//! 4. where a whole call's time goes: store, instantiation, `configure`, the entry point, drop.
+//! 4. where a whole call's time goes: store, instantiation, `configure`, the entry point, drop,
+//!    for the plugin file configured on every call and for its configured snapshot, with pages
+//!    kept resident between calls and without;
+//! 5. a call through a loaded version, as the gateway makes it, of the default sanitizer and
+//!    validator: from a configured snapshot against `configure` on every call.
 //!
 //! The gateway-level figures (chain cost on `POST .../commands`, hot swap under load) are in the
 //! `gateway` benchmark. Run with `cargo bench --bench plugins`.
@@ -17,6 +21,7 @@ use rdev::plugins::bindings::types;
 use rdev::plugins::cache::ArtifactCache;
 use rdev::plugins::manifest::{PluginManifest, World};
 use rdev::plugins::runtime::{EngineOptions, Runtime};
+use rdev::plugins::snapshot;
 use rdev::plugins::version::Version;
 
 const SAMPLES: usize = 20_000;
@@ -155,19 +160,74 @@ async fn bench() {
     println!("   interrupted after p50 {p50:.2} ms, p99 {p99:.2} ms (deadline 20 ms)");
 
     println!("4. one whole call, step by step (p50, microseconds)");
-    for file in [test_plugin("probe_version_a"), sanitizer.clone()] {
-        let [store, instantiate, configure, entry, drop] = breakdown(&with_epochs, &file).await;
-        println!(
-            "   {}: store {store:.1}, instantiate {instantiate:.1}, configure {configure:.1}, sanitize {entry:.1}, drop {drop:.1}",
-            file.file_name().unwrap().to_string_lossy()
-        );
+    let budget = PluginManifest::new("bench", World::CommandSanitizer, "x", 0).budget();
+    for keep_resident in [true, false] {
+        let runtime = Runtime::new(EngineOptions {
+            keep_resident,
+            ..EngineOptions::default()
+        })
+        .unwrap();
+        for file in [test_plugin("probe_version_a"), sanitizer.clone()] {
+            let wasm = std::fs::read(&file).unwrap();
+            let snapshot = snapshot::configured(&runtime, "bench".into(), wasm.clone(), "{}".into(), budget)
+                .await
+                .unwrap();
+            for (mode, wasm, configure) in [("file", &wasm, true), ("snapshot", &snapshot, false)] {
+                let [store, instantiate, configure, entry, drop] = breakdown(&runtime, wasm, configure).await;
+                println!(
+                    "   {} ({mode}, keep resident {keep_resident}): store {store:.1}, instantiate {instantiate:.1}, configure {configure:.1}, sanitize {entry:.1}, drop {drop:.1}",
+                    file.file_name().unwrap().to_string_lossy()
+                );
+            }
+        }
+    }
+
+    println!("5. a call through a loaded version, snapshot vs configure per call (microseconds)");
+    let per_call_configured = Runtime::new(EngineOptions {
+        snapshots: false,
+        ..EngineOptions::default()
+    })
+    .unwrap();
+    for (name, world) in [
+        ("shell_sanitizer", World::CommandSanitizer),
+        ("request_validator", World::RequestValidator),
+    ] {
+        let file = default_plugin(name);
+        let manifest = PluginManifest::new(name, world, &file.display().to_string(), 0);
+        let snapshot = load(&with_epochs, cache_dir.path(), manifest.clone()).await;
+        let configured = load(&per_call_configured, cache_dir.path(), manifest).await;
+        assert!(snapshot.snapshot && !configured.snapshot);
+        for round in 1..=ROUNDS {
+            let ((s50, s99), (c50, c99)) = (per_call(&snapshot).await, per_call(&configured).await);
+            println!(
+                "   {name} round {round}: snapshot p50 {s50:.1} p99 {s99:.1} | configure per call p50 {c50:.1} p99 {c99:.1}"
+            );
+        }
     }
 }
 
-/// Median microseconds of each step of a whole sanitizer call.
-async fn breakdown(runtime: &Arc<Runtime>, file: &Path) -> [f64; 5] {
+/// p50 and p99 microseconds of a call through `version`.
+async fn per_call(version: &Version) -> (f64, f64) {
+    let (command, context) = command("git status && cargo test 2>&1 | tail -n 20");
+    let request =
+        r#"{"kind": "shell", "script": "git status && cargo test 2>&1 | tail -n 20", "env": {"RUST_LOG": "debug"}}"#;
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let started = Instant::now();
+        match version.manifest.world {
+            World::CommandSanitizer => drop(version.sanitize(&command, &context).await.unwrap()),
+            _ => drop(version.validate("command", request).await.unwrap()),
+        }
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    percentiles(samples)
+}
+
+/// Median microseconds of each step of a whole sanitizer call of the component `wasm`; with
+/// `configure`, the call configures its instance (the `configure` step is zero otherwise).
+async fn breakdown(runtime: &Arc<Runtime>, wasm: &[u8], configure: bool) -> [f64; 5] {
     use rdev::plugins::bindings::sanitizer::CommandSanitizerPre;
-    let component = wasmtime::component::Component::from_file(runtime.engine(), file).unwrap();
+    let component = wasmtime::component::Component::new(runtime.engine(), wasm).unwrap();
     let pre = CommandSanitizerPre::new(runtime.linker().instantiate_pre(&component).unwrap()).unwrap();
     let budget = PluginManifest::new("bench", World::CommandSanitizer, "x", 0).budget();
     let (command, context) = command("git status && cargo test 2>&1 | tail -n 20");
@@ -183,7 +243,9 @@ async fn breakdown(runtime: &Arc<Runtime>, file: &Path) -> [f64; 5] {
         mark(&mut steps, 0);
         let bindings = pre.instantiate_async(&mut store).await.unwrap();
         mark(&mut steps, 1);
-        bindings.call_configure(&mut store, "{}").await.unwrap().unwrap();
+        if configure {
+            bindings.call_configure(&mut store, "{}").await.unwrap().unwrap();
+        }
         mark(&mut steps, 2);
         bindings.call_sanitize(&mut store, &command, &context).await.unwrap();
         mark(&mut steps, 3);

@@ -18,6 +18,7 @@ pub mod reload;
 pub mod runtime;
 mod shell_convert;
 pub mod slot;
+pub mod snapshot;
 pub mod version;
 
 pub use inventory::{DiscoveredProject, InventoryItem, Placement};

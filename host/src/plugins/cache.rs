@@ -1,8 +1,9 @@
-//! Compiled plugins, cached on disk by content digest so that a restart (or a swap back to a
-//! version seen before) skips compilation. Loading native code is only safe for artifacts this
-//! gateway wrote itself, so every artifact carries an HMAC under a key that is never stored next
-//! to the artifacts (the plugin manager derives it from the key-hashing secret); anything else in
-//! the cache directory is ignored and recompiled.
+//! Compiled plugins, cached on disk by content digest (and configured snapshots by digest and
+//! configuration) so that a restart, or a swap back to a version seen before, skips compilation.
+//! Loading native code is only safe for artifacts this gateway wrote itself, so every artifact
+//! carries an HMAC under a key that is never stored next to the artifacts (the plugin manager
+//! derives it from the key-hashing secret); anything else in the cache directory is ignored and
+//! recompiled.
 
 use std::hash::Hasher;
 use std::io::Write;
@@ -72,6 +73,16 @@ pub fn digest(wasm: &[u8]) -> String {
     hex::encode(Sha256::digest(wasm))
 }
 
+/// The cache name of the configured snapshot of the file `digest` under `config_json`.
+pub fn snapshot_name(digest: &str, config_json: &str) -> String {
+    let mut sha = Sha256::new();
+    for part in ["rdev snapshot v1", digest, config_json] {
+        sha.update((part.len() as u64).to_le_bytes());
+        sha.update(part);
+    }
+    hex::encode(sha.finalize())
+}
+
 /// Feeds a `Hash` value into SHA-256, to name artifacts by engine compatibility.
 struct ShaHasher(Sha256);
 
@@ -107,14 +118,14 @@ impl ArtifactCache {
         })
     }
 
-    fn path(&self, digest: &str) -> PathBuf {
-        self.dir.join(format!("{digest}-{}.cwasm", self.engine_tag))
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}-{}.cwasm", self.engine_tag))
     }
 
-    fn mac(&self, digest: &str, artifact: &[u8]) -> HmacSha256 {
+    fn mac(&self, name: &str, artifact: &[u8]) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.key.0).expect("HMAC takes keys of any length");
         mac.update(self.engine_tag.as_bytes());
-        mac.update(digest.as_bytes());
+        mac.update(name.as_bytes());
         mac.update(artifact);
         mac
     }
@@ -125,34 +136,40 @@ impl ArtifactCache {
         if let Some(component) = self.load(engine, digest) {
             return Ok((component, Origin::Cache));
         }
-        let component = Component::new(engine, wasm)?;
-        if let Err(e) = self.store(digest, &component.serialize()?) {
-            tracing::warn!(error = %e, "could not write a plugin artifact to the cache");
-        }
-        Ok((component, Origin::Compiled))
+        Ok((self.compile(engine, wasm, digest)?, Origin::Compiled))
     }
 
-    fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
-        let bytes = std::fs::read(self.path(digest)).ok()?;
+    /// Compiles `wasm` and caches the artifact under `name`. Blocking.
+    pub fn compile(&self, engine: &Engine, wasm: &[u8], name: &str) -> anyhow::Result<Component> {
+        let component = Component::new(engine, wasm)?;
+        if let Err(e) = self.store(name, &component.serialize()?) {
+            tracing::warn!(error = %e, "could not write a plugin artifact to the cache");
+        }
+        Ok(component)
+    }
+
+    /// The artifact cached under `name`, if this gateway wrote it. Blocking.
+    pub fn load(&self, engine: &Engine, name: &str) -> Option<Component> {
+        let bytes = std::fs::read(self.path(name)).ok()?;
         if bytes.len() < MAC_LEN {
             return None;
         }
         let (tag, artifact) = bytes.split_at(MAC_LEN);
-        if self.mac(digest, artifact).verify_slice(tag).is_err() {
-            tracing::warn!(digest, "ignoring a cached plugin artifact this gateway did not write");
+        if self.mac(name, artifact).verify_slice(tag).is_err() {
+            tracing::warn!(name, "ignoring a cached plugin artifact this gateway did not write");
             return None;
         }
         deserialize(engine, artifact)
-            .inspect_err(|e| tracing::warn!(digest, error = %e, "ignoring an unusable cached plugin artifact"))
+            .inspect_err(|e| tracing::warn!(name, error = %e, "ignoring an unusable cached plugin artifact"))
             .ok()
     }
 
-    fn store(&self, digest: &str, artifact: &[u8]) -> std::io::Result<()> {
-        let tag = self.mac(digest, artifact).finalize().into_bytes();
+    fn store(&self, name: &str, artifact: &[u8]) -> std::io::Result<()> {
+        let tag = self.mac(name, artifact).finalize().into_bytes();
         let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
         file.write_all(&tag)?;
         file.write_all(artifact)?;
-        file.persist(self.path(digest)).map_err(|e| e.error)?;
+        file.persist(self.path(name)).map_err(|e| e.error)?;
         Ok(())
     }
 }

@@ -19,6 +19,12 @@ use super::limits::{MAX_CALL_SLOTS, RuntimeLimits};
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// Instances that may exist at once (each call holds one, so no more calls than this run).
 const POOL_INSTANCES: u32 = MAX_CALL_SLOTS as u32;
+/// Memory per pooled instance kept resident between calls. A fresh instance whose working set
+/// fits takes no page faults and its reset needs no system call (no TLB shootdowns across CPUs);
+/// beyond it, the rest is handed back to the kernel as before.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+/// Table memory per pooled instance kept resident between calls.
+const KEEP_RESIDENT_TABLE_BYTES: usize = 64 << 10;
 /// How often the epoch advances: the granularity of deadlines and of yielding to the executor.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
@@ -82,7 +88,12 @@ pub struct Runtime {
     linker: Linker<CallState>,
     permits: Arc<Semaphore>,
     limits: RuntimeLimits,
+    options: EngineOptions,
+    retired: std::sync::mpsc::Sender<Retired>,
 }
+
+/// A used store and the call slot it holds until it is gone.
+type Retired = (Store<CallState>, OwnedSemaphorePermit);
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +109,12 @@ pub struct EngineOptions {
     pub pooling: bool,
     /// Epoch interruption (else deadlines are not enforced).
     pub epochs: bool,
+    /// Configured snapshots (else `configure` runs on every call).
+    pub snapshots: bool,
+    /// Keep the pages a call dirtied resident and reset them by copying (found with Linux's
+    /// `PAGEMAP_SCAN` where the kernel has it), else hand memory back to the kernel after each
+    /// call.
+    pub keep_resident: bool,
 }
 
 impl Default for EngineOptions {
@@ -105,6 +122,8 @@ impl Default for EngineOptions {
         Self {
             pooling: true,
             epochs: true,
+            snapshots: true,
+            keep_resident: true,
         }
     }
 }
@@ -129,6 +148,11 @@ impl Runtime {
                 .total_tables(POOL_INSTANCES * 4)
                 .total_stacks(POOL_INSTANCES)
                 .max_memory_size(MAX_MEMORY_BYTES);
+            if options.keep_resident {
+                pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+                    .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
+                    .pagemap_scan(wasmtime::Enabled::Auto);
+            }
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&config)?;
@@ -137,17 +161,25 @@ impl Runtime {
         log::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
         shell::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
         spawn_epoch_ticker(&engine);
+        let retired = spawn_retirer()?;
         Ok(Arc::new(Self {
             engine,
             linker,
             permits: Arc::new(Semaphore::new(limits.call_slots)),
             limits,
+            options,
+            retired,
         }))
     }
 
     /// The runtime's limits.
     pub fn limits(&self) -> &RuntimeLimits {
         &self.limits
+    }
+
+    /// The engine options it was made with.
+    pub fn options(&self) -> EngineOptions {
+        self.options
     }
 
     /// The engine.
@@ -190,6 +222,14 @@ impl Runtime {
         store
     }
 
+    /// Drops a used store (its instance is never called again) on the retiring thread, then
+    /// frees its call slot: tearing an instance down is not part of a call's latency, and the
+    /// pool never holds more instances than there are slots.
+    pub fn retire(&self, store: Store<CallState>, permit: OwnedSemaphorePermit) {
+        // The thread lives as long as the runtime; were it gone, the store drops here instead.
+        let _ = self.retired.send((store, permit));
+    }
+
     /// What a failed call means, given the store it ran in.
     pub fn classify(error: &wasmtime::Error, store: &Store<CallState>, budget: &Budget) -> CallError {
         if error.downcast_ref::<DeadlinePassed>().is_some() {
@@ -212,6 +252,15 @@ fn trap_message(error: &wasmtime::Error) -> String {
         None => error.to_string(),
     };
     text.lines().next().unwrap_or_default().chars().take(200).collect()
+}
+
+/// Starts the thread that drops retired stores, until the runtime is dropped.
+fn spawn_retirer() -> std::io::Result<std::sync::mpsc::Sender<Retired>> {
+    let (sender, receiver) = std::sync::mpsc::channel::<Retired>();
+    std::thread::Builder::new()
+        .name("rdev-plugin-retire".into())
+        .spawn(move || receiver.into_iter().for_each(drop))?;
+    Ok(sender)
 }
 
 /// Advances the engine's epoch every tick until the engine is dropped.

@@ -45,6 +45,9 @@ pub struct PluginStatus {
     pub loaded_at: Option<String>,
     /// Health.
     pub state: PluginState,
+    /// Whether the serving version is a configured snapshot (`configure` ran once, when it
+    /// loaded); false when it is configured on every call.
+    pub snapshot: bool,
     /// Why the last load attempt failed, if it did.
     pub last_error: Option<String>,
     /// When a version was last loaded or refused (RFC 3339).
@@ -164,6 +167,7 @@ impl Slot {
             digest: active.as_ref().map(|v| v.digest.clone()),
             loaded_at: active.as_ref().map(|v| crate::time::to_rfc3339(v.loaded_at)),
             state,
+            snapshot: active.as_ref().is_some_and(|v| v.snapshot),
             last_error: last.error.clone(),
             last_attempt_at: last.at.map(crate::time::to_rfc3339),
             order: manifest.order,

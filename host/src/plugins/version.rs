@@ -1,8 +1,12 @@
-//! One loaded version of a plugin: its compiled component, pre-instantiated against the runtime's
-//! linker and checked to implement its world, and the typed calls into it. Every call gets a fresh
-//! store and instance, is configured, and runs within the manifest's budget.
+//! One loaded version of a plugin: its configured snapshot (see [`super::snapshot`]),
+//! pre-instantiated against the runtime's linker and checked to implement its world, and the
+//! typed calls into it. Every call gets a fresh store and instance and runs within the manifest's
+//! budget.
 
+mod prepare;
 mod self_test;
+
+use prepare::{Prepared, link};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +16,7 @@ use wasmtime::Store;
 use super::bindings::{discovery, formatter, sanitizer, types, validator};
 use super::cache::{ArtifactCache, Origin};
 use super::call_state::CallState;
-use super::manifest::{PluginManifest, World};
+use super::manifest::PluginManifest;
 use super::runtime::{Budget, CallError, Runtime};
 
 /// Bundled self-test cases a version may ask the host to run before it goes live.
@@ -46,6 +50,8 @@ pub struct Version {
     pub digest: String,
     /// Whether the compiled code came from the artifact cache.
     pub origin: Origin,
+    /// Whether calls start from a configured snapshot (else `configure` runs on every call).
+    pub snapshot: bool,
     /// When it was loaded (Unix milliseconds).
     pub loaded_at: i64,
     config_json: String,
@@ -64,43 +70,50 @@ impl std::fmt::Debug for Version {
     }
 }
 
-/// Runs one call: permit, fresh store, instantiate, configure, then `$body` with the bindings
+/// Runs one call: permit, fresh store, instantiate (configure, unless the version is a
+/// snapshot), then `$body` with the bindings
 /// `$b` and the store `$store`, all on the store's CPU meter and within the budget's wall-clock
-/// limit; failures are classified against the budget.
+/// limit; failures are classified against the budget. The used store is retired off the call's
+/// path.
 macro_rules! call {
     ($self:ident, $variant:ident, |$b:ident, $store:ident| $body:expr) => {
         async {
             let Pre::$variant(pre) = &$self.pre else {
                 return Err(CallError::BadOutput("called through the wrong world".into()));
             };
-            let _permit = $self.runtime.permit($self.slot_wait).await?;
+            let permit = $self.runtime.permit($self.slot_wait).await?;
             let mut store: Store<CallState> = $self.runtime.store($self.name.clone(), &$self.budget);
             let meter = store.data().meter();
             let run = meter.run(async {
                 let $b = pre.instantiate_async(&mut store).await?;
-                if let Err(message) = $b.call_configure(&mut store, &$self.config_json).await? {
-                    return Err(wasmtime::Error::new(ConfigRefused(message)));
+                if !$self.snapshot {
+                    if let Err(message) = $b.call_configure(&mut store, &$self.config_json).await? {
+                        return Err(wasmtime::Error::new(ConfigRefused(message)));
+                    }
                 }
                 let $store = &mut store;
                 $body.await
             });
             let wall = $self.budget.wall_limit();
-            let Ok(outcome) = tokio::time::timeout(wall, run).await else {
-                return Err(CallError::Blocked(wall.as_millis()));
+            let outcome = match tokio::time::timeout(wall, run).await {
+                Ok(outcome) => outcome.map_err(|e| match e.downcast_ref::<ConfigRefused>() {
+                    Some(refused) => CallError::Configure(refused.0.clone()),
+                    None => Runtime::classify(&e, &store, &$self.budget),
+                }),
+                Err(_) => Err(CallError::Blocked(wall.as_millis())),
             };
-            outcome.map_err(|e| match e.downcast_ref::<ConfigRefused>() {
-                Some(refused) => CallError::Configure(refused.0.clone()),
-                None => Runtime::classify(&e, &store, &$self.budget),
-            })
+            $self.runtime.retire(store, permit);
+            outcome
         }
         .await
     };
 }
 
 impl Version {
-    /// Compiles (or loads from the cache), links and checks the component `wasm` (whose SHA-256
-    /// is `digest`) for `manifest`: it must implement its world, accept its configuration and
-    /// pass its bundled self-test. Compilation runs on a blocking thread.
+    /// Loads the component `wasm` (whose SHA-256 is `digest`) for `manifest`: configured once
+    /// into a snapshot (or from the snapshot cached for this file and configuration), linked,
+    /// and checked to implement its world, accept its configuration and pass its bundled
+    /// self-test. Compilation runs on a blocking thread.
     pub async fn load(
         runtime: Arc<Runtime>,
         cache: Arc<ArtifactCache>,
@@ -108,50 +121,29 @@ impl Version {
         wasm: Vec<u8>,
         digest: String,
     ) -> Result<Self, String> {
-        let engine = runtime.engine().clone();
-        let key = digest.clone();
-        let limit = runtime.limits().load_timeout();
-        // Compilation cannot be interrupted: past the limit the load is refused and the
-        // compiler's thread finishes on its own, its result dropped.
-        let compile = tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &wasm, &key));
-        let (component, origin) = tokio::time::timeout(limit, compile)
-            .await
-            .map_err(|_| format!("took longer than {} s to compile", limit.as_secs()))?
-            .map_err(|e| format!("compilation failed: {e}"))?
-            .map_err(|e| format!("not a valid WebAssembly component: {e:#}"))?;
-        let linked = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| format!("cannot be linked: {e:#}"))?;
-        let wrong_world =
-            |e: wasmtime::Error| format!("does not implement the {} world: {e:#}", manifest.world.as_str());
-        let pre = match manifest.world {
-            World::CommandSanitizer => {
-                Pre::Sanitizer(sanitizer::CommandSanitizerPre::new(linked).map_err(wrong_world)?)
-            }
-            World::RequestValidator => {
-                Pre::Validator(validator::RequestValidatorPre::new(linked).map_err(wrong_world)?)
-            }
-            World::WebhookFormatter => {
-                Pre::Formatter(formatter::WebhookFormatterPre::new(linked).map_err(wrong_world)?)
-            }
-            World::ProjectDiscovery => {
-                Pre::Discovery(discovery::ProjectDiscoveryPre::new(linked).map_err(wrong_world)?)
-            }
-        };
         let budget = manifest.budget();
+        // The checks run off the request path, on a machine that may be busy loading other
+        // plugins: they prove behaviour, not speed, so they get a generous deadline.
+        let check_budget = Budget {
+            deadline: budget.deadline.max(CHECK_DEADLINE),
+            ..budget
+        };
+        let name: Arc<str> = manifest.name.as_str().into();
+        let config_json = manifest.config.to_string();
+        let limit = runtime.limits().load_timeout();
+        let prepare = Prepared::new(&runtime, &cache, &name, wasm, &digest, &config_json, check_budget);
+        let prepared = tokio::time::timeout(limit, prepare)
+            .await
+            .map_err(|_| format!("took longer than {} s to compile and configure", limit.as_secs()))??;
+        let pre = link(&runtime, &prepared.component, manifest.world)?;
         let mut version = Self {
-            name: manifest.name.as_str().into(),
-            config_json: manifest.config.to_string(),
-            // The checks run off the request path, on a machine that may be busy loading other
-            // plugins: they prove behaviour, not speed, so they get a generous deadline.
-            budget: Budget {
-                deadline: budget.deadline.max(CHECK_DEADLINE),
-                ..budget
-            },
+            name,
+            config_json,
+            budget: check_budget,
             slot_wait: CHECK_SLOT_WAIT,
             digest,
-            origin,
+            origin: prepared.origin,
+            snapshot: prepared.snapshot,
             loaded_at: crate::time::now_ms(),
             manifest,
             pre,
