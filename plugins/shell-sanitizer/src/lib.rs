@@ -14,6 +14,7 @@ mod env;
 mod paths;
 mod script;
 mod text;
+mod tools;
 
 use config::Config;
 use rdev_plugin_sdk::{Command, CommandContext, SanitizerCase, Verdict, fixtures};
@@ -69,7 +70,9 @@ fn judge(config: &Config, command: &Command, context: &CommandContext) -> Result
             args.iter()
                 .try_for_each(|arg| text::check_characters("an argument", arg))?;
             let args: Vec<String> = args.iter().map(|arg| text::normalize(arg)).collect();
-            argv::check(kind, &rules, &args)
+            argv::check(kind, &rules, &args)?;
+            let args: Vec<tools::Arg> = args.iter().map(|arg| tools::Arg::literal(arg)).collect();
+            script::judge_tool(config, &context.workdir, kind, &args)
         }
     }
 }
