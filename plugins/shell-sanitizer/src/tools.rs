@@ -11,6 +11,8 @@
 mod files;
 mod find;
 mod options;
+mod sed;
+mod tar;
 #[cfg(test)]
 mod testing;
 
@@ -94,6 +96,8 @@ pub struct Call<'a> {
 pub fn check(call: &Call) -> Result<(), String> {
     match call.program {
         "find" => find::check(call),
+        "sed" => sed::check(call),
+        "tar" => tar::check(call),
         "cp" | "mv" | "touch" | "mkdir" | "rm" | "rmdir" | "tee" | "gzip" | "sort" | "uniq" | "date" => {
             files::check(call)
         }
@@ -101,7 +105,7 @@ pub fn check(call: &Call) -> Result<(), String> {
     }
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
     /// A refusal naming the program: "`tar` option `--to-command` runs a program".
     pub fn refuse<T>(&self, what: impl std::fmt::Display) -> Result<T, String> {
         Err(format!("`{}` {what}", self.program))
@@ -136,7 +140,7 @@ impl Call<'_> {
     }
 
     /// The options and operands of the call under `spec`.
-    pub fn items(&self, spec: &Spec) -> Result<Vec<Item<'_>>, String> {
+    pub fn items(&self, spec: &Spec) -> Result<Vec<Item<'a>>, String> {
         options::scan(self, spec, self.args)
     }
 }
