@@ -54,7 +54,8 @@ fn judge(config: &Config, command: &Command, context: &CommandContext) -> Result
         "shell" => {
             let script = command.script.as_deref().ok_or("a `shell` command needs a script")?;
             text::check_characters("the script", script)?;
-            script::judge(config, context, &text::normalize(script))
+            let env_names = command.env.iter().map(|var| text::normalize(&var.name)).collect();
+            script::judge(config, context, env_names, &text::normalize(script))
         }
         "claude" => {
             if !config.allow_claude {

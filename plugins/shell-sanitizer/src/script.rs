@@ -4,6 +4,8 @@
 //! a dangerous form. The parser lists every pipeline of every scope in one flat table, so one pass
 //! over it reaches all of them.
 
+mod arithmetic;
+mod builtins;
 mod forms;
 mod words;
 
@@ -19,16 +21,20 @@ struct Judge<'a> {
     workdir: &'a str,
     text: &'a str,
     script: &'a Script,
+    /// Names of the variables the command's environment sets.
+    env_names: Vec<String>,
 }
 
-/// Judges `text` (already normalised) as a script run in `context`.
-pub fn judge(config: &Config, context: &CommandContext, text: &str) -> Result<(), String> {
+/// Judges `text` (already normalised) as a script run in `context` with environment variables
+/// named `env_names`.
+pub fn judge(config: &Config, context: &CommandContext, env_names: Vec<String>, text: &str) -> Result<(), String> {
     let script = shell::parse(text).map_err(|e| format!("the script cannot be parsed: {e}"))?;
     let judge = Judge {
         config,
         workdir: &context.workdir,
         text,
         script: &script,
+        env_names,
     };
     // Programs first, everywhere, so that the reason names the program that matters most (the
     // `sudo` in `echo > "$(sudo id)"`, rather than the redirection around it).
@@ -38,6 +44,9 @@ pub fn judge(config: &Config, context: &CommandContext, text: &str) -> Result<()
         .try_for_each(|pipeline| judge.programs(pipeline))?;
     if config.checks.function_definitions {
         judge.no_function_definitions()?;
+    }
+    if config.checks.indirect_execution {
+        judge.arithmetic()?;
     }
     script
         .pipelines
@@ -166,6 +175,7 @@ impl Judge<'_> {
         };
         let Some(program) = first.literal() else { return Ok(()) };
         self.forms(&program, args)?;
+        self.builtin(base_name(&program), args)?;
         if let Some(rules) = self.config.argv_rules(base_name(&program)) {
             argv::check(&program, &rules, &self.argument_texts(&program, args)?)?;
         }

@@ -14,7 +14,7 @@ mod options;
 mod sed;
 mod tar;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use crate::config::Checks;
 use crate::paths::{self, Place};
