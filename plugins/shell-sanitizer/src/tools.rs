@@ -8,8 +8,10 @@
 //! refused is code the command itself carries or fetches (`python3 -c`, `node -e`, `npx`,
 //! `make --eval`) and options that name another program (`--to-command`, `-toolexec`).
 
+mod build;
 mod files;
 mod find;
+mod interpreters;
 mod options;
 mod sed;
 mod tar;
@@ -98,6 +100,8 @@ pub fn check(call: &Call) -> Result<(), String> {
         "find" => find::check(call),
         "sed" => sed::check(call),
         "tar" => tar::check(call),
+        "python3" | "node" | "npm" | "npx" => interpreters::check(call),
+        "make" | "cargo" | "go" | "rustc" | "rustup" => build::check(call),
         "cp" | "mv" | "touch" | "mkdir" | "rm" | "rmdir" | "tee" | "gzip" | "sort" | "uniq" | "date" => {
             files::check(call)
         }
