@@ -2,7 +2,9 @@
 //! program of a `shell` script must be a literal name on the allowlist, and dangerous forms
 //! (privilege escalation, running text as code, recursive deletes outside the workspace, downloads
 //! piped into interpreters, redirections out of the workspace) are refused whatever the allowlist
-//! says. Argv kinds (`git`) are judged by per-kind argument rules, `claude` prompts are allowed,
+//! says. Allowed tools that run programs or write files through their own options are judged by
+//! [`tools`] rules, in scripts and as argv kinds alike. Argv kinds (`git`) are also judged by
+//! per-kind argument rules, `claude` prompts are allowed (never parsed as shell),
 //! and every kind's environment is checked against variables that change how programs load code.
 //! Text is refused if it hides control or format characters, and judged in NFKC form.
 //!
