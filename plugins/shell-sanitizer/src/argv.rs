@@ -3,13 +3,18 @@
 
 use crate::config::ArgvRules;
 
-/// Whether `arg` is (or, for a one-letter option, contains in a bundle) the option `option`.
+/// Whether `arg` is (or abbreviates, or for a one-letter option contains in a bundle) the
+/// option `option`.
 fn is_option(arg: &str, option: &str) -> bool {
     if arg == option {
         return true;
     }
     match (option.strip_prefix("--"), option.strip_prefix('-')) {
-        (Some(_), _) => arg.strip_prefix(option).is_some_and(|rest| rest.starts_with('=')),
+        // Git accepts any unambiguous abbreviation of a long option (`--upl=...`).
+        (Some(_), _) => {
+            let name = arg.split('=').next().unwrap_or(arg);
+            name.len() > 2 && option.starts_with(name)
+        }
         (None, Some(letter)) if letter.chars().count() == 1 => {
             !arg.starts_with("--") && arg.strip_prefix('-').is_some_and(|flags| flags.contains(letter))
         }
@@ -132,11 +137,26 @@ mod tests {
         assert!(git(&["fetch", "-qu", "x"]).is_err());
         assert!(git(&["grep", "-Ovim", "x"]).is_err());
         assert!(git(&["rebase", "-x", "make", "main"]).is_err());
+        assert_eq!(
+            git(&["fetch", "--upl=touch /tmp/x", "origin"]),
+            Err("`git fetch` option `--upload-pack` is refused".into())
+        );
+        assert!(git(&["push", "--rec", "id", "origin"]).is_err());
+        assert!(git(&["clone", "--config", "core.sshCommand=id", "u", "d"]).is_err());
+        assert!(git(&["clone", "-ccore.sshCommand=id", "u", "d"]).is_err());
+        assert!(git(&["--config-e=core.pager=X", "log"]).is_err());
     }
 
     #[test]
     fn refuses_dangerous_transports_and_config_keys() {
         assert!(git(&["clone", "ext::sh -c touch% /tmp/x", "dir"]).is_err());
+        assert!(git(&["clone", "FILE::/tmp/x", "dir"]).is_err());
+        assert!(git(&["clone", "ssh://-oProxyCommand=id/x", "dir"]).is_err());
+        assert!(git(&["config", "url.ext::x.insteadOf", "https://"]).is_err());
+        assert!(git(&["config", "remote.origin.uploadpack", "id"]).is_err());
+        assert!(git(&["config", "--global", "user.name", "x"]).is_err());
+        assert!(git(&["config", "Protocol.ext.allow", "always"]).is_err());
+        assert!(git(&["instaweb"]).is_err());
         assert!(git(&["config", "core.sshCommand", "x"]).is_err());
         assert!(git(&["config", "alias.st", "!sh"]).is_err());
         assert_eq!(

@@ -59,9 +59,20 @@ pub struct Checks {
     pub download_to_interpreter: bool,
     /// `sudo`, `su`, `doas`, `pkexec`.
     pub privilege: bool,
-    /// `eval`, `exec`, `source`, `.` and shells (`sh -c` and the like).
+    /// Ways to run a name the allowlist did not see: `eval`, `exec`, `source`, `.`, shells,
+    /// `env`, `xargs`, `command`, `builtin`, `alias`, `trap`, `let`, `declare`; bash arithmetic
+    /// and variable names that evaluate subscripts (`$((x))` of text, `read 'a[$(id)]'`);
+    /// `set -k`; and tools' own options and mini-languages that run programs (`sed` `e`,
+    /// `tar --to-command`, `sort --compress-program`, `make SHELL=`, `cargo --config` runners,
+    /// `go -toolexec`, `rustc -C linker=`, `rustup run`, npm's `--script-shell`).
     pub indirect_execution: bool,
-    /// Redirections to files outside the workspace, and `cd` out of it.
+    /// Code the command carries or fetches instead of the workspace's own: `python3 -c`,
+    /// `node -e`/`-p`, an interpreter reading its program from standard input, `npx`,
+    /// `npm exec`/`x`/`init`/`create`, `make --eval` and a makefile from standard input.
+    pub inline_code: bool,
+    /// Writes outside the workspace, from a redirection or a tool's own argument (`cp`, `mv`,
+    /// `rm`, `tee`, `sort -o`, `sed -i` and `w`, `tar -f`/`-C`, `find -fprint`/`-delete`, `cargo
+    /// --target-dir`, `go build -o`, `npm -g`...), and `cd` out of it.
     pub outside_workspace: bool,
     /// Shell function definitions, of any name: a function can shadow or wrap any program,
     /// builtin or special name, so the allowlist would no longer say what runs.
@@ -75,6 +86,7 @@ impl Default for Checks {
             download_to_interpreter: true,
             privilege: true,
             indirect_execution: true,
+            inline_code: true,
             outside_workspace: true,
             function_definitions: true,
         }
@@ -129,11 +141,23 @@ pub fn git_rules() -> ArgvRules {
             "--open-files-in-pager",
             "--template",
             "--extcmd",
+            "--config",
         ]),
-        denied_subcommands: strings(&["filter-branch", "daemon", "upload-pack", "receive-pack", "shell"]),
+        denied_subcommands: strings(&[
+            "filter-branch",
+            "daemon",
+            "upload-pack",
+            "receive-pack",
+            "shell",
+            "instaweb",
+            "send-email",
+            "imap-send",
+            "credential",
+        ]),
         denied_subcommand_options: per_subcommand(&[
             ("fetch", &["-u"]),
-            ("clone", &["-u"]),
+            ("clone", &["-u", "-c"]),
+            ("config", &["--global", "--system", "--file", "-f", "--blob"]),
             ("ls-remote", &["-u"]),
             ("pull", &["-u"]),
             ("grep", &["-O"]),
@@ -153,6 +177,23 @@ pub fn git_rules() -> ArgvRules {
                     "include",
                     "credential",
                     "gpg.",
+                    "url.",
+                    "protocol.",
+                    "uploadpack.",
+                    "remote.",
+                    "sequence.",
+                    "pager.",
+                    "web.",
+                    "browser.",
+                    "man.",
+                    "difftool.",
+                    "mergetool.",
+                    "interactive.",
+                    "sendemail.",
+                    "ssh.",
+                    "imap.",
+                    "submodule.",
+                    "safe.",
                 ],
             ),
             ("submodule", &["foreach"]),
@@ -161,6 +202,8 @@ pub fn git_rules() -> ArgvRules {
         denied_substrings: strings(&[
             "ext::",
             "fd::",
+            "file::",
+            "://-",
             "core.sshcommand",
             "core.gitproxy",
             "core.fsmonitor",

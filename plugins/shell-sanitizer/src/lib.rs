@@ -2,7 +2,9 @@
 //! program of a `shell` script must be a literal name on the allowlist, and dangerous forms
 //! (privilege escalation, running text as code, recursive deletes outside the workspace, downloads
 //! piped into interpreters, redirections out of the workspace) are refused whatever the allowlist
-//! says. Argv kinds (`git`) are judged by per-kind argument rules, `claude` prompts are allowed,
+//! says. Allowed tools that run programs or write files through their own options are judged by
+//! [`tools`] rules, in scripts and as argv kinds alike. Argv kinds (`git`) are also judged by
+//! per-kind argument rules, `claude` prompts are allowed (never parsed as shell),
 //! and every kind's environment is checked against variables that change how programs load code.
 //! Text is refused if it hides control or format characters, and judged in NFKC form.
 //!
@@ -14,6 +16,7 @@ mod env;
 mod paths;
 mod script;
 mod text;
+mod tools;
 
 use config::Config;
 use rdev_plugin_sdk::{Command, CommandContext, SanitizerCase, Verdict, fixtures};
@@ -53,7 +56,8 @@ fn judge(config: &Config, command: &Command, context: &CommandContext) -> Result
         "shell" => {
             let script = command.script.as_deref().ok_or("a `shell` command needs a script")?;
             text::check_characters("the script", script)?;
-            script::judge(config, context, &text::normalize(script))
+            let env_names = command.env.iter().map(|var| text::normalize(&var.name)).collect();
+            script::judge(config, context, env_names, &text::normalize(script))
         }
         "claude" => {
             if !config.allow_claude {
@@ -69,7 +73,9 @@ fn judge(config: &Config, command: &Command, context: &CommandContext) -> Result
             args.iter()
                 .try_for_each(|arg| text::check_characters("an argument", arg))?;
             let args: Vec<String> = args.iter().map(|arg| text::normalize(arg)).collect();
-            argv::check(kind, &rules, &args)
+            argv::check(kind, &rules, &args)?;
+            let args: Vec<tools::Arg> = args.iter().map(|arg| tools::Arg::literal(arg)).collect();
+            script::judge_tool(config, &context.workdir, kind, &args)
         }
     }
 }

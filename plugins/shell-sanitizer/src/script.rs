@@ -4,9 +4,13 @@
 //! a dangerous form. The parser lists every pipeline of every scope in one flat table, so one pass
 //! over it reaches all of them.
 
+mod arithmetic;
+mod builtins;
 mod forms;
+mod words;
 
 use crate::config::Config;
+use crate::tools::{self, Arg, Call};
 use crate::{argv, env};
 use rdev_plugin_sdk::CommandContext;
 use rdev_plugin_sdk::shell::{self, Element, Pipeline, Redirection, ScopeKind, Script, SimpleCommand, Word, WordPart};
@@ -17,16 +21,20 @@ struct Judge<'a> {
     workdir: &'a str,
     text: &'a str,
     script: &'a Script,
+    /// Names of the variables the command's environment sets.
+    env_names: Vec<String>,
 }
 
-/// Judges `text` (already normalised) as a script run in `context`.
-pub fn judge(config: &Config, context: &CommandContext, text: &str) -> Result<(), String> {
+/// Judges `text` (already normalised) as a script run in `context` with environment variables
+/// named `env_names`.
+pub fn judge(config: &Config, context: &CommandContext, env_names: Vec<String>, text: &str) -> Result<(), String> {
     let script = shell::parse(text).map_err(|e| format!("the script cannot be parsed: {e}"))?;
     let judge = Judge {
         config,
         workdir: &context.workdir,
         text,
         script: &script,
+        env_names,
     };
     // Programs first, everywhere, so that the reason names the program that matters most (the
     // `sudo` in `echo > "$(sudo id)"`, rather than the redirection around it).
@@ -37,10 +45,61 @@ pub fn judge(config: &Config, context: &CommandContext, text: &str) -> Result<()
     if config.checks.function_definitions {
         judge.no_function_definitions()?;
     }
+    if config.checks.indirect_execution {
+        judge.arithmetic()?;
+    }
     script
         .pipelines
         .iter()
         .try_for_each(|pipeline| judge.pipeline(pipeline))
+}
+
+/// Refuses a program that is not on the allowlist or is dangerous whatever the allowlist says.
+fn program_name(config: &Config, program: &str) -> Result<(), String> {
+    forms::check_program_name(config, base_name(program))?;
+    if config.allows_program(program) {
+        Ok(())
+    } else if program.contains('/') {
+        Err(format!(
+            "program `{program}` is named by a path; list it verbatim in `programs` to allow it"
+        ))
+    } else if program.is_empty() {
+        Err("an empty program name is refused".into())
+    } else {
+        Err(format!("program `{program}` is not on the allowlist"))
+    }
+}
+
+/// Judges the arguments of `program` (a base name) by its tool rules, in a script or as an argv
+/// kind; a program it runs in turn (`find -exec`) is judged as a command of its own.
+pub fn judge_tool(config: &Config, workdir: &str, program: &str, args: &[Arg]) -> Result<(), String> {
+    let nested = |program: &Arg, args: &[Arg]| -> Result<(), String> {
+        let name = match program.as_text() {
+            Some(name) if !program.glob && !program.open => name,
+            _ => {
+                return Err(format!(
+                    "program `{}` is built from an expansion or a glob and is refused",
+                    program.shown
+                ));
+            }
+        };
+        program_name(config, name)?;
+        if let Some(rules) = config.argv_rules(base_name(name)) {
+            let texts: Vec<String> = args
+                .iter()
+                .map(|arg| arg.as_text().unwrap_or(&arg.head).to_string())
+                .collect();
+            argv::check(name, &rules, &texts)?;
+        }
+        judge_tool(config, workdir, base_name(name), args)
+    };
+    tools::check(&Call {
+        program,
+        args,
+        workdir,
+        checks: &config.checks,
+        nested: &nested,
+    })
 }
 
 /// The last path component of a program name (`/usr/bin/sudo` is `sudo`).
@@ -116,10 +175,12 @@ impl Judge<'_> {
         };
         let Some(program) = first.literal() else { return Ok(()) };
         self.forms(&program, args)?;
+        self.builtin(base_name(&program), args)?;
         if let Some(rules) = self.config.argv_rules(base_name(&program)) {
             argv::check(&program, &rules, &self.argument_texts(&program, args)?)?;
         }
-        Ok(())
+        let args: Vec<Arg> = args.iter().map(|word| words::arg(word, self.source(word))).collect();
+        judge_tool(self.config, self.workdir, base_name(&program), &args)
     }
 
     /// The literal name of a program, refused unless it is on the allowlist and not a dangerous
@@ -141,18 +202,7 @@ impl Judge<'_> {
     }
 
     fn program_name(&self, program: &str) -> Result<(), String> {
-        forms::check_program_name(self.config, base_name(program))?;
-        if self.config.allows_program(program) {
-            Ok(())
-        } else if program.contains('/') {
-            Err(format!(
-                "program `{program}` is named by a path; list it verbatim in `programs` to allow it"
-            ))
-        } else if program.is_empty() {
-            Err("an empty program name is refused".into())
-        } else {
-            Err(format!("program `{program}` is not on the allowlist"))
-        }
+        program_name(self.config, program)
     }
 
     /// The text of a ruled program's arguments (expansions left out). An argument that starts

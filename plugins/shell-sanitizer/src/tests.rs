@@ -19,7 +19,7 @@ fn invariants_hold_under_default_permissive_and_strict_configs() {
         "",
         r#"{"programs": ["sh", "eval", "curl", "sudo"], "extra_programs": ["bash"], "allow_claude": false}"#,
         r#"{"checks": {"recursive_delete": false, "download_to_interpreter": false, "privilege": false,
-            "indirect_execution": false, "outside_workspace": false}, "argv_kinds": {"git": null, "npm": {}}}"#,
+            "indirect_execution": false, "inline_code": false, "outside_workspace": false}, "argv_kinds": {"git": null, "npm": {}}}"#,
     ] {
         testing::self_test_sanitizer::<ShellSanitizer>(config).assert_passed();
     }

@@ -81,6 +81,13 @@ const FORMS: &[&str] = &[
     "mkdir -p d && touch d/f && rm d/f",
     "sleep 0 & wait",
     "echo a; exit 0",
+    "printf -v 'a[$(evil)]' x",
+    "read 'a[$(evil)]' <<< x",
+    "x='a[$(evil)]'; echo $((x))",
+    "x='a[$(evil)]'; echo ${y[x]}",
+    "set -k; ls PATH=/nonexistent",
+    "i=0; i=$((i + 1)); echo $i",
+    "for n in $(seq 1 3); do echo $((n * 2)); done",
 ];
 
 /// Short pieces combined two by two into the generated part of the corpus.

@@ -6,12 +6,50 @@ use super::{Judge, base_name, describe};
 use crate::config::Config;
 use crate::env;
 use crate::paths::{self, Place};
+use crate::tools;
 use rdev_plugin_sdk::shell::{Element, Pipeline, Word, WordPart};
 
 const PRIVILEGE: &[&str] = &["sudo", "su", "doas", "pkexec", "run0"];
 const INDIRECT: &[&str] = &[
-    "eval", "exec", "source", ".", "sh", "bash", "zsh", "dash", "ksh", "mksh", "fish", "csh", "tcsh", "busybox", "env",
-    "xargs", "command", "builtin", "nohup", "setsid", "chroot", "unshare", "nsenter",
+    "eval",
+    "exec",
+    "source",
+    ".",
+    "sh",
+    "bash",
+    "zsh",
+    "dash",
+    "ksh",
+    "mksh",
+    "fish",
+    "csh",
+    "tcsh",
+    "busybox",
+    "env",
+    "xargs",
+    "command",
+    "builtin",
+    "nohup",
+    "setsid",
+    "chroot",
+    "unshare",
+    "nsenter",
+    "alias",
+    "trap",
+    "hash",
+    "enable",
+    "let",
+    "declare",
+    "typeset",
+    "local",
+    "mapfile",
+    "readarray",
+    "fc",
+    "timeout",
+    "nice",
+    "stdbuf",
+    "time",
+    "parallel",
 ];
 const DOWNLOADERS: &[&str] = &["curl", "wget", "fetch", "aria2c"];
 const INTERPRETERS: &[&str] = &[
@@ -41,8 +79,6 @@ const INTERPRETERS: &[&str] = &[
 ];
 const INTERPRETER_FAMILIES: &[&str] = &["python", "perl", "ruby", "php"];
 const DECLARATIONS: &[&str] = &["export", "readonly", "declare", "typeset", "local"];
-const FIND_ACTIONS: &[&str] = &["-exec", "-execdir", "-ok", "-okdir"];
-const DEVICES: &[&str] = &["/dev/null", "/dev/stdout", "/dev/stderr", "/dev/stdin"];
 
 fn is_interpreter(program: &str) -> bool {
     INTERPRETERS.contains(&program) || INTERPRETER_FAMILIES.iter().any(|family| program.starts_with(family))
@@ -68,7 +104,6 @@ impl Judge<'_> {
         match base_name(program) {
             "rm" if checks.recursive_delete => self.recursive_delete(args),
             "cd" if checks.outside_workspace => self.change_directory(args),
-            "find" => self.find_actions(args),
             name if DECLARATIONS.contains(&name) => self.declarations(name, args),
             name if checks.download_to_interpreter && is_interpreter(name) => self.substituted_download(name, args),
             _ => Ok(()),
@@ -129,17 +164,10 @@ impl Judge<'_> {
 
     /// Refuses `what` (a redirection, a `cd`) to `word` unless it stays in the workspace.
     pub(super) fn path_in_workspace(&self, word: &Word, what: &str) -> Result<(), String> {
-        let source = self.source(word);
-        match self.literal_path(word) {
-            Err(part) => Err(format!("{what} `{source}` is refused (it depends on {part})")),
-            Ok(path) if DEVICES.contains(&path.as_str()) => Ok(()),
-            Ok(path) if paths::can_match_parent(&path) => {
-                Err(format!("{what} `{source}` is refused (it can match `..`)"))
-            }
-            Ok(path) => match paths::place(self.workdir, &path) {
-                Place::Inside | Place::Workspace => Ok(()),
-                Place::Outside => Err(format!("{what} `{source}` is refused (outside the workspace)")),
-            },
+        let arg = super::words::arg(word, self.source(word));
+        match tools::outside(self.workdir, &arg) {
+            Some(why) => Err(format!("{what} `{}` is refused ({why})", arg.shown)),
+            None => Ok(()),
         }
     }
 
@@ -153,23 +181,6 @@ impl Judge<'_> {
             }
         }
         Ok(path)
-    }
-
-    /// `find -exec PROGRAM ...` runs PROGRAM: it is judged like any other program.
-    fn find_actions(&self, args: &[Word]) -> Result<(), String> {
-        let mut words = args.iter();
-        while let Some(word) = words.next() {
-            if word.literal().is_some_and(|t| FIND_ACTIONS.contains(&t.as_str())) {
-                match words.next() {
-                    Some(program) => {
-                        let name = self.program(program)?;
-                        self.forms(&name, &[])?;
-                    }
-                    None => return Ok(()),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// `export NAME=value` sets the environment of every later command: names are judged.
