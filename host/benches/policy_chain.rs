@@ -1,7 +1,9 @@
 //! The plugins on the request path, each measured against a baseline in the same run:
 //! 1. `POST /v1/projects/demo/commands` at one connection with the default sanitizer + validator
-//!    chain, against the same route on a gateway with no plugins;
-//! 2. a plugin file swapped every 5 s while 4 connections keep posting commands: failed requests,
+//!    chain, and with four plugins (the two defaults and a copy of each), against the same route
+//!    on a gateway with no plugins;
+//! 2. accepted commands per second at 16 connections, default plugins against none;
+//! 3. a plugin file swapped every 5 s while 4 connections keep posting commands: failed requests,
 //!    and how long after the write the new version answers (the debounce delay included).
 //!
 //! Commands queue behind one that holds the project's only slot, so no process is spawned per
@@ -24,8 +26,28 @@ const ROUNDS: usize = 5;
 const SWAPS: usize = 6;
 const DEBOUNCE_MS: u64 = 200;
 
+const THROUGHPUT_CONNECTIONS: usize = 16;
+const THROUGHPUT_WINDOW: Duration = Duration::from_secs(5);
+
 fn test_plugin(name: &str) -> PathBuf {
     Path::new(env!("RDEV_TEST_PLUGINS_DIR")).join(format!("{name}.wasm"))
+}
+
+/// The default validator and sanitizer, each twice (the copies under other names).
+fn four_plugins() -> Vec<PluginManifest> {
+    let file = |name: &str| {
+        Path::new(env!("RDEV_DEFAULT_PLUGINS_DIR"))
+            .join(format!("{name}.wasm"))
+            .display()
+            .to_string()
+    };
+    let (validator, sanitizer) = (file("request_validator"), file("shell_sanitizer"));
+    vec![
+        PluginManifest::new("request-validator", World::RequestValidator, &validator, 0),
+        PluginManifest::new("request-validator-copy", World::RequestValidator, &validator, 1),
+        PluginManifest::new("shell-sanitizer", World::CommandSanitizer, &sanitizer, 0),
+        PluginManifest::new("shell-sanitizer-copy", World::CommandSanitizer, &sanitizer, 1),
+    ]
 }
 
 /// Starts a gateway on its own thread and one-worker runtime; returns its URL and admin token.
@@ -110,31 +132,70 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn bench_chain(client: &reqwest::Client) {
-    let (off_dir, on_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (off, off_token) = start(off_dir.path(), Some(Vec::new()), None);
-    let (on, on_token) = start(on_dir.path(), None, None);
-    hold_slot(client, &off, &off_token).await;
-    hold_slot(client, &on, &on_token).await;
-    println!("1. POST .../commands at one connection, default plugins vs none ({REQUESTS} requests per round, µs)");
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let gateways = [
+        start(dirs[0].path(), Some(Vec::new()), None),
+        start(dirs[1].path(), None, None),
+        start(dirs[2].path(), Some(four_plugins()), None),
+    ];
+    for (base, token) in &gateways {
+        hold_slot(client, base, token).await;
+    }
+    let [(off, off_token), (on, on_token), (four, four_token)] = &gateways;
+    println!(
+        "1. POST .../commands at one connection: default plugins, four plugins, none ({REQUESTS} requests per round, µs)"
+    );
     for round in 1..=ROUNDS {
-        let without = latencies(client, &off, &off_token).await;
-        let with = latencies(client, &on, &on_token).await;
-        let (w50, w99, o50, o99) = (
-            pct(&with, 0.5),
-            pct(&with, 0.99),
-            pct(&without, 0.5),
-            pct(&without, 0.99),
-        );
+        let without = latencies(client, off, off_token).await;
+        let with = latencies(client, on, on_token).await;
+        let with_four = latencies(client, four, four_token).await;
+        let (o50, o99) = (pct(&without, 0.5), pct(&without, 0.99));
+        let (w50, w99) = (pct(&with, 0.5), pct(&with, 0.99));
+        let (f50, f99) = (pct(&with_four, 0.5), pct(&with_four, 0.99));
         println!(
-            "   round {round}: plugins p50 {w50:.0} p99 {w99:.0} | none p50 {o50:.0} p99 {o99:.0} | added p50 {:.0} p99 {:.0}",
+            "   round {round}: none p50 {o50:.0} p99 {o99:.0} | default p50 {w50:.0} p99 {w99:.0}, added p50 {:.0} p99 {:.0} | four p50 {f50:.0} p99 {f99:.0}, added p50 {:.0} p99 {:.0}",
             w50 - o50,
-            w99 - o99
+            w99 - o99,
+            f50 - o50,
+            f99 - o99
         );
         println!(
             "      plugin calls of the last request: {}",
-            last_decisions(client, &on, &on_token).await
+            last_decisions(client, on, on_token).await
         );
     }
+    println!("2. accepted commands per second at {THROUGHPUT_CONNECTIONS} connections, default plugins vs none");
+    for round in 1..=ROUNDS {
+        let without = throughput(client, off, off_token).await;
+        let with = throughput(client, on, on_token).await;
+        println!(
+            "   round {round}: none {without:.0}/s | default {with:.0}/s | cost {:.1}%",
+            100.0 * (1.0 - with / without)
+        );
+    }
+}
+
+/// Commands accepted per second by `THROUGHPUT_CONNECTIONS` connections posting in a loop.
+async fn throughput(client: &reqwest::Client, base: &str, token: &str) -> f64 {
+    let started = Instant::now();
+    let posters = (0..THROUGHPUT_CONNECTIONS).map(|_| {
+        let (client, base, token) = (client.clone(), base.to_owned(), token.to_owned());
+        tokio::spawn(async move {
+            let mut accepted = 0u64;
+            while started.elapsed() < THROUGHPUT_WINDOW {
+                let (status, body) = post(&client, &base, &token, "git status && cargo test 2>&1 | tail -n 20").await;
+                assert_eq!(status, 202, "{body}");
+                accepted += 1;
+            }
+            accepted
+        })
+    });
+    let accepted: u64 = futures::future::join_all(posters)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    accepted as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn bench_swap(client: &reqwest::Client) {
@@ -161,7 +222,7 @@ async fn bench_swap(client: &reqwest::Client) {
             })
         })
         .collect();
-    println!("2. swap every 5 s under load (4 connections), debounce {DEBOUNCE_MS} ms");
+    println!("3. swap every 5 s under load (4 connections), debounce {DEBOUNCE_MS} ms");
     // The first cycle compiles version b; every later swap loads from the artifact cache.
     for swap in 0..SWAPS + 2 {
         let version = if swap % 2 == 0 { "b" } else { "a" };

@@ -312,3 +312,48 @@ async fn a_burst_of_commands_is_never_refused_as_a_policy_failure() {
         }
     }
 }
+
+/// Swapping the plugin file again and again while requests keep coming fails none of them:
+/// calls in flight finish on the version they started with, later ones get the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_under_load_fail_no_request() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::copy(test_plugin("probe_version_a"), dir.join("probe.wasm")).unwrap();
+    let extra = format!(
+        "plugins_dir = {:?}\nplugins_debounce_ms = 50\n{}\n[projects.demo]\nmax_concurrent_commands = 1\n",
+        dir.display().to_string(),
+        sanitizer("probe", std::path::Path::new("probe.wasm"), "")
+    );
+    let gw = std::sync::Arc::new(Gateway::start_with_plugins(Db::Sqlite, &extra).await);
+    // One command holds the project's only slot: the load queues and spawns nothing.
+    let (status, body) = refusal(&gw, json!({"kind": "shell", "script": "sleep 600"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (gw, stop) = (gw.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut accepted, mut failures) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match refusal(&gw, json!({"kind": "shell", "script": "echo load"})).await {
+                        (StatusCode::ACCEPTED, _) => accepted += 1,
+                        (status, body) => failures.push(format!("{status} {body}")),
+                    }
+                }
+                (accepted, failures)
+            })
+        })
+        .collect();
+    for version in ["b", "a", "b", "a", "b"] {
+        std::fs::copy(test_plugin(&format!("probe_version_{version}")), dir.join("probe.wasm")).unwrap();
+        wait_for_reason(&gw, "echo probe", &format!("version {version}")).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut accepted = 0;
+    for outcome in futures::future::join_all(load).await {
+        let (ok, failures) = outcome.unwrap();
+        assert!(failures.is_empty(), "requests failed during the swaps: {failures:?}");
+        accepted += ok;
+    }
+    assert!(accepted > 0, "the load ran");
+}
