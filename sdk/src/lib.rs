@@ -23,11 +23,15 @@
 //!   `export_*!` macro generates the component glue (`configure`, `self-test`, the entry point).
 //! - [`shell`]: the host's shell parser (the same parser natively), [`log`]: the host's log.
 //! - [`fixtures`]: the JSON test-case format; [`testing`]: the native harness that runs it.
+//! - In wasm builds, the feature `arena` (on by default) makes a bump allocator the global
+//!   allocator: an instance serves one call, so freeing memory is wasted work.
 #![deny(missing_docs)]
 
 // The generated glue and the export macros name this crate by its path, also from inside it.
 extern crate self as rdev_plugin_sdk;
 
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+mod arena;
 #[doc(hidden)]
 #[allow(unsafe_code, missing_docs, clippy::all)] // generated code
 pub mod bindings;
@@ -47,6 +51,11 @@ pub use bindings::types::{
 };
 pub use config::parse_config;
 pub use plugin::{Discovery, Formatter, Sanitizer, Validator};
+
+/// Every instance serves one call and is thrown away: see [`arena`].
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 /// Items the export macros expand to; not part of the API.
 #[doc(hidden)]

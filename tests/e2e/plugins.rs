@@ -79,6 +79,20 @@ async fn the_default_sanitizer_refuses_dangerous_commands_and_runs_safe_ones() {
     }
 }
 
+/// The default plugins allocate from a bump arena that never reuses memory within a call: a
+/// script of 800 commands must still be judged within the default memory budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_script_is_judged_within_the_default_budgets() {
+    let gw = with_default_plugins().await;
+    // Builtins only, so that running it spawns nothing.
+    let script = "echo ok >> out.txt; ".repeat(800);
+    let (status, body) = refusal(&gw, json!({"kind": "shell", "script": script})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = refusal(&gw, json!({"kind": "shell", "script": format!("{script}sudo ls")})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "denied_by_policy", "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_validator_refuses_what_the_gateway_alone_would_accept() {
     let gw = with_default_plugins().await;

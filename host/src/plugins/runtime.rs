@@ -89,11 +89,7 @@ pub struct Runtime {
     permits: Arc<Semaphore>,
     limits: RuntimeLimits,
     options: EngineOptions,
-    retired: std::sync::mpsc::Sender<Retired>,
 }
-
-/// A used store and the call slot it holds until it is gone.
-type Retired = (Store<CallState>, OwnedSemaphorePermit);
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,14 +157,12 @@ impl Runtime {
         log::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
         shell::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |s| s)?;
         spawn_epoch_ticker(&engine);
-        let retired = spawn_retirer()?;
         Ok(Arc::new(Self {
             engine,
             linker,
             permits: Arc::new(Semaphore::new(limits.call_slots)),
             limits,
             options,
-            retired,
         }))
     }
 
@@ -222,14 +216,6 @@ impl Runtime {
         store
     }
 
-    /// Drops a used store (its instance is never called again) on the retiring thread, then
-    /// frees its call slot: tearing an instance down is not part of a call's latency, and the
-    /// pool never holds more instances than there are slots.
-    pub fn retire(&self, store: Store<CallState>, permit: OwnedSemaphorePermit) {
-        // The thread lives as long as the runtime; were it gone, the store drops here instead.
-        let _ = self.retired.send((store, permit));
-    }
-
     /// What a failed call means, given the store it ran in.
     pub fn classify(error: &wasmtime::Error, store: &Store<CallState>, budget: &Budget) -> CallError {
         if error.downcast_ref::<DeadlinePassed>().is_some() {
@@ -252,15 +238,6 @@ fn trap_message(error: &wasmtime::Error) -> String {
         None => error.to_string(),
     };
     text.lines().next().unwrap_or_default().chars().take(200).collect()
-}
-
-/// Starts the thread that drops retired stores, until the runtime is dropped.
-fn spawn_retirer() -> std::io::Result<std::sync::mpsc::Sender<Retired>> {
-    let (sender, receiver) = std::sync::mpsc::channel::<Retired>();
-    std::thread::Builder::new()
-        .name("rdev-plugin-retire".into())
-        .spawn(move || receiver.into_iter().for_each(drop))?;
-    Ok(sender)
 }
 
 /// Advances the engine's epoch every tick until the engine is dropped.

@@ -73,15 +73,16 @@ impl std::fmt::Debug for Version {
 /// Runs one call: permit, fresh store, instantiate (configure, unless the version is a
 /// snapshot), then `$body` with the bindings
 /// `$b` and the store `$store`, all on the store's CPU meter and within the budget's wall-clock
-/// limit; failures are classified against the budget. The used store is retired off the call's
-/// path.
+/// limit; failures are classified against the budget.
 macro_rules! call {
     ($self:ident, $variant:ident, |$b:ident, $store:ident| $body:expr) => {
         async {
             let Pre::$variant(pre) = &$self.pre else {
                 return Err(CallError::BadOutput("called through the wrong world".into()));
             };
-            let permit = $self.runtime.permit($self.slot_wait).await?;
+            // Declared first, so dropped last: the slot frees once the store is gone, and the
+            // pool never holds more instances than there are slots.
+            let _permit = $self.runtime.permit($self.slot_wait).await?;
             let mut store: Store<CallState> = $self.runtime.store($self.name.clone(), &$self.budget);
             let meter = store.data().meter();
             let run = meter.run(async {
@@ -95,15 +96,13 @@ macro_rules! call {
                 $body.await
             });
             let wall = $self.budget.wall_limit();
-            let outcome = match tokio::time::timeout(wall, run).await {
+            match tokio::time::timeout(wall, run).await {
                 Ok(outcome) => outcome.map_err(|e| match e.downcast_ref::<ConfigRefused>() {
                     Some(refused) => CallError::Configure(refused.0.clone()),
                     None => Runtime::classify(&e, &store, &$self.budget),
                 }),
                 Err(_) => Err(CallError::Blocked(wall.as_millis())),
-            };
-            $self.runtime.retire(store, permit);
-            outcome
+            }
         }
         .await
     };

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// Programs a script may run when `programs` is not configured: everyday development tools, and
 /// none that runs arbitrary text as code in a new shell (`sh`, `eval`, `sudo`, `curl`, ...).
@@ -34,6 +35,10 @@ pub struct Config {
     /// Environment variable names refused in addition to the built-in ones (compared without
     /// regard to case; a trailing `*` matches any suffix).
     pub extra_denied_env: Vec<String>,
+    /// The built-in `git` rules, built once by [`Config::check`] (which `configure` runs, so a
+    /// configured snapshot starts with them) instead of on every call.
+    #[serde(skip)]
+    pub(crate) default_git: OnceLock<ArgvRules>,
 }
 
 impl Default for Config {
@@ -45,6 +50,7 @@ impl Default for Config {
             allow_claude: true,
             checks: Checks::default(),
             extra_denied_env: Vec::new(),
+            default_git: OnceLock::new(),
         }
     }
 }
@@ -230,15 +236,16 @@ impl Config {
     }
 
     /// The rules of argv kind `kind`, or `None` when the kind is not allowed.
-    pub fn argv_rules(&self, kind: &str) -> Option<ArgvRules> {
+    pub fn argv_rules(&self, kind: &str) -> Option<&ArgvRules> {
         match self.argv_kinds.get(kind) {
-            Some(rules) => rules.clone(),
-            None => (kind == "git").then(git_rules),
+            Some(rules) => rules.as_ref(),
+            None => (kind == "git").then(|| self.default_git.get_or_init(git_rules)),
         }
     }
 
     /// Refuses configurations that cannot mean what they say.
     pub fn check(&self) -> Result<(), String> {
+        self.default_git.get_or_init(git_rules);
         let names = self.programs.iter().chain(&self.extra_programs);
         if let Some(bad) = names
             .into_iter()

@@ -73,7 +73,7 @@ fn judge(config: &Config, command: &Command, context: &CommandContext) -> Result
             args.iter()
                 .try_for_each(|arg| text::check_characters("an argument", arg))?;
             let args: Vec<String> = args.iter().map(|arg| text::normalize(arg)).collect();
-            argv::check(kind, &rules, &args)?;
+            argv::check(kind, rules, &args)?;
             let args: Vec<tools::Arg> = args.iter().map(|arg| tools::Arg::literal(arg)).collect();
             script::judge_tool(config, &context.workdir, kind, &args)
         }

@@ -89,7 +89,7 @@ pub fn judge_tool(config: &Config, workdir: &str, program: &str, args: &[Arg]) -
                 .iter()
                 .map(|arg| arg.as_text().unwrap_or(&arg.head).to_string())
                 .collect();
-            argv::check(name, &rules, &texts)?;
+            argv::check(name, rules, &texts)?;
         }
         judge_tool(config, workdir, base_name(name), args)
     };
@@ -177,7 +177,7 @@ impl Judge<'_> {
         self.forms(&program, args)?;
         self.builtin(base_name(&program), args)?;
         if let Some(rules) = self.config.argv_rules(base_name(&program)) {
-            argv::check(&program, &rules, &self.argument_texts(&program, args)?)?;
+            argv::check(&program, rules, &self.argument_texts(&program, args)?)?;
         }
         let args: Vec<Arg> = args.iter().map(|word| words::arg(word, self.source(word))).collect();
         judge_tool(self.config, self.workdir, base_name(&program), &args)
