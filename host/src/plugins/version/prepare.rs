@@ -196,6 +196,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_snapshot_artifact_it_did_not_write_is_never_loaded() {
+        let runtime = Runtime::new(EngineOptions::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ArtifactCache::open(dir.path(), runtime.engine(), &CacheKey::ephemeral()).unwrap());
+        assert_eq!(load(&runtime, &cache, "a").await.origin, Origin::Compiled);
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let mut bytes = std::fs::read(&path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let again = load(&runtime, &cache, "a").await;
+        assert_eq!(again.origin, Origin::Compiled, "a tampered snapshot is made again");
+        assert_eq!(
+            reason(&again).await,
+            "call 1 of this instance, configured 1 times, label a"
+        );
+    }
+
+    #[tokio::test]
     async fn without_snapshots_every_call_is_configured_on_a_fresh_instance() {
         let options = EngineOptions {
             snapshots: false,
