@@ -10,21 +10,16 @@ use crate::tools;
 use rdev_plugin_sdk::shell::{Element, Pipeline, Word, WordPart};
 
 const PRIVILEGE: &[&str] = &["sudo", "su", "doas", "pkexec", "run0"];
+/// Shells: each runs text as code.
+const SHELLS: &[&str] = &[
+    "sh", "bash", "zsh", "dash", "ksh", "mksh", "fish", "csh", "tcsh", "busybox",
+];
+/// Programs besides the shells that run another program or text as code.
 const INDIRECT: &[&str] = &[
     "eval",
     "exec",
     "source",
     ".",
-    "sh",
-    "bash",
-    "zsh",
-    "dash",
-    "ksh",
-    "mksh",
-    "fish",
-    "csh",
-    "tcsh",
-    "busybox",
     "env",
     "xargs",
     "command",
@@ -52,17 +47,8 @@ const INDIRECT: &[&str] = &[
     "parallel",
 ];
 const DOWNLOADERS: &[&str] = &["curl", "wget", "fetch", "aria2c"];
+/// Interpreters besides the shells, which a download must not feed.
 const INTERPRETERS: &[&str] = &[
-    "sh",
-    "bash",
-    "zsh",
-    "dash",
-    "ksh",
-    "mksh",
-    "fish",
-    "csh",
-    "tcsh",
-    "busybox",
     "eval",
     "source",
     ".",
@@ -81,7 +67,9 @@ const INTERPRETER_FAMILIES: &[&str] = &["python", "perl", "ruby", "php"];
 const DECLARATIONS: &[&str] = &["export", "readonly", "declare", "typeset", "local"];
 
 fn is_interpreter(program: &str) -> bool {
-    INTERPRETERS.contains(&program) || INTERPRETER_FAMILIES.iter().any(|family| program.starts_with(family))
+    SHELLS.contains(&program)
+        || INTERPRETERS.contains(&program)
+        || INTERPRETER_FAMILIES.iter().any(|family| program.starts_with(family))
 }
 
 /// Refuses programs that escalate privilege or run text as code.
@@ -89,7 +77,7 @@ pub(super) fn check_program_name(config: &Config, program: &str) -> Result<(), S
     if config.checks.privilege && PRIVILEGE.contains(&program) {
         return Err(format!("program `{program}` is refused (privilege escalation)"));
     }
-    if config.checks.indirect_execution && INDIRECT.contains(&program) {
+    if config.checks.indirect_execution && (SHELLS.contains(&program) || INDIRECT.contains(&program)) {
         return Err(format!(
             "program `{program}` is refused (it runs text or other programs as commands)"
         ));
