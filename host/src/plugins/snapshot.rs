@@ -98,29 +98,31 @@ struct Access<'a> {
 }
 
 impl Access<'_> {
+    /// Calls the accessor `instance#func`; an error is kept and yields `None`.
     async fn call<R>(&mut self, instance: &str, func: &str) -> Option<R>
     where
         R: wasmtime::component::Lift + Send + Sync + 'static,
     {
-        let found = self
-            .instance
-            .get_export_index(&mut *self.store, None, instance)
-            .and_then(|parent| self.instance.get_export_index(&mut *self.store, Some(&parent), func))
-            .ok_or_else(|| wasmtime::Error::msg(format!("no accessor `{instance}#{func}`")));
-        let result = match found {
-            Ok(index) => match self.instance.get_typed_func::<(), (R,)>(&mut *self.store, index) {
-                Ok(typed) => typed.call_async(&mut *self.store, ()).await.map(|(r,)| r),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        match result {
+        match self.try_call(instance, func).await {
             Ok(value) => Some(value),
             Err(e) => {
                 self.error.get_or_insert(e);
                 None
             }
         }
+    }
+
+    async fn try_call<R>(&mut self, instance: &str, func: &str) -> wasmtime::Result<R>
+    where
+        R: wasmtime::component::Lift + Send + Sync + 'static,
+    {
+        let index = self
+            .instance
+            .get_export_index(&mut *self.store, None, instance)
+            .and_then(|parent| self.instance.get_export_index(&mut *self.store, Some(&parent), func))
+            .ok_or_else(|| wasmtime::Error::msg(format!("no accessor `{instance}#{func}`")))?;
+        let typed = self.instance.get_typed_func::<(), (R,)>(&mut *self.store, index)?;
+        Ok(typed.call_async(&mut *self.store, ()).await?.0)
     }
 }
 

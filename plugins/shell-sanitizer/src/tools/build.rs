@@ -151,15 +151,8 @@ fn make(call: &Call) -> Result<(), String> {
 
 fn cargo(call: &Call) -> Result<(), String> {
     let items = call.items(&CARGO)?;
-    for item in &items {
-        let Item::Opt {
-            name,
-            value: Some(value),
-        } = item
-        else {
-            continue;
-        };
-        match name.as_str() {
+    for (name, value) in items.iter().filter_map(Item::valued) {
+        match name {
             "--config" if call.checks.indirect_execution => cargo_config(call, value)?,
             "--manifest-path" | "--lockfile-path" => call.in_workspace(value, &format!("option `{name}`"))?,
             "--target-dir" | "--artifact-dir" | "--out-dir" | "-C" => {
@@ -247,16 +240,9 @@ fn rustc(call: &Call) -> Result<(), String> {
         ));
     }
     let items = call.items(&RUSTC)?;
-    for item in &items {
-        let Item::Opt {
-            name,
-            value: Some(value),
-        } = item
-        else {
-            continue;
-        };
+    for (name, value) in items.iter().filter_map(Item::valued) {
         let text = value.as_text().unwrap_or_default();
-        match name.as_str() {
+        match name {
             "-o" | "--out-dir" => call.write_target(value, &format!("option `{name}`"))?,
             "-C" | "--codegen" if text.starts_with("link") && call.checks.indirect_execution => {
                 return call.refuse(format_args!("option `-C {text}` runs or configures another linker"));

@@ -47,6 +47,17 @@ pub enum Item<'a> {
 }
 
 impl Item<'_> {
+    /// The name and value of an option given a value; `None` for operands and bare options.
+    pub fn valued(&self) -> Option<(&str, &Arg)> {
+        match self {
+            Item::Opt {
+                name,
+                value: Some(value),
+            } => Some((name, value)),
+            _ => None,
+        }
+    }
+
     /// Whether this is the option `name` (`-o`, `--output`).
     pub fn is(&self, name: &str) -> bool {
         matches!(self, Item::Opt { name: n, .. } if n == name)
