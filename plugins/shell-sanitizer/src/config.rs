@@ -73,12 +73,15 @@ pub struct Checks {
     /// `go -toolexec`, `rustc -C linker=`, `rustup run`, npm's `--script-shell`).
     pub indirect_execution: bool,
     /// Code the command carries or fetches instead of the workspace's own: `python3 -c`,
-    /// `node -e`/`-p`, an interpreter reading its program from standard input, `npx`,
-    /// `npm exec`/`x`/`init`/`create`, `make --eval` and a makefile from standard input.
+    /// `node -e`/`-p`, an interpreter reading its program from standard input, `python3 -m`
+    /// of a module that runs its arguments or another module (`timeit`, `pdb`, `runpy`...),
+    /// `npx`, `npm exec`/`x`/`init`/`create`, `make --eval` and a makefile from standard input.
     pub inline_code: bool,
     /// Writes outside the workspace, from a redirection or a tool's own argument (`cp`, `mv`,
     /// `rm`, `tee`, `sort -o`, `sed -i` and `w`, `tar -f`/`-C`, `find -fprint`/`-delete`, `cargo
-    /// --target-dir`, `go build -o`, `npm -g`...), and `cd` out of it.
+    /// --target-dir`, `cargo new`, `go build -o`, `npm -g`, `git clone DIR`, `git worktree add`,
+    /// `git archive -o`, `--output`...); symbolic links, and hard links to files outside (`ln`,
+    /// `cp -s`/`-l`), which later writes would follow; and `cd` out of it.
     pub outside_workspace: bool,
     /// Shell function definitions, of any name: a function can shadow or wrap any program,
     /// builtin or special name, so the allowlist would no longer say what runs.
@@ -143,7 +146,6 @@ pub fn git_rules() -> ArgvRules {
             "--receive-pack",
             "--exec",
             "--config-env",
-            "--output",
             "--open-files-in-pager",
             "--template",
             "--extcmd",

@@ -1,16 +1,18 @@
 //! Rules for allowed tools that run programs or write files through their own options or
-//! mini-languages (`find -exec`, `sed`'s `e` command, `tar --to-command`, `sort -o`, ...). A tool
-//! is judged the same way in a `shell` script and as an argv kind, from [`Arg`]s that say what
-//! the shell may still change about each argument.
+//! mini-languages (`find -exec`, `sed`'s `e` command, `tar --to-command`, `sort -o`, `git clone
+//! DIR`, ...). A tool is judged the same way in a `shell` script and as an argv kind, from
+//! [`Arg`]s that say what the shell may still change about each argument.
 //!
 //! Running the project's own code stays allowed: `npm test`, `make -j4 test`, `cargo test`,
 //! `python3 script.py` run what the workspace holds, which is what a workspace is for. What is
 //! refused is code the command itself carries or fetches (`python3 -c`, `node -e`, `npx`,
-//! `make --eval`) and options that name another program (`--to-command`, `-toolexec`).
+//! `make --eval`) and options or subcommands that name another program (`--to-command`,
+//! `-toolexec`, `cargo foo` running `cargo-foo`).
 
 mod build;
 mod files;
 mod find;
+mod git;
 mod interpreters;
 mod options;
 mod sed;
@@ -100,9 +102,11 @@ pub fn check(call: &Call) -> Result<(), String> {
         "find" => find::check(call),
         "sed" => sed::check(call),
         "tar" => tar::check(call),
-        "python3" | "node" | "npm" | "npx" => interpreters::check(call),
+        "git" => git::check(call),
+        "node" | "npm" | "npx" => interpreters::check(call),
+        python if interpreters::is_python(python) => interpreters::check(call),
         "make" | "cargo" | "go" | "rustc" | "rustup" => build::check(call),
-        "cp" | "mv" | "touch" | "mkdir" | "rm" | "rmdir" | "tee" | "gzip" | "sort" | "uniq" | "date" => {
+        "cp" | "mv" | "ln" | "touch" | "mkdir" | "rm" | "rmdir" | "tee" | "gzip" | "sort" | "uniq" | "date" => {
             files::check(call)
         }
         _ => Ok(()),

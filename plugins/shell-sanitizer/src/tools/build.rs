@@ -3,6 +3,8 @@
 //! `SHELL=` overrides, `cargo --config` runners and wrappers, `go -toolexec`/`-exec`,
 //! `rustc -C linker=`, `rustup run`), and not work or output outside the workspace.
 
+mod cargo;
+
 use super::{Arg, Call, Item, Spec};
 
 const MAKE: Spec = Spec {
@@ -39,39 +41,6 @@ const MAKE_VARIABLES: &[&str] = &[
     "MAKE",
     "MAKESHELL",
 ];
-const CARGO: Spec = Spec {
-    short_values: "pjFZCt",
-    long_values: &[
-        "config",
-        "manifest-path",
-        "target-dir",
-        "artifact-dir",
-        "out-dir",
-        "lockfile-path",
-        "package",
-        "jobs",
-        "features",
-        "target",
-        "bin",
-        "example",
-        "test",
-        "bench",
-        "profile",
-        "color",
-        "exclude",
-        "message-format",
-    ],
-    ..Spec::NONE
-};
-/// `cargo --config` keys that cannot name a program, a wrapper or a directory.
-const CARGO_CONFIG_KEYS: &[&str] = &[
-    "profile.",
-    "term.",
-    "build.jobs",
-    "build.incremental",
-    "net.",
-    "future-incompat-report.",
-];
 const RUSTC: Spec = Spec {
     short_values: "oCLlZWADF",
     long_values: &[
@@ -99,7 +68,7 @@ const RUSTC: Spec = Spec {
 pub(super) fn check(call: &Call) -> Result<(), String> {
     match call.program {
         "make" => make(call),
-        "cargo" => cargo(call),
+        "cargo" => cargo::check(call),
         "go" => go(call),
         "rustc" => rustc(call),
         _ => rustup(call),
@@ -147,41 +116,6 @@ fn make(call: &Call) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn cargo(call: &Call) -> Result<(), String> {
-    let items = call.items(&CARGO)?;
-    for (name, value) in items.iter().filter_map(Item::valued) {
-        match name {
-            "--config" if call.checks.indirect_execution => cargo_config(call, value)?,
-            "--manifest-path" | "--lockfile-path" => call.in_workspace(value, &format!("option `{name}`"))?,
-            "--target-dir" | "--artifact-dir" | "--out-dir" | "-C" => {
-                call.write_target(value, &format!("option `{name}`"))?
-            }
-            _ => {}
-        }
-    }
-    let subcommand = operands(&items).find_map(|arg| arg.as_text().filter(|s| !s.starts_with('+')));
-    match subcommand {
-        Some(sub @ ("install" | "uninstall" | "login" | "logout")) => {
-            call.refuse(format_args!("`{sub}` writes outside the workspace (cargo's home)"))
-        }
-        _ => Ok(()),
-    }
-}
-
-fn cargo_config(call: &Call, value: &Arg) -> Result<(), String> {
-    let key = value
-        .as_text()
-        .and_then(|v| v.split_once('='))
-        .map(|(key, _)| key.trim().trim_matches('"'));
-    match key {
-        Some(key) if CARGO_CONFIG_KEYS.iter().any(|k| key.starts_with(k)) && !key.contains("rustflags") => Ok(()),
-        _ => call.refuse(format_args!(
-            "option `--config {}` is refused (only profile, term, net and build.jobs keys; others can name runners, wrappers or files)",
-            value.shown
-        )),
-    }
 }
 
 /// `go` flags are `-name`, `--name`, `-name=value` or `-name value`.

@@ -1,7 +1,7 @@
-//! File tools whose operands or options are write targets (`cp`, `mv`, `touch`, `mkdir`, `rm`,
-//! `rmdir`, `tee`, `gzip`, `sort -o`, `uniq IN OUT`), confined to the workspace, and the forms
-//! of them that run programs or reach past the workspace otherwise (`sort --compress-program`,
-//! `cp -s`, `date -s`).
+//! File tools whose operands or options are write targets (`cp`, `mv`, `ln`, `touch`, `mkdir`,
+//! `rm`, `rmdir`, `tee`, `gzip`, `sort -o`, `uniq IN OUT`), confined to the workspace, and the
+//! forms of them that run programs or reach past the workspace otherwise (`sort
+//! --compress-program`, symbolic links and hard links to files outside, `date -s`).
 
 use super::{Arg, Call, Item, Spec};
 
@@ -9,7 +9,25 @@ const COPY: Spec = Spec {
     short_values: "tS",
     long_values: &["target-directory", "suffix", "no-preserve"],
     long_optional: &["backup", "preserve", "reflink", "sparse", "update"],
-    long_flags: &["symbolic-link", "strip-trailing-slashes", "no-target-directory"],
+    long_flags: &["symbolic-link", "link", "strip-trailing-slashes", "no-target-directory"],
+    ..Spec::NONE
+};
+const LINK: Spec = Spec {
+    short_values: "St",
+    long_values: &["target-directory", "suffix"],
+    long_optional: &["backup"],
+    long_flags: &[
+        "symbolic",
+        "relative",
+        "logical",
+        "physical",
+        "no-dereference",
+        "no-target-directory",
+        "directory",
+        "force",
+        "interactive",
+        "verbose",
+    ],
     ..Spec::NONE
 };
 const TOUCH: Spec = Spec {
@@ -82,7 +100,7 @@ fn value<'a>(items: &'a [Item], names: &[&str]) -> Option<&'a Arg> {
 
 pub(super) fn check(call: &Call) -> Result<(), String> {
     match call.program {
-        "cp" | "mv" => copy(call),
+        "cp" | "mv" | "ln" => copy(call),
         "touch" => every_operand(call, &TOUCH),
         "mkdir" => every_operand(call, &MKDIR),
         "rm" | "rmdir" | "tee" => every_operand(call, &HARMLESS),
@@ -98,10 +116,17 @@ fn every_operand(call: &Call, spec: &Spec) -> Result<(), String> {
     operands(&items).try_for_each(|arg| call.write_target(arg, "operand"))
 }
 
-/// `mv` writes where its sources were as well as where they go; `cp` only to its destination.
+/// `mv` writes where its sources were as well as where they go; `cp` and `ln` only to their
+/// destination. A symbolic link (`ln -s`, `cp -s`) is refused, since later writes could follow
+/// it out of the workspace; a hard link (`ln`, `cp -l`) only to a file in the workspace, since
+/// writes through it reach that file.
 fn copy(call: &Call) -> Result<(), String> {
-    let items = call.items(&COPY)?;
-    if call.checks.outside_workspace && items.iter().any(|item| item.is_any(&["-s", "--symbolic-link"])) {
+    let (spec, symbolic) = match call.program {
+        "ln" => (&LINK, ["-s", "--symbolic"]),
+        _ => (&COPY, ["-s", "--symbolic-link"]),
+    };
+    let items = call.items(spec)?;
+    if call.checks.outside_workspace && items.iter().any(|item| item.is_any(&symbolic)) {
         return call.refuse("option `-s` makes symbolic links, which later writes could follow out of the workspace");
     }
     suffix(call, &items)?;
@@ -110,9 +135,20 @@ fn copy(call: &Call) -> Result<(), String> {
     if let Some(target) = target {
         call.write_target(target, "option `-t`")?;
     }
-    match (call.program, target, operands.split_last()) {
-        ("mv", _, _) => operands.iter().try_for_each(|arg| call.write_target(arg, "operand")),
-        (_, None, Some((last, rest))) if !rest.is_empty() => call.write_target(last, "destination"),
+    let (sources, destination) = match (target, operands.split_last()) {
+        (None, Some((last, rest))) if !rest.is_empty() => (rest, Some(*last)),
+        // With `-t`, or `ln FILE` (a link in the current directory), every operand is a source.
+        _ => (&operands[..], None),
+    };
+    let hard_link = call.program == "ln" || items.iter().any(|item| item.is_any(&["-l", "--link"]));
+    if hard_link && call.checks.outside_workspace {
+        sources
+            .iter()
+            .try_for_each(|source| call.in_workspace(source, "hard link to"))?;
+    }
+    match (call.program, destination) {
+        ("mv", _) => operands.iter().try_for_each(|arg| call.write_target(arg, "operand")),
+        (_, Some(destination)) => call.write_target(destination, "destination"),
         _ => Ok(()),
     }
 }
@@ -172,7 +208,7 @@ fn date(call: &Call) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::tools::testing::{allows, refuses};
+    use crate::tools::testing::{allowing, allows, allows_under, refuses, refuses_under};
 
     #[test]
     fn allows_writes_inside_the_workspace() {
@@ -215,6 +251,39 @@ mod tests {
         refuses("uniq a /tmp/b", "`uniq` output operand writing to `/tmp/b`");
         refuses("cp a \"$OUT\"", "could become an option");
         refuses("cp -- a \"$OUT\"", "depends on a parameter expansion");
+    }
+
+    #[test]
+    fn allows_links_inside_the_workspace() {
+        allows(&["cp -l a b", "cp -r --link src build/src"]);
+        allows_under(
+            &allowing(&["ln"]),
+            &[
+                "ln src/a.txt b.txt",
+                "ln -f build/x bin/x",
+                "ln -t bin a b",
+                "ln /workspaces/demo/a",
+            ],
+        );
+    }
+
+    #[test]
+    fn refuses_links_that_writes_could_follow_out_of_the_workspace() {
+        let ln = allowing(&["ln"]);
+        refuses_under(&ln, "ln -s /etc x", "`ln` option `-s` makes symbolic links");
+        refuses_under(&ln, "ln -sf a b", "option `-s`");
+        refuses_under(&ln, "ln --sym src x", "option `-s`");
+        refuses_under(
+            &ln,
+            "ln /etc/passwd x",
+            "`ln` hard link to `/etc/passwd` is refused (outside the workspace)",
+        );
+        refuses_under(&ln, "ln ../x", "hard link to `../x`");
+        refuses_under(&ln, "ln a /tmp/b", "`ln` destination writing to `/tmp/b`");
+        refuses_under(&ln, "ln -t /tmp a", "option `-t` writing to `/tmp`");
+        refuses_under(&ln, "ln -S /../x a b", "suffix `/../x`");
+        refuses("cp -l /etc/passwd x", "`cp` hard link to `/etc/passwd`");
+        refuses("cp --li ../x y", "hard link to `../x`");
     }
 
     #[test]

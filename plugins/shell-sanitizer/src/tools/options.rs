@@ -19,6 +19,9 @@ pub struct Spec {
     pub long_flags: &'static [&'static str],
     /// Whether the first operand ends the options (`python3 script.py -c` passes `-c` on).
     pub stop_at_operand: bool,
+    /// Short options whose value ends the options too: what follows is for the code they name
+    /// (`python3 -m pytest -c pytest.ini` passes `-c` on to pytest).
+    pub ending_values: &'static str,
     /// Whether a glob is harmless even if it expands to options (every option of the tool is,
     /// and every file a relative glob matches is in the workspace).
     pub harmless_options: bool,
@@ -33,6 +36,7 @@ impl Spec {
         long_optional: &[],
         long_flags: &[],
         stop_at_operand: false,
+        ending_values: "",
         harmless_options: false,
     };
 }
@@ -70,7 +74,7 @@ impl Item<'_> {
 }
 
 /// The value text after an option inside one argument, as an [`Arg`] of its own.
-fn attached(arg: &Arg, head: &str, at: usize) -> Arg {
+pub(super) fn attached(arg: &Arg, head: &str, at: usize) -> Arg {
     Arg {
         text: arg.as_text().map(|text| text[at..].to_string()),
         depends_on: arg.depends_on,
@@ -119,6 +123,9 @@ pub fn scan<'a>(call: &Call, spec: &Spec, args: &'a [Arg]) -> Result<Vec<Item<'a
             items.push(Item::Opt { name, value });
         } else if head.len() > 1 && head.starts_with('-') {
             short_bundle(spec, arg, head, &mut rest, &mut items);
+            if items.last().is_some_and(|item| ends_options(spec, item)) {
+                items.extend(rest.by_ref().map(Item::Operand));
+            }
         } else {
             items.push(Item::Operand(arg));
             if spec.stop_at_operand {
@@ -127,6 +134,12 @@ pub fn scan<'a>(call: &Call, spec: &Spec, args: &'a [Arg]) -> Result<Vec<Item<'a
         }
     }
     Ok(items)
+}
+
+/// Whether `item` is one of `spec`'s `ending_values` given its value.
+fn ends_options(spec: &Spec, item: &Item) -> bool {
+    let letter = item.valued().and_then(|(name, _)| name.strip_prefix('-'));
+    letter.is_some_and(|letter| !letter.is_empty() && spec.ending_values.contains(letter))
 }
 
 /// `-abc`, `-ofile`, `-o file`.
