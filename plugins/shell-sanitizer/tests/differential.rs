@@ -194,8 +194,11 @@ fn executed(shell: &Path, script: &str, stub_dir: &Path, scratch: &Path) -> BTre
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("sub")).unwrap();
     std::fs::write(work.join("evil.sh"), "evil\n").unwrap();
-    let log = scratch.join("log");
-    let _ = std::fs::remove_file(&log);
+    // A log of its own per run: a background job of an earlier script may still be running
+    // and would otherwise write its name into this script's log.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = scratch.join(format!("log-{run}"));
     let mut child = Command::new(shell)
         .arg("-c")
         .arg(script)
