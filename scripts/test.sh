@@ -21,6 +21,11 @@ for shell in dash bash; do
   fi
 done
 
+# The OpenAPI document is checked by the reference validator.
+if ! command -v openapi-spec-validator >/dev/null; then
+  python3 -m pip install --quiet openapi-spec-validator
+fi
+
 if [ -z "${RDEV_TEST_DATABASE_URL:-}" ]; then
   start_postgres
   export RDEV_TEST_DATABASE_URL="$PG_URL"

@@ -377,6 +377,27 @@ async fn openapi_document_matches_the_routes_the_server_answers(db: Db) {
     }
 }
 
+/// The document passes the reference validator (PyPI `openapi-spec-validator`, which
+/// `scripts/test.sh` installs when it is missing); the database cannot change it.
+#[tokio::test]
+async fn openapi_document_passes_openapi_spec_validator() {
+    let gw = Gateway::start(Db::Sqlite, "").await;
+    let doc = send(gw.request(Method::GET, "/openapi.json")).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), doc.body.to_string()).unwrap();
+    let checked = std::process::Command::new("openapi-spec-validator")
+        .arg(file.path())
+        .output()
+        .expect("openapi-spec-validator is installed (scripts/test.sh installs it)");
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
 crate::on_both_databases!(
     bad_bodies_get_the_envelope_and_change_nothing,
     unknown_routes_methods_and_ids_get_the_envelope,

@@ -12,6 +12,7 @@ use crate::time::{parse_rfc3339, serde_rfc3339};
 
 /// Filters of the audit listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Only events of this key.

@@ -71,6 +71,7 @@ pub struct CommandList {
 
 /// Filters of a command listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only commands in this state.

@@ -31,6 +31,7 @@ const REPLAY_PAGE: i64 = 1000;
 
 /// Query parameters of the stream (for clients that cannot set headers, such as `EventSource`).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     /// Resume after this sequence number (same as the `Last-Event-ID` header).
