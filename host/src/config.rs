@@ -102,6 +102,12 @@ pub struct HttpConfig {
     /// Connections beyond `max_connections` served in shed mode: only `/health` and `/ready`
     /// are answered, everything else 503. Beyond these, new connections are closed at once.
     pub overflow_connections: usize,
+    /// Origins (`https://console.example.com`) whose browser pages may call the API. Empty (the
+    /// default): no cross-origin request is allowed.
+    pub cors_allowed_origins: Vec<String>,
+    /// The gateway is served over TLS (by a proxy in front of it): responses carry
+    /// `Strict-Transport-Security`.
+    pub hsts: bool,
 }
 
 impl Default for HttpConfig {
@@ -112,6 +118,8 @@ impl Default for HttpConfig {
             idle_timeout_secs: 60,
             max_connections: 4096,
             overflow_connections: 64,
+            cors_allowed_origins: Vec::new(),
+            hsts: false,
         }
     }
 }
@@ -123,6 +131,9 @@ impl HttpConfig {
         }
         if self.max_connections == 0 || self.overflow_connections == 0 {
             return Err("http: max_connections and overflow_connections must be at least 1".into());
+        }
+        for origin in &self.cors_allowed_origins {
+            crate::http::hygiene::parse_origin(origin).map_err(|e| format!("http.cors_allowed_origins: {e}"))?;
         }
         Ok(())
     }

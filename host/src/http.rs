@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 mod extract;
 mod health;
+pub mod hygiene;
 mod keys;
 mod plugins;
 mod projects;
@@ -167,7 +168,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(
             ServiceBuilder::new()
-                // Outermost: every response, even a panic's, carries a request id and is counted;
+                // Browsers' preflight requests are answered before authentication, for the
+                // configured origins only.
+                .option_layer(hygiene::cors(&state.config.http.cors_allowed_origins))
+                // Every response, even a panic's, carries a request id and is counted;
                 // `/v1` routes are authenticated and audited here too.
                 .layer(from_fn_with_state(state.clone(), context::pipeline))
                 // A panic becomes a 500 with the JSON envelope instead of a dropped connection.

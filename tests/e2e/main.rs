@@ -12,6 +12,7 @@ mod deploy;
 mod durability;
 mod edge;
 mod hostile_plugins;
+mod http_hygiene;
 mod keys;
 mod kubernetes;
 mod lifecycle;

@@ -72,6 +72,7 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    super::hygiene::secure(response.headers_mut(), state.config.http.hsts);
     response
 }
 
