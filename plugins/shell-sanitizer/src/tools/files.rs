@@ -5,6 +5,8 @@
 
 use super::{Arg, Call, Item, Spec};
 
+/// The options that name a backup or file suffix.
+const BACKUP_SUFFIX: &[&str] = &["-S", "--suffix"];
 const COPY: Spec = Spec {
     short_values: "tS",
     long_values: &["target-directory", "suffix", "no-preserve"],
@@ -129,7 +131,7 @@ fn copy(call: &Call) -> Result<(), String> {
     if call.checks.outside_workspace && items.iter().any(|item| item.is_any(&symbolic)) {
         return call.refuse("option `-s` makes symbolic links, which later writes could follow out of the workspace");
     }
-    suffix(call, &items)?;
+    suffix(call, &items, BACKUP_SUFFIX)?;
     let operands: Vec<&Arg> = operands(&items).collect();
     let target = value(&items, &["-t", "--target-directory"]);
     if let Some(target) = target {
@@ -154,8 +156,10 @@ fn copy(call: &Call) -> Result<(), String> {
 }
 
 /// A backup or output suffix with a `/` puts the file in another directory.
-fn suffix(call: &Call, items: &[Item]) -> Result<(), String> {
-    match value(items, &["-S", "--suffix"]) {
+/// A backup or file suffix given by one of the options `names` that holds a `/` (or may: an
+/// expansion) puts files in another directory.
+pub(super) fn suffix(call: &Call, items: &[Item], names: &[&str]) -> Result<(), String> {
+    match value(items, names) {
         Some(arg) if arg.as_text().is_none_or(|s| s.contains('/')) => call.refuse(format_args!(
             "suffix `{}` is refused (it could name another directory)",
             arg.shown
@@ -166,7 +170,7 @@ fn suffix(call: &Call, items: &[Item]) -> Result<(), String> {
 
 fn gzip(call: &Call) -> Result<(), String> {
     let items = call.items(&GZIP)?;
-    suffix(call, &items)?;
+    suffix(call, &items, BACKUP_SUFFIX)?;
     let to_stdout = ["-c", "--stdout", "--to-stdout", "-l", "--list", "-t", "--test"];
     if items.iter().any(|item| item.is_any(&to_stdout)) {
         return Ok(());

@@ -178,7 +178,8 @@ pub(super) fn check(call: &Call) -> Result<(), String> {
     for (option, path) in write_options(call, rules, &items)? {
         write(path, format!("`{name}` option `{option}`"))?;
     }
-    suffix(call, &items)?;
+    // A `format-patch` suffix with a `/` puts the patches in another directory.
+    super::files::suffix(call, &items, &["--suffix"])?;
     let (words, written) = written(call, name, &items)?;
     written
         .iter()
@@ -254,20 +255,6 @@ fn writing_option<'w>(given: &str, writes: &[&'w str]) -> Option<&'w str> {
     let abbreviates = |option: &&&str| option.starts_with("--") && given.len() > 2 && option.starts_with(given);
     let exact = writes.iter().find(|option| **option == given);
     exact.or_else(|| writes.iter().find(abbreviates)).copied()
-}
-
-/// A `format-patch` suffix with a `/` puts the patches in another directory.
-fn suffix(call: &Call, items: &[Item]) -> Result<(), String> {
-    match items
-        .iter()
-        .find_map(|item| item.valued().filter(|(name, _)| *name == "--suffix"))
-    {
-        Some((_, arg)) if arg.as_text().is_none_or(|s| s.contains('/')) => call.refuse(format_args!(
-            "suffix `{}` is refused (it could name another directory)",
-            arg.shown
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// The subcommand's words (`worktree add`) and the operands it writes at.
