@@ -137,12 +137,15 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let store = open_store(&config).await?;
     let shutdown = CancellationToken::new();
     let notices = notices(&url, &config, shutdown.clone()).await?;
-    let auth = authenticator(&config, store.clone())?.with_notices(notices.clone());
+    let metrics = Metrics::new();
+    let auth = authenticator(&config, store.clone())?
+        .with_notices(notices.clone())
+        .counting_reads_in(metrics.key_store_reads.clone());
+    let limits = crate::limits::Limits::new(config.limits.clone(), metrics.rate_limited.clone());
     let sole = !crate::store::is_shared(&url);
     let replica = Replica::register(store.clone(), config.replicas.clone(), sole, notices.clone())
         .await
         .context("cannot register this replica")?;
-    let metrics = Metrics::new();
     let (backend, source) = backend(&config, &metrics, shutdown.clone()).await?;
     let plugins = PluginManager::start(plugin_settings(&config), store.clone(), metrics.clone())
         .await
@@ -168,6 +171,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config,
         store,
         auth,
+        limits,
         projects,
         commands,
         hub,

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use crate::store::KeyRecord;
 
 /// Permissions a key can carry. `admin` implies all others.
-pub const SCOPES: [&str; 6] = [
+pub const SCOPES: [&str; 7] = [
     "projects:read",
     "commands:run",
     "commands:read",
     "config:write",
     "audit:read",
+    "metrics:read",
     "admin",
 ];
 

@@ -107,6 +107,9 @@ struct CreateKeyArgs {
     /// Limits the key to a network, as a CIDR (repeatable).
     #[arg(long = "allow-cidr")]
     cidrs: Vec<ipnet::IpNet>,
+    /// Rate-limit tier, one of the configured `[limits.tiers]` (default: `default`).
+    #[arg(long)]
+    rate_limit_tier: Option<String>,
 }
 
 impl CommonArgs {
@@ -154,12 +157,16 @@ fn create_key(config: Config, args: CreateKeyArgs) -> anyhow::Result<()> {
         scopes.push("admin".into());
     }
     anyhow::ensure!(!scopes.is_empty(), "give --admin or at least one --scope");
+    if let Some(tier) = &args.rate_limit_tier {
+        anyhow::ensure!(config.limits.has_tier(tier), "`{tier}` is not a tier in [limits.tiers]");
+    }
     let new = NewKey {
         name: args.name,
         scopes,
         projects: (!args.projects.is_empty()).then_some(args.projects),
         allowed_cidrs: (!args.cidrs.is_empty()).then_some(args.cidrs),
         expires_at: None,
+        rate_limit_tier: args.rate_limit_tier,
     };
     let token = runtime()?.block_on(async {
         let store = crate::app::open_store(&config).await?;

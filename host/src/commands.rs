@@ -87,6 +87,9 @@ pub enum CommandError {
     /// The execution backend cannot take work now (the message says why).
     #[error("{0}")]
     BackendUnavailable(String),
+    /// The project's queue holds this many commands, the submitter's bound.
+    #[error("the project's queue is full ({0} commands waiting)")]
+    QueueFull(u32),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -216,8 +219,11 @@ impl Commands {
         project: &Project,
         request: CommandRequest,
         idempotency_key: Option<String>,
+        queue_bound: Option<u32>,
     ) -> Result<(CommandRecord, bool), CommandError> {
-        self.intake.submit(who, actor, project, request, idempotency_key).await
+        self.intake
+            .submit(who, actor, project, request, idempotency_key, queue_bound)
+            .await
     }
 
     /// Cancels a queued or running command; returns it as it is afterwards.

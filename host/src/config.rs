@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 pub use crate::commands::CommandsConfig;
 pub use crate::exec::kubernetes::KubernetesConfig;
+pub use crate::limits::LimitsConfig;
 use crate::plugins::limits::RuntimeLimits;
 use crate::plugins::manifest::{self, PluginManifest};
 pub use crate::projects::{ProjectConfig, ProjectOverride, ProjectSettings};
@@ -73,6 +74,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Authentication settings.
     pub auth: AuthConfig,
+    /// Rate limits per key tier, bounded queues and streams, failed authentications.
+    pub limits: LimitsConfig,
     /// Execution backend settings.
     pub backend: BackendConfig,
     /// How commands are turned into processes.
@@ -148,6 +151,9 @@ pub struct AuthConfig {
     /// File holding the 32-byte secret that keys are hashed with (created if missing). Replicas
     /// sharing a database must share this file. Default: `key-hash.secret` in `data_dir`.
     pub key_hash_secret_file: Option<PathBuf>,
+    /// `GET /metrics` asks for a key with the `metrics:read` scope (or `admin`). Off by
+    /// default: Prometheus usually scrapes from inside the cluster network.
+    pub metrics_require_key: bool,
 }
 
 /// Execution backend settings.
@@ -192,6 +198,7 @@ impl Default for Config {
             sse_recheck_secs: 5,
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
             backend: BackendConfig::default(),
             commands: CommandsConfig::default(),
             project_defaults: ProjectSettings::default(),
@@ -273,6 +280,7 @@ impl Config {
             self.backend.kubernetes.validate().map_err(ConfigError::Invalid)?;
         }
         self.http.validate().map_err(ConfigError::Invalid)?;
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes must be at least 1024".into());
         }

@@ -10,6 +10,7 @@ mod extract;
 mod health;
 pub mod hygiene;
 mod keys;
+mod openapi;
 mod plugins;
 mod projects;
 pub mod request_id;
@@ -24,8 +25,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -65,6 +65,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     /// Keys.
     pub auth: Authenticator,
+    /// Rate limits, stream caps and queue bounds.
+    pub limits: crate::limits::Limits,
     /// Projects.
     pub projects: ProjectRegistry,
     /// Commands.
@@ -93,27 +95,6 @@ impl Services {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "rdev", description = "Gateway for remote development: run commands in project workspaces and stream their output."),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-    components(schemas(error::ErrorBody))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let scheme = SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", scheme);
-    }
-}
-
 /// The API routes (all under `/v1`, which the pipeline authenticates and audits), with their
 /// OpenAPI description.
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -134,13 +115,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
 }
 
 fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .routes(routes!(health::openapi_json))
         .routes(routes!(health::metrics))
         .merge(api_routes())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::complete(&mut doc);
+    (router, doc)
 }
 
 async fn unknown_route() -> ApiError {

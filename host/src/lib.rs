@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod exec;
 pub mod http;
+pub mod limits;
 pub mod names;
 pub mod plugins;
 pub mod projects;

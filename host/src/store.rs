@@ -99,6 +99,8 @@ pub trait Store: Send + Sync + 'static {
     async fn next_queued(&self, project: &str) -> StoreResult<Option<CommandRecord>>;
     /// How many commands of a project are running.
     async fn count_running(&self, project: &str) -> StoreResult<i64>;
+    /// Commands waiting in the queue of a project, or of all projects.
+    async fn count_queued(&self, project: Option<&str>) -> StoreResult<i64>;
     /// Projects that have queued commands.
     async fn projects_with_queued(&self) -> StoreResult<Vec<String>>;
     /// Moves a command between states if it is in one of `from`, with its audit event, atomically.

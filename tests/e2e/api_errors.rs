@@ -398,6 +398,54 @@ async fn openapi_document_passes_openapi_spec_validator() {
     );
 }
 
+/// Every route, parameter, request body and error answer is described, with the limit headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_describes_every_parameter_error_and_limit_header() {
+    let gw = Gateway::start(Db::Sqlite, "").await;
+    let doc = send(gw.request(Method::GET, "/openapi.json")).await.body;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = segment.trim_matches(|c| c == '{' || c == '}');
+                assert!(declared.contains(&name), "{method} {path} does not declare `{name}`");
+            }
+            assert!(responses.contains_key("500"), "{method} {path}");
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let mut expected = vec!["401", "403", "429", "503"];
+            if op.get("requestBody").is_some() {
+                expected.extend(["400", "413", "415", "422"]);
+            }
+            for status in expected {
+                let response = &responses
+                    .get(status)
+                    .unwrap_or_else(|| panic!("{method} {path}: no {status}"));
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/ErrorBody", "{method} {path} {status}");
+            }
+            assert!(
+                responses["429"]["headers"].get("Retry-After").is_some(),
+                "{method} {path}"
+            );
+            for (status, response) in responses {
+                assert!(
+                    response["headers"].get("X-RateLimit-Remaining").is_some(),
+                    "{method} {path} {status} lacks the rate-limit headers"
+                );
+            }
+        }
+    }
+}
+
 crate::on_both_databases!(
     bad_bodies_get_the_envelope_and_change_nothing,
     unknown_routes_methods_and_ids_get_the_envelope,

@@ -2,6 +2,7 @@
 //! workspaces and (optionally) a fresh PostgreSQL database, and talks to it over HTTP.
 
 pub mod backends;
+pub mod logs;
 pub mod plugins;
 pub mod postgres;
 pub mod sse;
@@ -48,6 +49,8 @@ pub struct Gateway {
     key_hash_secret: Option<PathBuf>,
     extra_config: String,
     child: Option<Child>,
+    /// Its stderr, checked when it is dropped.
+    pub logs: logs::Logs,
     _tmp: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
 }
@@ -88,6 +91,7 @@ impl Gateway {
             database_url,
             extra_config: extra_config.to_owned(),
             child: None,
+            logs: logs::Logs::default(),
             _tmp: Some(tmp),
             client: reqwest::Client::new(),
         };
@@ -100,6 +104,7 @@ impl Gateway {
             .find_map(|line| line.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")));
         std::thread::spawn(move || lines.for_each(drop));
         gw.admin_token = token.expect("first start prints an admin key");
+        gw.logs.secret(gw.admin_token.clone());
         (prepared, gw)
     }
 
@@ -120,10 +125,12 @@ impl Gateway {
             key_hash_secret: Some(self.dir.join("data/key-hash.secret")),
             extra_config: self.extra_config.clone(),
             child: None,
+            logs: logs::Logs::default(),
             _tmp: Some(tmp),
             client: reqwest::Client::new(),
         };
         gw.write_config();
+        gw.logs.secret(self.admin_token.clone());
         let lines = gw.launch(&[]);
         std::thread::spawn(move || lines.for_each(drop));
         gw
@@ -161,6 +168,13 @@ impl Gateway {
         if let Some(secret) = &self.key_hash_secret {
             config += &format!("auth.key_hash_secret_file = {secret:?}\n");
         }
+        // Tests about something else must not trip the default tier (they burst, poll and
+        // queue far beyond it): the harness lifts it unless the test configures limits itself.
+        if !self.extra_config.contains("limits") {
+            config += "limits.failed_auth_burst = 100000\nlimits.tiers.default = { requests_per_second = 100000.0, \
+                       burst = 100000, commands_per_minute = 100000, max_streams = 100000, \
+                       max_queued_per_project = 100000 }\n";
+        }
         config += &self.extra_config;
         std::fs::write(self.config_path(), config).unwrap();
     }
@@ -172,12 +186,13 @@ impl Gateway {
             .arg("--config")
             .arg(self.config_path())
             .arg("serve")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info,sqlx=warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        self.logs.follow(child.stderr.take().unwrap());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("banner").unwrap();
         self.url = first
@@ -221,7 +236,11 @@ impl Gateway {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if let Some(token) = body["token"].as_str() {
+            self.logs.secret(token);
+        }
+        (status, body)
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -343,8 +362,22 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    /// Stops the process and checks its log lines (unless the test failed already: a second
+    /// panic would hide the first).
     fn drop(&mut self) {
         self.kill();
+        let secret_file = self
+            .key_hash_secret
+            .clone()
+            .unwrap_or_else(|| self.dir.join("data/key-hash.secret"));
+        if let Ok(bytes) = std::fs::read(secret_file) {
+            self.logs.secret_bytes(&bytes);
+        }
+        let json = !self.extra_config.contains("log_format = \"text\"");
+        let problems = self.logs.problems(json);
+        if !problems.is_empty() && !std::thread::panicking() {
+            panic!("{} bad log lines, the first: {}", problems.len(), problems[0]);
+        }
     }
 }
 

@@ -101,3 +101,24 @@ async fn cross_origin_requests_are_refused_unless_the_origin_is_configured() {
     let other = preflight(&open, "https://evil.example.com").await;
     assert_eq!(other.header("access-control-allow-origin"), "", "{other:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_key_with_the_metrics_scope() {
+    let open = Gateway::start(Db::Sqlite, "").await;
+    assert_eq!(send(open.request(Method::GET, "/metrics")).await.status, StatusCode::OK);
+    let gw = Gateway::start(Db::Sqlite, "auth.metrics_require_key = true\n").await;
+    let anonymous = send(gw.request(Method::GET, "/metrics")).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(anonymous.body["error"]["code"], "unauthorized");
+    let (_, reader) = gw
+        .key(serde_json::json!({"name": "r", "scopes": ["projects:read"]}))
+        .await;
+    let unscoped = send(gw.request(Method::GET, "/metrics").bearer_auth(&reader)).await;
+    assert_eq!(unscoped.status, StatusCode::FORBIDDEN, "{unscoped:?}");
+    let (_, scraper) = gw
+        .key(serde_json::json!({"name": "prometheus", "scopes": ["metrics:read"]}))
+        .await;
+    let scraped = send(gw.request(Method::GET, "/metrics").bearer_auth(&scraper)).await;
+    assert_eq!(scraped.status, StatusCode::OK);
+    assert!(scraped.body.as_str().unwrap().contains("rdev_http_requests_total"));
+}

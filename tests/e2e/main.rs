@@ -16,6 +16,8 @@ mod http_hygiene;
 mod keys;
 mod kubernetes;
 mod lifecycle;
+mod limits;
+mod logs;
 mod orphans;
 mod partition;
 mod plugin_files;

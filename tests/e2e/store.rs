@@ -75,6 +75,7 @@ async fn keys_round_trip_and_revoke(db: Db) {
         created_at: 1,
         last_used_at: None,
         revoked_at: None,
+        rate_limit_tier: Some("batch".into()),
     };
     s.insert_key(&key, Some(&audit("key.create", "key_1", 1)))
         .await
@@ -475,6 +476,7 @@ async fn of_concurrent_first_keys_one_is_stored(db: Db) {
         created_at: 1,
         last_used_at: None,
         revoked_at: None,
+        rate_limit_tier: None,
     };
     let keys: Vec<KeyRecord> = (0..6).map(key).collect();
     let created = futures::future::join_all(keys.iter().map(|k| s.insert_first_key(k, None))).await;

@@ -1,10 +1,11 @@
 //! Key life cycle and request authentication, with a short-lived cache so that verifying a key
 //! does not cost a database round trip per request. Revocations on this replica take effect at
-//! once; other replicas see them within [`CACHE_TTL`].
+//! once; other replicas see them within [`CACHE_TTL`]. Key ids the store does not know are
+//! remembered too (a bounded set), so that guessed tokens do not cost a read each.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
@@ -18,6 +19,11 @@ use crate::time::now_ms;
 /// How long a verified key record is trusted without re-reading it.
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 const TOUCH_EVERY_MS: i64 = 60_000;
+/// How long a key id the store did not know is answered unknown without reading it again. Ids
+/// are random, so a key created on another replica meanwhile is not one a client asked about.
+const UNKNOWN_TTL: Duration = Duration::from_secs(30);
+/// Unknown key ids remembered at most; past this the set is emptied of expired ids, or cleared.
+const UNKNOWN_MAX: usize = 10_000;
 
 /// What a new key may do.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +38,8 @@ pub struct NewKey {
     pub allowed_cidrs: Option<Vec<ipnet::IpNet>>,
     /// Expiry, Unix ms.
     pub expires_at: Option<i64>,
+    /// Rate-limit tier (`None`: the default tier).
+    pub rate_limit_tier: Option<String>,
 }
 
 struct Cached {
@@ -45,8 +53,10 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     hasher: TokenHasher,
     cache: Arc<RwLock<HashMap<String, Cached>>>,
+    unknown: Arc<Mutex<HashMap<String, Instant>>>,
     revoked: broadcast::Sender<String>,
     notices: Notices,
+    store_reads: Option<prometheus::IntCounter>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -62,8 +72,18 @@ impl Authenticator {
             store,
             hasher,
             cache: Arc::default(),
+            unknown: Arc::default(),
             revoked: broadcast::channel(64).0,
             notices: Notices::local(),
+            store_reads: None,
+        }
+    }
+
+    /// Counts the key records read from the store in `counter`.
+    pub fn counting_reads_in(self, counter: prometheus::IntCounter) -> Self {
+        Self {
+            store_reads: Some(counter),
+            ..self
         }
     }
 
@@ -102,6 +122,10 @@ impl Authenticator {
     ) -> Result<(KeyRecord, String), crate::store::StoreError> {
         let (record, token, audit) = self.new_key(new, audit);
         self.store.insert_key(&record, audit.as_ref()).await?;
+        self.unknown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&record.id);
         Ok((record, token))
     }
 
@@ -126,6 +150,7 @@ impl Authenticator {
             created_at: now_ms(),
             last_used_at: None,
             revoked_at: None,
+            rate_limit_tier: new.rate_limit_tier,
         };
         let audit = audit.map(|a| AuditEntry {
             target: record.id.clone(),
@@ -187,11 +212,18 @@ impl Authenticator {
         {
             return Ok(Some(hit.key.clone()));
         }
+        if self.known_unknown(id) {
+            return Ok(None);
+        }
+        if let Some(reads) = &self.store_reads {
+            reads.inc();
+        }
         let Some(key) = self.store.get_key(id).await.map_err(|e| {
             tracing::error!(error = %e, "key lookup failed");
             AuthError::Unavailable
         })?
         else {
+            self.remember_unknown(id);
             return Ok(None);
         };
         let key = Arc::new(key);
@@ -204,6 +236,22 @@ impl Authenticator {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_owned(), entry);
         Ok(Some(key))
+    }
+
+    fn known_unknown(&self, id: &str) -> bool {
+        let unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        unknown.get(id).is_some_and(|at| at.elapsed() < UNKNOWN_TTL)
+    }
+
+    fn remember_unknown(&self, id: &str) {
+        let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        if unknown.len() >= UNKNOWN_MAX {
+            unknown.retain(|_, at| at.elapsed() < UNKNOWN_TTL);
+            if unknown.len() >= UNKNOWN_MAX {
+                unknown.clear();
+            }
+        }
+        unknown.insert(id.to_owned(), Instant::now());
     }
 
     fn touch(&self, key: &KeyRecord) {

@@ -1,6 +1,6 @@
-//! Intake: a command request is validated, checked against its limits and the idempotency keys
-//! already used, judged by the policy chains (fail closed), and stored queued; then the queue is
-//! woken. A refusal is audited with the decisions taken.
+//! Intake: a command request is validated, checked against its limits, the idempotency keys
+//! already used and its project's queue bound, judged by the policy chains (fail closed), and
+//! stored queued; then the queue is woken. A refusal is audited with the decisions taken.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -64,6 +64,7 @@ impl Intake {
         project: &Project,
         request: CommandRequest,
         idempotency_key: Option<String>,
+        queue_bound: Option<u32>,
     ) -> Result<(CommandRecord, bool), CommandError> {
         if !self.queue.is_claiming() {
             return Err(CommandError::ShuttingDown);
@@ -77,6 +78,11 @@ impl Intake {
                 return Err(CommandError::IdempotencyConflict);
             }
             return Ok((existing, false));
+        }
+        if let Some(bound) = queue_bound
+            && self.store.count_queued(Some(&project.name)).await? >= i64::from(bound)
+        {
+            return Err(CommandError::QueueFull(bound));
         }
         self.backend.available().map_err(CommandError::BackendUnavailable)?;
         let (priority, timeout_secs) = self.limits(project, &request)?;

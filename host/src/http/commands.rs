@@ -8,7 +8,8 @@ use super::AppState;
 use super::context::Caller;
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
-use crate::commands::{CommandRequest, CommandSpec};
+use crate::commands::{CommandError, CommandRequest, CommandSpec};
+use crate::limits::LimitKind;
 use crate::store::{CommandQuery, CommandRecord, CommandState};
 use crate::time::serde_rfc3339;
 
@@ -112,7 +113,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
            ("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the same command")),
     request_body = CommandRequest,
     responses((status = 202, body = CommandView), (status = 200, body = CommandView),
-              (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+              (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
+              (status = 429, description = "The key's command rate or the project's queue bound is reached", body = super::error::ErrorBody)))]
 pub async fn create_command(
     State(state): State<AppState>,
     caller: Caller,
@@ -123,10 +125,24 @@ pub async fn create_command(
     caller.require("commands:run")?;
     let project = state.visible_project(&caller.principal, &project)?;
     let idempotency_key = idempotency_key(&headers)?;
-    let (record, created) = state
+    let key = &caller.principal.key;
+    state.limits.admit_command(key, state.replica.live_replicas())?;
+    let queue_bound = state.limits.queue_bound(key);
+    let submitted = state
         .commands
-        .submit(&caller.principal, &caller.actor(), &project, request, idempotency_key)
-        .await?;
+        .submit(
+            &caller.principal,
+            &caller.actor(),
+            &project,
+            request,
+            idempotency_key,
+            queue_bound,
+        )
+        .await;
+    if let Err(CommandError::QueueFull(_)) = &submitted {
+        state.limits.count_refusal(LimitKind::Queue);
+    }
+    let (record, created) = submitted?;
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(record.into())))
 }

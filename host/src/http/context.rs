@@ -1,7 +1,7 @@
 //! The request pipeline, one layer for every route: the request id (taken from a well-formed
 //! `X-Request-Id` or generated, echoed on every response, available to error bodies through
-//! [`super::request_id`]), authentication of every `/v1` route, the audit record of every authenticated
-//! mutating request, and request metrics and logs. One layer rather than several because each
+//! [`super::request_id`]), authentication and rate limiting of every `/v1` route, the audit record
+//! of every authenticated mutating request, and request metrics and logs. One layer rather than several because each
 //! layer costs a boxed future and a service clone per request.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -19,6 +19,7 @@ use super::error::ApiError;
 use super::request_id::{REQUEST_ID_HEADER, current_request_id, new_request_id, usable_request_id};
 use crate::auth::{AuthError, Principal};
 use crate::commands::Actor;
+use crate::limits::{Budget, Exceeded};
 
 /// Runs a request through the pipeline described at the top of this module.
 pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -41,9 +42,7 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
     let started = Instant::now();
     let handled = async {
         if route.starts_with("/v1/") {
-            authenticated(&state, &route, req, next)
-                .await
-                .unwrap_or_else(IntoResponse::into_response)
+            authenticated(&state, &route, req, next).await
         } else {
             next.run(req).await
         }
@@ -76,32 +75,86 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
     response
 }
 
-fn peer_ip(req: &Request) -> IpAddr {
-    req.extensions()
+/// The client's address: the socket's peer, or what a trusted proxy says it forwarded for.
+pub fn client_address(state: &AppState, headers: &HeaderMap, extensions: &Extensions) -> IpAddr {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ci| ci.0.ip().to_canonical())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    crate::auth::client_ip(peer, forwarded, &state.config.auth.trusted_proxies)
 }
 
-/// Authenticates the bearer token, stores the [`Principal`] in the request, and appends an audit
-/// event with the outcome of every authenticated mutating request.
-async fn authenticated(state: &AppState, route: &str, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let token = req
-        .headers()
+/// A refusal at the door, with the failed-authentication budget of the client's network.
+pub type Refused = (ApiError, Option<Budget>);
+
+impl From<Exceeded> for (ApiError, Option<Budget>) {
+    fn from(exceeded: Exceeded) -> Self {
+        let budget = exceeded.budget;
+        (exceeded.into(), budget)
+    }
+}
+
+/// Authenticates a request's bearer token, used from `ip`, unless the client's network failed
+/// too often lately (then its token is not even looked at).
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<Principal, Refused> {
+    state.limits.admit_client(ip)?;
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(AuthError::Missing)?;
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let ip = crate::auth::client_ip(peer_ip(&req), forwarded, &state.config.auth.trusted_proxies);
-    let principal = state.auth.authenticate(token, ip).await.inspect_err(|e| {
+        .map(str::trim);
+    let outcome = match token {
+        Some(token) => state.auth.authenticate(token, ip).await,
+        None => Err(AuthError::Missing),
+    };
+    outcome.map_err(|e| {
         state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
         tracing::info!(request_id = %current_request_id(), reason = %e, client_ip = %ip, "authentication refused");
-    })?;
+        let budget = match e {
+            AuthError::Unavailable => None,
+            _ => state.limits.authentication_failed(ip),
+        };
+        (e.into(), budget)
+    })
+}
+
+/// Authenticates the bearer token and admits the request under the key's rate limit, then
+/// serves it; every answer carries the `X-RateLimit-*` headers of the bucket that judged it.
+async fn authenticated(state: &AppState, route: &str, req: Request, next: Next) -> Response {
+    let ip = client_address(state, req.headers(), req.extensions());
+    let admitted = match authenticate(state, req.headers(), ip).await {
+        Ok(principal) => match state
+            .limits
+            .admit_request(&principal.key, state.replica.live_replicas())
+        {
+            Ok(budget) => Ok((principal, budget)),
+            Err(exceeded) => Err(exceeded.into()),
+        },
+        Err(refused) => Err(refused),
+    };
+    match admitted {
+        Ok((principal, budget)) => with_budget(serve(state, route, principal, req, next).await, budget),
+        Err((error, budget)) => with_budget(error.into_response(), budget),
+    }
+}
+
+fn with_budget(mut response: Response, budget: Option<Budget>) -> Response {
+    if let Some(budget) = budget {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(budget.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(budget.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(budget.reset_secs));
+    }
+    response
+}
+
+/// Serves an authenticated request, and appends an audit event with the outcome of every
+/// mutating one.
+async fn serve(state: &AppState, route: &str, principal: Principal, mut req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         req.extensions_mut().insert(principal);
-        return Ok(next.run(req).await);
+        return next.run(req).await;
     }
     let action = format!("{} {route}", req.method());
     let target = req.uri().path().to_owned();
@@ -111,7 +164,7 @@ async fn authenticated(state: &AppState, route: &str, mut req: Request, next: Ne
     if let Err(e) = state.store.append_audit(&entry).await {
         tracing::error!(request_id = %current_request_id(), error = %e, "could not append audit event");
     }
-    Ok(response)
+    response
 }
 
 fn actor_of(principal: &Principal) -> Actor {

@@ -10,6 +10,7 @@ use super::request_id::current_request_id;
 use crate::auth::AuthError;
 use crate::commands::CommandError;
 use crate::exec::ExecError;
+use crate::limits::{Exceeded, LimitKind};
 use crate::plugins::{Decision, FieldError, Refusal};
 use crate::store::{Fault, StoreError};
 
@@ -173,6 +174,20 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<Exceeded> for ApiError {
+    fn from(e: Exceeded) -> Self {
+        let code = match e.kind {
+            LimitKind::Requests | LimitKind::Commands | LimitKind::AuthFailures => "rate_limited",
+            LimitKind::Streams => "too_many_streams",
+            LimitKind::Queue => "queue_full",
+        };
+        Self {
+            retry_after: Some(e.retry_after),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, e.message)
+        }
+    }
+}
+
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         let message = refusal.to_string();
@@ -203,6 +218,10 @@ impl From<CommandError> for ApiError {
             CommandError::BackendUnavailable(why) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable", why)
             }
+            CommandError::QueueFull(_) => Self {
+                retry_after: Some(crate::limits::QUEUE_FULL_RETRY_SECS),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", e.to_string())
+            },
             CommandError::Store(e) => e.into(),
         }
     }

@@ -8,6 +8,7 @@ use axum::{Extension, Json};
 use serde::Serialize;
 
 use super::AppState;
+use super::error::ApiError;
 
 /// Liveness answer.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -95,39 +96,75 @@ pub async fn health() -> Json<Health> {
 #[utoipa::path(get, path = "/ready", tag = "health", security(()),
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database = check(database_ready(&state).await);
-    let backend = check(state.backend.ready().await);
-    let kubernetes = state.backend.readiness_details();
-    let accepting_commands = state.commands.is_accepting();
-    let lease = check(lease_fresh(&state));
-    let all_ok = database.ok && backend.ok && lease.ok && accepting_commands;
-    let status = if all_ok {
+    let body = readiness(&state).await;
+    let status = if body.status == "ready" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = Readiness {
+    (status, Json(body))
+}
+
+async fn readiness(state: &AppState) -> Readiness {
+    let database = check(database_ready(state).await);
+    let backend = check(state.backend.ready().await);
+    let accepting_commands = state.commands.is_accepting();
+    let lease = check(lease_fresh(state));
+    let all_ok = database.ok && backend.ok && lease.ok && accepting_commands;
+    Readiness {
         status: if all_ok { "ready" } else { "not_ready" },
         database,
         backend,
         lease,
         replica_id: state.replica.id(),
         replicas_live: state.replica.live_replicas(),
-        kubernetes,
+        kubernetes: state.backend.readiness_details(),
         accepting_commands,
-    };
-    (status, Json(body))
+    }
 }
 
-/// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "health", security(()), responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    state
-        .metrics
-        .commands_running
-        .set(state.commands.running_count() as i64);
+/// Prometheus metrics (text exposition format). With `[auth] metrics_require_key`, a key with
+/// the `metrics:read` scope is required.
+#[utoipa::path(get, path = "/metrics", tag = "health", security((), ("bearer" = ["metrics:read"])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "With `metrics_require_key`: no valid key", body = super::error::ErrorBody),
+        (status = 403, description = "With `metrics_require_key`: the key lacks `metrics:read`", body = super::error::ErrorBody)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    if state.config.auth.metrics_require_key {
+        let (parts, _) = req.into_parts();
+        let ip = super::context::client_address(&state, &parts.headers, &parts.extensions);
+        let principal = super::context::authenticate(&state, &parts.headers, ip)
+            .await
+            .map_err(|(error, _)| error)?;
+        principal.require("metrics:read")?;
+    }
+    refresh_gauges(&state).await;
     let body = state.metrics.render();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+}
+
+/// Gauges read at scrape time rather than kept up to date on every change.
+async fn refresh_gauges(state: &AppState) {
+    let metrics = &state.metrics;
+    metrics.commands_running.set(state.commands.running_count() as i64);
+    match state.store.count_queued(None).await {
+        Ok(n) => metrics.commands_queued.set(n),
+        Err(e) => tracing::debug!(error = %e, "could not count queued commands for the metrics"),
+    }
+    let ready = readiness(state).await;
+    let checks = [
+        ("database", ready.database.ok),
+        ("backend", ready.backend.ok),
+        ("lease", ready.lease.ok),
+        ("accepting_commands", ready.accepting_commands),
+        ("all", ready.status == "ready"),
+    ];
+    for (check, ok) in checks {
+        metrics.ready.with_label_values(&[check]).set(i64::from(ok));
+    }
 }
 
 /// This API's OpenAPI 3 document.

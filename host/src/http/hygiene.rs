@@ -50,7 +50,14 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let exposed = ["x-request-id", "retry-after"].map(HeaderName::from_static);
+    let exposed = [
+        "x-request-id",
+        "retry-after",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    ]
+    .map(HeaderName::from_static);
     let allowed = [header::AUTHORIZATION, header::CONTENT_TYPE]
         .into_iter()
         .chain(["idempotency-key", "last-event-id", "x-request-id"].map(HeaderName::from_static));

@@ -9,6 +9,7 @@ use super::context::Caller;
 use super::error::ApiError;
 use super::extract::{Json, Path};
 use crate::auth::{NewKey, SCOPES};
+use crate::limits::LimitsConfig;
 use crate::names::is_valid_name;
 use crate::store::KeyRecord;
 use crate::time::{parse_rfc3339, serde_rfc3339};
@@ -19,7 +20,8 @@ use crate::time::{parse_rfc3339, serde_rfc3339};
 pub struct CreateKeyRequest {
     /// Name (1–100 printable characters).
     name: String,
-    /// Scopes: `projects:read`, `commands:run`, `commands:read`, `config:write`, `audit:read`, `admin`.
+    /// Scopes: `projects:read`, `commands:run`, `commands:read`, `config:write`, `audit:read`,
+    /// `metrics:read`, `admin`.
     scopes: Vec<String>,
     /// Projects the key may see (omit for all).
     #[serde(default)]
@@ -31,6 +33,9 @@ pub struct CreateKeyRequest {
     /// Expiry, RFC 3339 (omit for none).
     #[serde(default)]
     expires_at: Option<String>,
+    /// Rate-limit tier, one of the configured `[limits.tiers]` (omit for `default`).
+    #[serde(default)]
+    rate_limit_tier: Option<String>,
 }
 
 /// A key as shown to admins (never its hash).
@@ -54,6 +59,8 @@ pub struct KeyView {
     #[serde(serialize_with = "serde_rfc3339::option::serialize")]
     #[schema(value_type = Option<String>)]
     revoked_at: Option<i64>,
+    /// Rate-limit tier (`default` unless one was given).
+    rate_limit_tier: String,
 }
 
 impl From<&KeyRecord> for KeyView {
@@ -68,6 +75,10 @@ impl From<&KeyRecord> for KeyView {
             created_at: k.created_at,
             last_used_at: k.last_used_at,
             revoked_at: k.revoked_at,
+            rate_limit_tier: k
+                .rate_limit_tier
+                .clone()
+                .unwrap_or_else(|| crate::limits::DEFAULT_TIER.to_owned()),
         }
     }
 }
@@ -87,7 +98,7 @@ pub struct KeyList {
     keys: Vec<KeyView>,
 }
 
-fn validate(req: &CreateKeyRequest) -> Result<Option<i64>, ApiError> {
+fn validate(req: &CreateKeyRequest, limits: &LimitsConfig) -> Result<Option<i64>, ApiError> {
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field("name", "must be 1-100 printable characters"));
@@ -102,6 +113,14 @@ fn validate(req: &CreateKeyRequest) -> Result<Option<i64>, ApiError> {
         return Err(ApiError::invalid_field(
             "projects",
             format!("`{bad}` is not a project name"),
+        ));
+    }
+    if let Some(tier) = &req.rate_limit_tier
+        && !limits.has_tier(tier)
+    {
+        return Err(ApiError::invalid_field(
+            "rate_limit_tier",
+            format!("`{tier}` is not a configured tier"),
         ));
     }
     let Some(text) = &req.expires_at else { return Ok(None) };
@@ -122,7 +141,7 @@ pub async fn create_key(
     Json(req): Json<CreateKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     caller.require("admin")?;
-    let expires_at = validate(&req)?;
+    let expires_at = validate(&req, &state.config.limits)?;
     let body = serde_json::to_value(&req).unwrap_or_default();
     state.commands.policies().validate("key", &body, None).await?;
     let new = NewKey {
@@ -131,6 +150,7 @@ pub async fn create_key(
         projects: req.projects,
         allowed_cidrs: req.allowed_cidrs,
         expires_at,
+        rate_limit_tier: req.rate_limit_tier,
     };
     let audit = caller.actor().audit("key.create", "", "created", None);
     let (record, token) = state.auth.create(new, Some(audit)).await?;

@@ -24,6 +24,7 @@ use super::context::Caller;
 use super::error::ApiError;
 use super::extract::{Path, Query};
 use crate::auth::AuthError;
+use crate::limits::StreamPermit;
 use crate::store::{CommandState, Fault, StoreError, StoreResult};
 use crate::streaming::{OutputHub, StreamEvent};
 
@@ -56,7 +57,8 @@ fn parse_last_event_id(headers: &HeaderMap, params: &StreamParams) -> Result<i64
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this sequence number"),
            StreamParams),
     responses((status = 200, content_type = "text/event-stream", description = "`output` events (id = seq), then one `end` event; comment lines as heartbeats"),
-              (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+              (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+              (status = 429, description = "The key holds as many open streams as its tier allows", body = super::error::ErrorBody)))]
 pub async fn stream_output(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,6 +69,7 @@ pub async fn stream_output(
     caller.require("commands:read")?;
     let after = parse_last_event_id(&headers, &params)?;
     let cmd = visible_command(&state, &caller, &id).await?;
+    let permit = state.limits.open_stream(&caller.principal.key)?;
     let expiry = caller.principal.key.expires_at.map(|at| {
         let left = u64::try_from(at - crate::time::now_ms()).unwrap_or(0);
         Instant::now() + Duration::from_millis(left)
@@ -88,6 +91,7 @@ pub async fn stream_output(
         caller,
         id: cmd.id,
         last: after,
+        _permit: permit,
     };
     let mut response = Response::new(Body::from_stream(follower.events().map(Ok::<_, Infallible>)));
     let headers = response.headers_mut();
@@ -147,6 +151,8 @@ struct Follower {
     heartbeat: tokio::time::Interval,
     expiry: Option<Instant>,
     last: i64,
+    /// Counts this stream against its key's cap while it is open.
+    _permit: StreamPermit,
 }
 
 /// Appends one SSE event; `data` is serialized as a single line of JSON.

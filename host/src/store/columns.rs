@@ -19,7 +19,8 @@ macro_rules! replica_columns {
 }
 macro_rules! key_columns {
     () => {
-        "id, name, hash, scopes, projects, allowed_cidrs, expires_at, created_at, last_used_at, revoked_at"
+        "id, name, hash, scopes, projects, allowed_cidrs, expires_at, created_at, last_used_at, revoked_at, \
+         rate_limit_tier"
     };
 }
 macro_rules! audit_columns {

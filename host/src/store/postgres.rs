@@ -130,6 +130,10 @@ impl Store for PostgresStore {
         commands::count_running(&self.pool, project).await
     }
 
+    async fn count_queued(&self, project: Option<&str>) -> StoreResult<i64> {
+        commands::count_queued(&self.pool, project).await
+    }
+
     async fn projects_with_queued(&self) -> StoreResult<Vec<String>> {
         commands::projects_with_queued(&self.pool).await
     }

@@ -28,6 +28,8 @@ pub struct KeyRecord {
     pub last_used_at: Option<i64>,
     /// Revocation time, Unix ms.
     pub revoked_at: Option<i64>,
+    /// The rate-limit tier (`[limits.tiers]`); `None` means the default tier.
+    pub rate_limit_tier: Option<String>,
 }
 
 /// Life-cycle state of a command.

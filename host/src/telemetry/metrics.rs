@@ -1,7 +1,7 @@
 //! Prometheus metrics of the gateway, served at `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The gateway's metrics, registered in their own registry.
@@ -32,6 +32,16 @@ pub struct Metrics {
     pub kube_breaker_state: IntGauge,
     /// Kubernetes API calls by outcome (`ok`, `failed`, `refused` while the breaker is open).
     pub kube_api_calls: IntCounterVec,
+    /// Requests refused by a limit, by limit (`requests`, `commands`, `streams`, `queue`,
+    /// `auth_failures`).
+    pub rate_limited: IntCounterVec,
+    /// Key records read from the store to authenticate (cache misses).
+    pub key_store_reads: IntCounter,
+    /// Commands waiting in the queue, all replicas together (read from the store at each scrape).
+    pub commands_queued: IntGauge,
+    /// Readiness as `/ready` reports it, by check (`database`, `backend`, `lease`,
+    /// `accepting_commands`, and `all`): 1 ready, 0 not.
+    pub ready: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -101,6 +111,26 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rdev_rate_limited_total", "Requests refused by a limit, by limit"),
+            &["limit"],
+        )
+        .expect("valid metric");
+        let key_store_reads = IntCounter::new(
+            "rdev_key_store_reads_total",
+            "Key records read from the store to authenticate (cache misses)",
+        )
+        .expect("valid metric");
+        let commands_queued =
+            IntGauge::new("rdev_commands_queued", "Commands waiting in the queue, all replicas").expect("valid metric");
+        let ready = IntGaugeVec::new(
+            Opts::new(
+                "rdev_ready",
+                "Readiness by check (1 ready, 0 not); check=\"all\" is /ready's answer",
+            ),
+            &["check"],
+        )
+        .expect("valid metric");
         let metrics = Self {
             registry,
             http_requests,
@@ -115,8 +145,12 @@ impl Metrics {
             plugin_loads,
             kube_breaker_state,
             kube_api_calls,
+            rate_limited,
+            key_store_reads,
+            commands_queued,
+            ready,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.auth_failures.clone()),
@@ -129,6 +163,10 @@ impl Metrics {
             Box::new(metrics.plugin_loads.clone()),
             Box::new(metrics.kube_breaker_state.clone()),
             Box::new(metrics.kube_api_calls.clone()),
+            Box::new(metrics.rate_limited.clone()),
+            Box::new(metrics.key_store_reads.clone()),
+            Box::new(metrics.commands_queued.clone()),
+            Box::new(metrics.ready.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("metric names are unique");

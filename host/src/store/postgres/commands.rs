@@ -115,6 +115,15 @@ pub(super) async fn count_running(pool: &PgPool, project: &str) -> StoreResult<i
     Ok(row.try_get("n")?)
 }
 
+pub(super) async fn count_queued(pool: &PgPool, project: Option<&str>) -> StoreResult<i64> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM commands WHERE state = 'queued' AND ($1::text IS NULL OR project = $1)")
+            .bind(project)
+            .fetch_one(pool)
+            .await?;
+    Ok(row.try_get("n")?)
+}
+
 pub(super) async fn projects_with_queued(pool: &PgPool) -> StoreResult<Vec<String>> {
     let rows = sqlx::query("SELECT DISTINCT project FROM commands WHERE state = 'queued' ORDER BY project")
         .fetch_all(pool)

@@ -43,7 +43,7 @@ async fn insert_row(
     sqlx::query(concat!(
         "INSERT INTO api_keys (",
         key_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(&key.id)
     .bind(&key.name)
@@ -55,6 +55,7 @@ async fn insert_row(
     .bind(at(key.created_at))
     .bind(key.last_used_at.map(at))
     .bind(key.revoked_at.map(at))
+    .bind(&key.rate_limit_tier)
     .execute(&mut **tx)
     .await?;
     if let Some(entry) = audit {

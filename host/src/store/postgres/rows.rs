@@ -55,6 +55,7 @@ pub(super) fn key(row: &PgRow) -> StoreResult<KeyRecord> {
         created_at: ms_of(row, "created_at")?,
         last_used_at: maybe_ms_of(row, "last_used_at")?,
         revoked_at: maybe_ms_of(row, "revoked_at")?,
+        rate_limit_tier: row.try_get("rate_limit_tier")?,
     })
 }
 

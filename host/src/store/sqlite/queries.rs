@@ -100,6 +100,7 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<KeyRecord> {
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        rate_limit_tier: row.try_get("rate_limit_tier")?,
     })
 }
 
@@ -278,6 +279,15 @@ impl Store for SqliteStore {
             .bind(project.to_owned())
             .fetch_one(&self.pool)
             .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    async fn count_queued(&self, project: Option<&str>) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM commands WHERE state = 'queued' AND ($1 IS NULL OR project = $1)")
+                .bind(project.map(str::to_owned))
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get("n")?)
     }
 

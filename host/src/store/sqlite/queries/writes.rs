@@ -61,7 +61,7 @@ async fn insert_key_row(
     sqlx::query(concat!(
         "INSERT INTO api_keys (",
         key_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
     .bind(key.id.clone())
     .bind(key.name.clone())
@@ -73,6 +73,7 @@ async fn insert_key_row(
     .bind(key.created_at)
     .bind(key.last_used_at)
     .bind(key.revoked_at)
+    .bind(key.rate_limit_tier.clone())
     .execute(&mut **tx)
     .await?;
     if let Some(entry) = audit {
