@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark 1 with an external load tool: wrk (Debian package `wrk`) against the gateway built by
 # `cargo bench`, each pinned to its own core. Alternates the bare route and the authenticated
-# `GET /v1/projects` and prints the median throughput of each and their ratio.
+# `GET /v1/projects`, with rate limits (a tier no request exceeds) and without, and prints the
+# median throughput of each, their ratio and the rate limiter's cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
@@ -14,13 +15,19 @@ taskset -c 0 "$bench" serve >"$out" &
 server=$!
 trap 'kill $server 2>/dev/null; rm -f "$out"' EXIT
 until [ -s "$out" ]; do sleep 0.1; done
-read -r base token <"$out"
-rate() { taskset -c 1 wrk -t1 -c16 -d3s -H "Authorization: Bearer $token" "$base$1" | awk '/Requests\/sec/ {print $2}'; }
-bare=(); auth=()
-for _ in 1 2 3 4 5 6 7; do bare+=("$(rate /bare)"); auth+=("$(rate /v1/projects)"); done
+read -r base token free_base free_token <"$out"
+rate() { taskset -c 1 wrk -t1 -c16 -d3s -H "Authorization: Bearer $2" "$1" | awk '/Requests\/sec/ {print $2}'; }
+bare=(); auth=(); free=()
+for _ in 1 2 3 4 5 6 7; do
+  bare+=("$(rate "$base/bare" "$token")")
+  auth+=("$(rate "$base/v1/projects" "$token")")
+  free+=("$(rate "$free_base/v1/projects" "$free_token")")
+done
 median() { printf '%s\n' "$@" | sort -n | sed -n 4p; }
-b=$(median "${bare[@]}"); a=$(median "${auth[@]}")
+b=$(median "${bare[@]}"); a=$(median "${auth[@]}"); f=$(median "${free[@]}")
 echo "wrk, 1 thread, 16 connections, 7 x 3 s each (medians), server and wrk on separate cores"
-echo "GET /bare:        $b req/s"
-echo "GET /v1/projects: $a req/s"
+echo "GET /bare:                     $b req/s"
+echo "GET /v1/projects:              $a req/s"
+echo "GET /v1/projects, limits off:  $f req/s"
 python3 -c "print(f'ratio authenticated / bare: {100 * $a / $b:.1f}%  (target >= 85%)')"
+python3 -c "print(f'rate limiter cost: {100 * (1 - $a / $f):.1f}%  (target <= 3%)')"

@@ -1,5 +1,6 @@
 //! Gateway benchmarks, each reported as a ratio or percentile measured in the same run:
-//! 1. authenticated `GET /v1/projects` throughput against a bare axum route on the same server;
+//! 1. authenticated `GET /v1/projects` throughput against a bare axum route on the same server,
+//!    and with rate limits on (a tier no request exceeds) against the same gateway without them;
 //! 2. a command printing 100,000 lines followed live over SSE (write-to-client latency);
 //! 3. replaying 1,000 events after `Last-Event-ID`.
 //!
@@ -13,7 +14,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use futures::StreamExt;
-use rdev::config::Config;
+use rdev::config::{Config, LimitsConfig};
+use rdev::limits::Tier;
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
@@ -31,10 +33,25 @@ const LINES: usize = 100_000;
 const REPLAY_EVENTS: i64 = 1_000;
 const REPLAY_RUNS: usize = 50;
 
+/// Rate limits as configured by default, with a default tier that no benchmark exceeds: every
+/// request pays for the limiter and none is refused.
+fn unrefused_limits() -> LimitsConfig {
+    let mut limits = LimitsConfig::default();
+    let tier = Tier {
+        requests_per_second: 1e9,
+        burst: 1_000_000_000,
+        commands_per_minute: 1_000_000_000,
+        max_streams: 1_000_000,
+        max_queued_per_project: 1_000_000,
+    };
+    limits.tiers.insert("default".into(), tier);
+    limits
+}
+
 /// Starts the gateway (plus a bare route) on its own thread with a one-worker runtime, so that
 /// server and load generator each have one of the machine's two cores, as with an external load
 /// tool. Returns the base URL and an admin token.
-fn start_server(workspaces: PathBuf, data_dir: PathBuf) -> (String, String) {
+fn start_server(workspaces: PathBuf, data_dir: PathBuf, limits: LimitsConfig) -> (String, String) {
     let config = Config {
         data_dir,
         // The plugin chain is measured on its own (`cargo bench --bench policy_chain`).
@@ -43,6 +60,7 @@ fn start_server(workspaces: PathBuf, data_dir: PathBuf) -> (String, String) {
             workspaces,
             ..Default::default()
         },
+        limits,
         ..Config::default()
     };
     server::serve_gateway(config, |_| {
@@ -84,21 +102,37 @@ async fn throughput(client: &reqwest::Client, url: &str, token: &str) -> f64 {
     total as f64 / LOAD_ROUND.as_secs_f64()
 }
 
-async fn bench_projects(base: &str, token: &str) {
+/// The gateways of benchmark 1: base URL and token of one with rate limits, and of one without.
+struct Servers {
+    limited: (String, String),
+    unlimited: (String, String),
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn bench_projects(servers: &Servers) {
     let client = reqwest::Client::new();
-    let (mut bare, mut auth) = (Vec::new(), Vec::new());
+    let ((base, token), (free_base, free_token)) = (&servers.limited, &servers.unlimited);
+    let (mut bare, mut auth, mut free) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..LOAD_ROUNDS {
         bare.push(throughput(&client, &format!("{base}/bare"), token).await);
         auth.push(throughput(&client, &format!("{base}/v1/projects"), token).await);
+        free.push(throughput(&client, &format!("{free_base}/v1/projects"), free_token).await);
     }
-    bare.sort_by(f64::total_cmp);
-    auth.sort_by(f64::total_cmp);
-    let (b, a) = (bare[LOAD_ROUNDS / 2], auth[LOAD_ROUNDS / 2]);
+    let (b, a, f) = (median(bare), median(auth), median(free));
     println!("GET /v1/projects (authenticated): {a:.0} req/s (median of {LOAD_ROUNDS} rounds)");
     println!("GET /bare (bare axum route):      {b:.0} req/s");
+    println!("GET /v1/projects, limits off:     {f:.0} req/s");
     println!(
         "ratio authenticated / bare:       {:.1}%  (target >= 85%)",
         100.0 * a / b
+    );
+    println!(
+        "rate limiter cost:                {:.1}%  (target <= 3%)",
+        100.0 * (1.0 - a / f)
     );
 }
 
@@ -235,13 +269,27 @@ async fn bench_replay(base: &str, token: &str, data_dir: &std::path::Path) {
     );
 }
 
+/// Both gateways of benchmark 1, on one workspaces directory (the limited one serves the other
+/// benchmarks).
+fn start_servers(dir: &std::path::Path) -> Servers {
+    let workspaces = dir.join("workspaces");
+    let limited = start_server(workspaces.clone(), dir.join("data"), unrefused_limits());
+    let off = LimitsConfig {
+        enabled: false,
+        ..LimitsConfig::default()
+    };
+    let unlimited = start_server(workspaces, dir.join("data-unlimited"), off);
+    Servers { limited, unlimited }
+}
+
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
     // Log as in production (JSON at info), into a sink, so that logging costs are measured.
     rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
     let workspaces = dir.path().join("workspaces");
-    let (base, token) = start_server(workspaces.clone(), dir.path().join("data"));
-    bench_projects(&base, &token).await;
+    let servers = start_servers(dir.path());
+    bench_projects(&servers).await;
+    let (base, token) = servers.limited;
     bench_stream(&base, &token, &workspaces.join("demo")).await;
     bench_replay(&base, &token, &dir.path().join("data")).await;
 }
@@ -257,11 +305,12 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "serve") {
-        // For an external load tool (scripts/bench-wrk.sh): print the URL and token, then serve.
+        // For an external load tool (scripts/bench-wrk.sh): print the URLs and tokens of the
+        // gateway with limits and of the one without, then serve.
         let dir = tempfile::tempdir().unwrap();
         rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
-        let (base, token) = start_server(dir.path().join("workspaces"), dir.path().join("data"));
-        println!("{base} {token}");
+        let Servers { limited, unlimited } = start_servers(dir.path());
+        println!("{} {} {} {}", limited.0, limited.1, unlimited.0, unlimited.1);
         loop {
             std::thread::park();
         }

@@ -61,7 +61,7 @@ impl Replica {
             format!(
                 "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {database_url:?}\nplugins = []\n\
                  shutdown_grace_secs = 30\nauth.key_hash_secret_file = {secret:?}\nbackend.workspaces = {workspaces:?}\n\
-                 [projects.demo]\nmax_concurrent_commands = 1\n",
+                 limits.enabled = false\n[projects.demo]\nmax_concurrent_commands = 1\n",
                 dir.join("data"),
             ),
         )
