@@ -21,6 +21,17 @@ for shell in dash bash; do
   fi
 done
 
+# The alert rules and the dashboard's queries are checked by promtool (tests/e2e/observability.rs),
+# which Debian ships in its prometheus package.
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "promtool is not installed: run 'sudo apt-get install -y prometheus'" >&2
+    exit 1
+  fi
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # The OpenAPI document is checked by the reference validator.
 if ! command -v openapi-spec-validator >/dev/null; then
   python3 -m pip install --quiet openapi-spec-validator

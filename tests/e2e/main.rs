@@ -18,6 +18,7 @@ mod kubernetes;
 mod lifecycle;
 mod limits;
 mod logs;
+mod observability;
 mod orphans;
 mod partition;
 mod plugin_files;
