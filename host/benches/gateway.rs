@@ -4,9 +4,12 @@
 //! 2. a command printing 100,000 lines followed live over SSE (write-to-client latency);
 //! 3. replaying 1,000 events after `Last-Event-ID`.
 //!
+//! 4. the trace spans of a request with no exporter configured, against the request itself.
+//!
 //! Run with `cargo bench --bench gateway`. When invoked as `gateway emit N` the binary is the
 //! line emitter used by benchmark 2; as `gateway serve` it only serves, for an external load tool
-//! (`scripts/bench-wrk.sh`).
+//! (`scripts/bench-wrk.sh`), and as `gateway serve --traced` it also exports every span over
+//! OTLP/HTTP to a receiver of its own (sampling everything).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -113,7 +116,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-async fn bench_projects(servers: &Servers) {
+/// Benchmark 1; returns the authenticated throughput.
+async fn bench_projects(servers: &Servers) -> f64 {
     let client = reqwest::Client::new();
     let ((base, token), (free_base, free_token)) = (&servers.limited, &servers.unlimited);
     let (mut bare, mut auth, mut free) = (Vec::new(), Vec::new(), Vec::new());
@@ -134,6 +138,7 @@ async fn bench_projects(servers: &Servers) {
         "rate limiter cost:                {:.1}%  (target <= 3%)",
         100.0 * (1.0 - a / f)
     );
+    a
 }
 
 async fn start_command(client: &reqwest::Client, base: &str, token: &str, script: String) -> String {
@@ -282,16 +287,69 @@ fn start_servers(dir: &std::path::Path) -> Servers {
     Servers { limited, unlimited }
 }
 
+/// What the request path's trace spans cost while nothing exports them (their call sites are
+/// disabled), as a share of one request at the throughput `requests_per_sec`.
+fn bench_disabled_spans(requests_per_sec: f64) {
+    const ROUNDS: u32 = 1_000_000;
+    let headers = axum::http::HeaderMap::new();
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        let (request, trace_id) =
+            rdev::telemetry::traces::request_span(&axum::http::Method::GET, "/v1/projects", "/v1/projects", &headers);
+        let auth = tracing::info_span!(target: rdev::telemetry::traces::TARGET, "authenticate");
+        std::hint::black_box((&request, &auth, trace_id));
+        rdev::telemetry::traces::record_status(&request, 200);
+    }
+    let per_request = started.elapsed().as_secs_f64() / f64::from(ROUNDS);
+    println!(
+        "trace spans with no exporter: {:.1} ns per request = {:.3}% of a request at {requests_per_sec:.0} req/s  (target <= 2%)",
+        per_request * 1e9,
+        100.0 * per_request * requests_per_sec
+    );
+}
+
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
     // Log as in production (JSON at info), into a sink, so that logging costs are measured.
     rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
     let workspaces = dir.path().join("workspaces");
     let servers = start_servers(dir.path());
-    bench_projects(&servers).await;
+    let requests_per_sec = bench_projects(&servers).await;
+    bench_disabled_spans(requests_per_sec);
     let (base, token) = servers.limited;
     bench_stream(&base, &token, &workspaces.join("demo")).await;
     bench_replay(&base, &token, &dir.path().join("data")).await;
+}
+
+/// An OTLP/HTTP receiver that accepts and drops every export, on a runtime of its own; its URL.
+fn start_trace_sink() -> String {
+    server::on_own_runtime("trace-sink", |tx| async move {
+        let app = Router::new().route("/v1/traces", axum::routing::post(|| async { "" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tx.send(format!("http://{}/v1/traces", listener.local_addr().unwrap()))
+            .unwrap();
+        axum::serve(listener, app).await.unwrap();
+    })
+}
+
+/// Logs as in production and, if `traced`, exports every span to a sink of its own through the
+/// provider returned (which must live as long as the process serves).
+fn init_telemetry(traced: bool) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig;
+    if !traced {
+        rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
+        return None;
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(start_trace_sink())
+        .build()
+        .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .build();
+    rdev::telemetry::init_exporting(rdev::config::LogFormat::Json, std::io::sink, &provider);
+    Some(provider)
 }
 
 fn main() {
@@ -308,7 +366,7 @@ fn main() {
         // For an external load tool (scripts/bench-wrk.sh): print the URLs and tokens of the
         // gateway with limits and of the one without, then serve.
         let dir = tempfile::tempdir().unwrap();
-        rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
+        let _exporting = init_telemetry(args.iter().any(|a| a == "--traced"));
         let Servers { limited, unlimited } = start_servers(dir.path());
         println!("{} {} {} {}", limited.0, limited.1, unlimited.0, unlimited.1);
         loop {

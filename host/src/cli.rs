@@ -208,15 +208,23 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let load = || {
+    // Only the gateway exports traces; the other subcommands log.
+    let load = |export: bool| {
         let config = cli.common.load()?;
-        crate::telemetry::init(config.log_format);
-        anyhow::Ok(config)
+        let telemetry = crate::telemetry::init(config.log_format, export)?;
+        if telemetry.exporting() {
+            tracing::info!("exporting traces over OTLP/HTTP");
+        }
+        anyhow::Ok((config, telemetry))
     };
     let result = match cli.command {
-        Command::Serve(args) => load().and_then(|config| serve(config, args)),
-        Command::Keys(KeysCommand::Create(args)) => load().and_then(|config| create_key(config, args)),
-        Command::Plugins(PluginsCommand::Test(args)) => load().and_then(|_| test_plugin(args)),
+        Command::Serve(args) => load(true).and_then(|(config, telemetry)| {
+            let served = serve(config, args);
+            telemetry.shutdown();
+            served
+        }),
+        Command::Keys(KeysCommand::Create(args)) => load(false).and_then(|(config, _)| create_key(config, args)),
+        Command::Plugins(PluginsCommand::Test(args)) => load(false).and_then(|_| test_plugin(args)),
         // The guardian reads no configuration: nothing may keep it from starting.
         Command::Reaper => return crate::exec::guardian::run(),
     };

@@ -48,6 +48,8 @@ pub struct Actor {
     pub client_ip: Option<String>,
     /// Request id.
     pub request_id: Option<String>,
+    /// Trace id of the request, while traces are exported.
+    pub trace_id: Option<String>,
 }
 
 impl Actor {
@@ -61,6 +63,7 @@ impl Actor {
             target: target.to_owned(),
             outcome: outcome.to_owned(),
             request_id: self.request_id.clone(),
+            trace_id: self.trace_id.clone(),
             detail,
         }
     }

@@ -31,3 +31,4 @@ mod replicas;
 mod smoke;
 mod store;
 mod streaming;
+mod traces;

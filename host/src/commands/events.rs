@@ -13,6 +13,7 @@ use crate::store::{
 };
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
+use crate::telemetry::traces::CommandSpans;
 
 use super::{Actor, state_change};
 
@@ -23,6 +24,7 @@ pub(super) struct Events {
     hub: OutputHub,
     metrics: Metrics,
     notices: Notices,
+    spans: CommandSpans,
 }
 
 /// Publishes stored output: to this replica's subscribers, and to the others as one notice.
@@ -53,7 +55,13 @@ impl Events {
             hub,
             metrics,
             notices,
+            spans: CommandSpans::default(),
         }
+    }
+
+    /// The trace spans of commands between their request and their execution.
+    pub(super) fn spans(&self) -> &CommandSpans {
+        &self.spans
     }
 
     /// This replica's live streams (fed from peers' notices too).
@@ -74,6 +82,7 @@ impl Events {
     pub(super) async fn record_accepted(&self, record: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
         let inserted = self.store.insert_command(record, audit).await?;
         if matches!(inserted, Inserted::New) {
+            self.spans.queued(&record.id);
             self.metrics.commands_accepted.inc();
             let project = record.project.clone();
             self.notices.publish(Notice::Queued { project });
@@ -137,6 +146,7 @@ impl Events {
                 .with_label_values(&[change.to.as_str()])
                 .inc();
             self.hub.close(change.id, change.to, change.exit_code);
+            self.spans.ended(change.id);
             self.notices.publish(Notice::Ended {
                 command: change.id.to_owned(),
                 state: change.to.as_str().to_owned(),

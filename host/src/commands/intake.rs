@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::events::Events;
 use super::queue::Queue;
@@ -157,7 +158,8 @@ impl Intake {
         // are independent, and on an idle gateway they run on two cores at once.
         let policies = self.policies.clone();
         let name = project.name.clone();
-        let validation = tokio::spawn(async move { policies.validate_recorded("command", &body, Some(&name)).await });
+        let validation = async move { policies.validate_recorded("command", &body, Some(&name)).await };
+        let validation = tokio::spawn(validation.instrument(tracing::Span::current()));
         let input = SanitizeInput {
             project: project.name.clone(),
             command: PluginCommand::from(&spec),

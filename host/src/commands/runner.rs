@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::events::Events;
 use super::output::{OutageBound, OutputWriter};
@@ -184,7 +185,12 @@ impl Runner {
     }
 
     async fn run(&self, project: Arc<Project>, cmd: CommandRecord, stop: watch::Receiver<Option<StopReason>>) {
-        let ending = self.execute(&project, &cmd, stop).await;
+        let pod = project.placement.pod.as_deref();
+        let backend = if pod.is_some() { "kubernetes" } else { "local" };
+        let span = self.inner.events.spans().started(&cmd.id, backend, pod);
+        let ending = self.execute(&project, &cmd, stop).instrument(span.clone()).await;
+        span.record("rdev.state", ending.state.as_str());
+        span.record("rdev.exit_code", ending.exit_code);
         let change = state_change(
             &Actor::default(),
             &cmd.id,

@@ -44,6 +44,8 @@ pub struct AuditView {
     target: String,
     outcome: String,
     request_id: Option<String>,
+    /// The W3C trace id of the request, when traces were exported.
+    trace_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     detail: Option<serde_json::Value>,
 }
@@ -63,6 +65,7 @@ impl From<AuditRecord> for AuditView {
             target: e.target,
             outcome: e.outcome,
             request_id: e.request_id,
+            trace_id: e.trace_id,
             detail,
         }
     }

@@ -17,10 +17,11 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::error::ApiError;
-use super::request_id::{REQUEST_ID_HEADER, current_request_id, new_request_id, usable_request_id};
+use super::request_id::{REQUEST_ID_HEADER, current_request_id, current_trace_id, new_request_id, usable_request_id};
 use crate::auth::{AuthError, Principal};
 use crate::commands::Actor;
 use crate::limits::{Budget, Exceeded};
+use crate::telemetry::traces;
 
 /// Runs a request through the pipeline described at the top of this module.
 pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -40,6 +41,7 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let method = req.method().clone();
+    let (trace, trace_id) = traces::request_span(&method, &route, &path, req.headers());
     let started = Instant::now();
     let handled = async {
         if route.starts_with("/v1/") {
@@ -48,9 +50,11 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
             next.run(req).await
         }
     };
-    let mut response = super::request_id::scope(id.clone(), handled.instrument(span.clone())).await;
+    let handled = handled.instrument(span.clone()).instrument(trace.clone());
+    let mut response = super::request_id::scope(id.clone(), trace_id.clone(), handled).await;
     let metrics = &state.metrics;
     let status = response.status();
+    traces::record_status(&trace, status.as_u16());
     metrics
         .http_requests
         .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
@@ -64,7 +68,8 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
     let elapsed_ms = started.elapsed().as_millis() as u64;
     span.in_scope(|| {
         if status.is_client_error() || status.is_server_error() {
-            tracing::info!(request_id = %id, %method, path, status = status.as_u16(), elapsed_ms, "handled");
+            let trace_id = trace_id.as_deref();
+            tracing::info!(request_id = %id, trace_id, %method, path, status = status.as_u16(), elapsed_ms, "handled");
         } else {
             tracing::debug!(%method, path, status = status.as_u16(), elapsed_ms, "handled");
         }
@@ -111,7 +116,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> 
     };
     outcome.map_err(|e| {
         state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
-        tracing::info!(request_id = %current_request_id(), reason = %e, client_ip = %ip, "authentication refused");
+        tracing::info!(request_id = %current_request_id(), trace_id = current_trace_id().as_deref(), reason = %e,
+            client_ip = %ip, "authentication refused");
         let budget = match e {
             AuthError::Unavailable => None,
             _ => state.limits.authentication_failed(ip),
@@ -124,7 +130,12 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> 
 /// serves it; every answer carries the `X-RateLimit-*` headers of the bucket that judged it.
 async fn authenticated(state: &AppState, route: &str, req: Request, next: Next) -> Response {
     let ip = client_address(state, req.headers(), req.extensions());
-    let admitted = match authenticate(state, req.headers(), ip).await {
+    let span = tracing::info_span!(target: traces::TARGET, "authenticate", rdev.key_id = tracing::field::Empty);
+    let authenticated = authenticate(state, req.headers(), ip).instrument(span.clone()).await;
+    if let Ok(principal) = &authenticated {
+        span.record("rdev.key_id", principal.key.id.as_str());
+    }
+    let admitted = match authenticated {
         Ok(principal) => match state
             .limits
             .admit_request(&principal.key, state.replica.live_replicas())
@@ -179,7 +190,8 @@ async fn serve(state: &AppState, route: &str, principal: Principal, mut req: Req
     let response = next.run(req).await;
     let entry = actor_of(&principal).audit(&action, &target, response.status().as_str(), None);
     if let Err(e) = state.store.append_audit(&entry).await {
-        tracing::error!(request_id = %current_request_id(), error = %e, "could not append audit event");
+        tracing::error!(request_id = %current_request_id(), trace_id = current_trace_id().as_deref(), error = %e,
+            "could not append audit event");
     }
     response
 }
@@ -189,6 +201,7 @@ fn actor_of(principal: &Principal) -> Actor {
         key_id: Some(principal.key.id.clone()),
         client_ip: Some(principal.client_ip.to_string()),
         request_id: Some(current_request_id()),
+        trace_id: current_trace_id(),
     }
 }
 

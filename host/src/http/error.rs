@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::request_id::current_request_id;
+use super::request_id::{current_request_id, current_trace_id};
 use crate::auth::AuthError;
 use crate::commands::CommandError;
 use crate::exec::ExecError;
@@ -95,7 +95,8 @@ impl ApiError {
 
     /// 500; the cause is logged, not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(request_id = %current_request_id(), error = %cause, "internal error");
+        tracing::error!(request_id = %current_request_id(), trace_id = current_trace_id().as_deref(), error = %cause,
+            "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
     }
 }
@@ -151,7 +152,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e.fault() {
             Fault::Unavailable => {
-                tracing::warn!(request_id = %current_request_id(), error = %e, "storage unavailable");
+                tracing::warn!(request_id = %current_request_id(), trace_id = current_trace_id().as_deref(), error = %e,
+                    "storage unavailable");
                 Self::unavailable("unavailable", e.summary(), STORE_RETRY_AFTER)
             }
             Fault::Internal => Self::internal(&e),

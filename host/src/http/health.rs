@@ -68,7 +68,9 @@ async fn database_ready(state: &AppState) -> Result<(), String> {
     let summary = match outcome {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(e)) => {
-            tracing::warn!(request_id = %super::request_id::current_request_id(), error = %e, "database not ready");
+            let trace_id = super::request_id::current_trace_id();
+            tracing::warn!(request_id = %super::request_id::current_request_id(), trace_id = trace_id.as_deref(),
+                error = %e, "database not ready");
             e.summary()
         }
         Err(_) => "the database did not answer in time",

@@ -1,12 +1,18 @@
-//! The id of the request being handled: a task-local set by the pipeline for the request's
-//! future, read wherever a log line or an error body names the request.
+//! The ids of the request being handled (its request id and, while traces are exported, its
+//! trace id): a task-local set by the pipeline for the request's future, read wherever a log
+//! line, an audit row or an error body names the request.
 
 use std::future::Future;
 
 use axum::http::HeaderValue;
 
+struct RequestIds {
+    request_id: String,
+    trace_id: Option<String>,
+}
+
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST: RequestIds;
 }
 
 /// Header carrying the request id.
@@ -14,7 +20,12 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The id of the request being handled ("" outside a request).
 pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+    REQUEST.try_with(|ids| ids.request_id.clone()).unwrap_or_default()
+}
+
+/// The trace id of the request being handled, while traces are exported.
+pub fn current_trace_id() -> Option<String> {
+    REQUEST.try_with(|ids| ids.trace_id.clone()).ok().flatten()
 }
 
 /// 128 random bits from the thread-local generator (no system call per request).
@@ -33,7 +44,7 @@ pub(super) fn usable_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
-/// Runs `handled` with `id` as the current request id.
-pub(super) async fn scope<F: Future>(id: String, handled: F) -> F::Output {
-    REQUEST_ID.scope(id, handled).await
+/// Runs `handled` with `request_id` and `trace_id` as the current request's.
+pub(super) async fn scope<F: Future>(request_id: String, trace_id: Option<String>, handled: F) -> F::Output {
+    REQUEST.scope(RequestIds { request_id, trace_id }, handled).await
 }

@@ -92,6 +92,8 @@ pub async fn stream_output(
         id: cmd.id,
         last: after,
         _permit: permit,
+        _span: tracing::info_span!(target: crate::telemetry::traces::TARGET, "stream", rdev.command.id = %id,
+            rdev.last_event_id = after),
     };
     let mut response = Response::new(Body::from_stream(follower.events().map(Ok::<_, Infallible>)));
     let headers = response.headers_mut();
@@ -153,6 +155,8 @@ struct Follower {
     last: i64,
     /// Counts this stream against its key's cap while it is open.
     _permit: StreamPermit,
+    /// The trace span of the stream, from its answer to its end.
+    _span: tracing::Span,
 }
 
 /// Appends one SSE event; `data` is serialized as a single line of JSON.

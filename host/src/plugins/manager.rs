@@ -305,6 +305,7 @@ impl PluginManager {
             target: target.into(),
             outcome: outcome.into(),
             request_id: None,
+            trace_id: None,
             detail: Some(detail.to_string()),
         };
         if let Err(e) = self.inner.store.append_audit(&entry).await {

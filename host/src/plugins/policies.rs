@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::{
     Answer, CommandSanitizer, FailureKind, FieldError, PluginCommand, PluginError, RequestValidator, SanitizeInput,
@@ -15,6 +16,35 @@ use super::{
 
 /// Rewrites one command may go through before the chain gives up (fails closed).
 const MAX_REWRITES: usize = 4;
+
+/// Runs one plugin call in a trace span of its own, naming the plugin, the version that answered
+/// and its verdict (`verdict_of` the answer, `failed` or `overloaded` for an error).
+async fn traced_call<T>(
+    plugin: &str,
+    call: impl std::future::Future<Output = Result<Answer<T>, PluginError>>,
+    verdict_of: impl Fn(&T) -> &'static str,
+) -> Result<Answer<T>, PluginError> {
+    let span = tracing::info_span!(
+        target: crate::telemetry::traces::TARGET,
+        "plugin call",
+        otel.name = format!("plugin {plugin}"),
+        rdev.plugin.name = plugin,
+        rdev.plugin.digest = tracing::field::Empty,
+        rdev.plugin.verdict = tracing::field::Empty,
+    );
+    let answer = call.instrument(span.clone()).await;
+    match &answer {
+        Ok(Answer { value, digest }) => {
+            span.record("rdev.plugin.digest", digest.as_str());
+            span.record("rdev.plugin.verdict", verdict_of(value));
+        }
+        Err(e) => {
+            span.record("rdev.plugin.digest", e.digest.as_deref());
+            span.record("rdev.plugin.verdict", Decision::failed(e, Instant::now()).verdict);
+        }
+    }
+    answer
+}
 
 /// The plugins of each chain, in order.
 #[derive(Clone, Default)]
@@ -165,7 +195,9 @@ impl Policies {
         let mut decisions = Vec::new();
         for v in chains.validators.iter().filter(|v| v.applies_to(project)) {
             let started = Instant::now();
-            let Answer { value: errors, digest } = match v.validate(resource, request).await {
+            let verdict_of = |errors: &Vec<FieldError>| if errors.is_empty() { "valid" } else { "invalid" };
+            let call = traced_call(v.name(), v.validate(resource, request), verdict_of);
+            let Answer { value: errors, digest } = match call.await {
                 Ok(answer) => answer,
                 Err(e) => {
                     decisions.push(Decision::failed(&e, started));
@@ -196,7 +228,13 @@ impl Policies {
         'chain: loop {
             for s in chains.sanitizers.iter().filter(|s| s.applies_to(&input.project)) {
                 let started = Instant::now();
-                let Answer { value: verdict, digest } = match s.sanitize(&input).await {
+                let call = traced_call(s.name(), s.sanitize(&input), |verdict| match verdict {
+                    Verdict::Allow => "allow",
+                    Verdict::Deny(_) => "deny",
+                    Verdict::Rewrite(spec) if *spec == input.command => "allow",
+                    Verdict::Rewrite(_) => "rewrite",
+                });
+                let Answer { value: verdict, digest } = match call.await {
                     Ok(answer) => answer,
                     Err(e) => {
                         decisions.push(Decision::failed(&e, started));

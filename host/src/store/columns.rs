@@ -25,6 +25,6 @@ macro_rules! key_columns {
 }
 macro_rules! audit_columns {
     () => {
-        "id, at, key_id, client_ip, action, target, outcome, request_id, detail"
+        "id, at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail"
     };
 }

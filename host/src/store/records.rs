@@ -235,6 +235,8 @@ pub struct AuditEntry {
     pub outcome: String,
     /// Request id, when it came from a request.
     pub request_id: Option<String>,
+    /// Trace id of that request, while traces are exported.
+    pub trace_id: Option<String>,
     /// Extra JSON detail.
     pub detail: Option<String>,
 }

@@ -13,8 +13,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Postgres>,
 {
     sqlx::query(
-        "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(at(entry.at))
     .bind(&entry.key_id)
@@ -23,6 +23,7 @@ where
     .bind(&entry.target)
     .bind(&entry.outcome)
     .bind(&entry.request_id)
+    .bind(&entry.trace_id)
     .bind(&entry.detail)
     .execute(exec)
     .await?;

@@ -40,8 +40,8 @@ pub(super) async fn claim_next(conn: &mut PgConnection, claim: &Claim) -> StoreR
          RETURNING ",
         command_columns!(),
         "), audited AS (INSERT INTO audit_events \
-         (at, key_id, client_ip, action, target, outcome, request_id, detail) \
-         SELECT $5, $6, $7, $8, claimed.id, $9, $10, $11 FROM claimed) \
+         (at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail) \
+         SELECT $5, $6, $7, $8, claimed.id, $9, $10, $11, $12 FROM claimed) \
          SELECT ",
         command_columns!(),
         " FROM claimed"
@@ -56,6 +56,7 @@ pub(super) async fn claim_next(conn: &mut PgConnection, claim: &Claim) -> StoreR
     .bind(&audit.action)
     .bind(&audit.outcome)
     .bind(&audit.request_id)
+    .bind(&audit.trace_id)
     .bind(&audit.detail)
     .fetch_optional(&mut *tx)
     .await?;

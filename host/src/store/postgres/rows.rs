@@ -97,6 +97,7 @@ pub(super) fn audit(row: &PgRow) -> StoreResult<AuditRecord> {
             target: row.try_get("target")?,
             outcome: row.try_get("outcome")?,
             request_id: row.try_get("request_id")?,
+            trace_id: row.try_get("trace_id")?,
             detail: row.try_get("detail")?,
         },
     })

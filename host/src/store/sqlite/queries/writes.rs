@@ -227,8 +227,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
     sqlx::query(
-        "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(entry.at)
     .bind(entry.key_id.clone())
@@ -237,6 +237,7 @@ where
     .bind(entry.target.clone())
     .bind(entry.outcome.clone())
     .bind(entry.request_id.clone())
+    .bind(entry.trace_id.clone())
     .bind(entry.detail.clone())
     .execute(exec)
     .await?;
