@@ -89,11 +89,26 @@ where
             .boxed(),
         LogFormat::Text => logs.with_filter(filter).boxed(),
     };
-    let export = provider.map(|provider| {
+    let registry = Registry::default().with(logs);
+    // Without an exporter the subscriber has no exporting layer at all (not an absent one, which
+    // would enable every span call site and make the registry record spans no one reads).
+    let Some(provider) = provider else {
+        let _ = registry.try_init();
+        return;
+    };
+    let export = {
         let only_ours = Targets::new().with_target(traces::TARGET, LevelFilter::TRACE);
+        // No per-span thread, source location, target or busy/idle-time attributes, and no
+        // OpenTelemetry context switched on every poll: each costs allocations or clock reads
+        // on every request, and parents come from the span tree.
         tracing_opentelemetry::layer()
             .with_tracer(traces::tracer(provider))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_filter(only_ours)
-    });
-    let _ = Registry::default().with(logs).with(export).try_init();
+    };
+    let _ = registry.with(export).try_init();
 }

@@ -85,11 +85,11 @@ pub fn provider_from_env() -> Result<Option<SdkTracerProvider>, TraceSetupError>
 /// The span of one HTTP request (OpenTelemetry HTTP server conventions), continuing the trace of
 /// a W3C `traceparent` header, and its trace id; a disabled span and no id while nothing exports.
 pub fn request_span(method: &Method, route: &str, path: &str, headers: &HeaderMap) -> (Span, Option<String>) {
-    let name = format!("{method} {route}");
+    // The fields are evaluated only when the span is enabled.
     let span = tracing::info_span!(
         target: TARGET,
         "request",
-        otel.name = name,
+        otel.name = format!("{method} {route}"),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = %method,
