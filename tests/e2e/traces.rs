@@ -98,9 +98,11 @@ fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
         .unwrap_or_else(|| panic!("no span `{name}` among {names:?}"))
 }
 
-async fn exporting_gateway(receiver: &Receiver) -> Gateway {
+/// A gateway exporting to `receiver`, logging at `log_filter` (`RUST_LOG`).
+async fn exporting_gateway(receiver: &Receiver, log_filter: &str) -> Gateway {
     let mut gw = Gateway::start_with_plugins(Db::Sqlite, "").await;
     gw.restart_with_env(&[
+        ("RUST_LOG", log_filter),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_SERVICE_NAME", "rdev-e2e"),
@@ -111,8 +113,18 @@ async fn exporting_gateway(receiver: &Receiver) -> Gateway {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_command_is_one_trace_continuing_the_callers_traceparent() {
+    one_command_is_one_trace("info,sqlx=warn").await;
+}
+
+/// At debug level a log span wraps each request too: the trace's spans must not hang off it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_span_tree_is_the_same_with_debug_logs() {
+    one_command_is_one_trace("debug,sqlx=warn,hyper=info,h2=info,tower=info").await;
+}
+
+async fn one_command_is_one_trace(log_filter: &str) {
     let receiver = receiver().await;
-    let gw = exporting_gateway(&receiver).await;
+    let gw = exporting_gateway(&receiver, log_filter).await;
     let accepted = send(
         gw.request(Method::POST, "/v1/projects/demo/commands")
             .bearer_auth(&gw.admin_token)
@@ -186,7 +198,7 @@ async fn one_command_is_one_trace_continuing_the_callers_traceparent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_id_is_in_the_log_lines_of_its_request() {
     let receiver = receiver().await;
-    let gw = exporting_gateway(&receiver).await;
+    let gw = exporting_gateway(&receiver, "info,sqlx=warn").await;
     let trace = "0af7651916cd43dd8448eb211c80319c";
     let refused = send(
         gw.request(Method::GET, "/v1/projects")

@@ -50,7 +50,9 @@ pub async fn pipeline(State(state): State<AppState>, req: Request, next: Next) -
             next.run(req).await
         }
     };
-    let handled = handled.instrument(span.clone()).instrument(trace.clone());
+    // The trace span is the inner one, so that it is the current span wherever the handler opens
+    // child spans, also when the debug-level log span is on.
+    let handled = handled.instrument(trace.clone()).instrument(span.clone());
     let mut response = super::request_id::scope(id.clone(), trace_id.clone(), handled).await;
     let metrics = &state.metrics;
     let status = response.status();

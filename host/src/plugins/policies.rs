@@ -40,7 +40,7 @@ async fn traced_call<T>(
         }
         Err(e) => {
             span.record("rdev.plugin.digest", e.digest.as_deref());
-            span.record("rdev.plugin.verdict", Decision::failed(e, Instant::now()).verdict);
+            span.record("rdev.plugin.verdict", failure_verdict(e));
         }
     }
     answer
@@ -97,11 +97,21 @@ impl Decision {
     }
 
     fn failed(e: &PluginError, started: Instant) -> Self {
-        let verdict = match e.kind {
-            FailureKind::Overloaded => "overloaded",
-            FailureKind::Failed | FailureKind::Unavailable => "failed",
-        };
-        Self::new(&e.plugin, e.digest.clone(), verdict, Some(e.message.clone()), started)
+        Self::new(
+            &e.plugin,
+            e.digest.clone(),
+            failure_verdict(e),
+            Some(e.message.clone()),
+            started,
+        )
+    }
+}
+
+/// The verdict recorded for a call that failed.
+fn failure_verdict(e: &PluginError) -> &'static str {
+    match e.kind {
+        FailureKind::Overloaded => "overloaded",
+        FailureKind::Failed | FailureKind::Unavailable => "failed",
     }
 }
 
