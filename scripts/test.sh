@@ -37,6 +37,11 @@ if ! command -v openapi-spec-validator >/dev/null; then
   python3 -m pip install --quiet openapi-spec-validator
 fi
 
+# Webhook signatures are checked by the reference Standard Webhooks verifier.
+if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
+  python3 -m pip install --quiet standardwebhooks
+fi
+
 if [ -z "${RDEV_TEST_DATABASE_URL:-}" ]; then
   start_postgres
   export RDEV_TEST_DATABASE_URL="$PG_URL"

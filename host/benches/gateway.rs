@@ -118,7 +118,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// Benchmark 1; returns the authenticated throughput.
 async fn bench_projects(servers: &Servers) -> f64 {
-    let client = reqwest::Client::new();
+    let client = rdev::http_client();
     let ((base, token), (free_base, free_token)) = (&servers.limited, &servers.unlimited);
     let (mut bare, mut auth, mut free) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..LOAD_ROUNDS {
@@ -185,7 +185,7 @@ async fn read_events(resp: reqwest::Response, mut on_event: impl FnMut(&str, &st
 }
 
 async fn bench_stream(base: &str, token: &str, workspace: &std::path::Path) {
-    let client = reqwest::Client::new();
+    let client = rdev::http_client();
     let exe = std::env::current_exe().unwrap();
     // The emitter waits for the subscriber, so that every line is measured live.
     let script = format!(
@@ -253,7 +253,7 @@ async fn replay_fixture(data_dir: &std::path::Path) -> String {
 }
 
 async fn bench_replay(base: &str, token: &str, data_dir: &std::path::Path) {
-    let client = reqwest::Client::new();
+    let client = rdev::http_client();
     let id = replay_fixture(data_dir).await;
     let after = 200;
     let mut times = Vec::new();

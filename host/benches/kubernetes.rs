@@ -608,7 +608,7 @@ async fn run() {
     let config = gateway_config(dir.path().join("data"), dir.path().join("kubeconfig.yaml"));
     let (base, token) = start_gateway(config);
     let gw = Gateway {
-        client: reqwest::Client::new(),
+        client: rdev::http_client(),
         base,
         token,
     };

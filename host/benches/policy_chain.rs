@@ -262,7 +262,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let client = reqwest::Client::new();
+        let client = rdev::http_client();
         bench_chain(&client).await;
         bench_swap(&client).await;
     });

@@ -156,7 +156,7 @@ impl Cluster {
             replicas.push(replica);
         }
         let cluster = Cluster {
-            client: reqwest::Client::new(),
+            client: rdev::http_client(),
             token: token.expect("the first replica prints the admin token"),
             replicas,
             pool: sqlx::PgPool::connect(&database_url).await.unwrap(),

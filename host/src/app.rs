@@ -167,6 +167,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         notices,
     });
     commands.recover().await.context("cannot recover commands")?;
+    let webhooks = crate::webhooks::Subscriptions::new(
+        store.clone(),
+        plugins.clone(),
+        webhook_sealer(&config)?,
+        config.webhooks.clone(),
+    );
     Ok(AppState::new(Services {
         config,
         store,
@@ -180,7 +186,31 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         plugins,
         shutdown,
         replica,
+        webhooks,
     }))
+}
+
+/// What seals webhook secrets: keyed from the key-hashing secret, which replicas share (the
+/// authenticator created it).
+fn webhook_sealer(config: &Config) -> anyhow::Result<crate::webhooks::secrets::Sealer> {
+    let path = config.key_hash_secret_path();
+    let secret = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(crate::webhooks::secrets::Sealer::derive(&secret))
+}
+
+/// The webhook delivery workers of this process, if enabled.
+fn spawn_webhook_workers(state: &AppState) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !state.config.webhooks.enabled {
+        return Ok(None);
+    }
+    let dispatcher = crate::webhooks::Dispatcher::new(
+        state.store.clone(),
+        state.plugins.clone(),
+        (state.config.webhooks.clone(), webhook_sealer(&state.config)?),
+        state.metrics.clone(),
+        state.replica.id(),
+    )?;
+    Ok(Some(Arc::new(dispatcher).spawn(state.shutdown.clone())))
 }
 
 /// On the very first start (no key was ever created) creates an admin key; returns its token.
@@ -234,6 +264,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let peer_sweeper = state.commands.spawn_peer_sweeper();
     let debounce = Duration::from_millis(state.config.plugins_debounce_ms);
     crate::plugins::reload::spawn(state.plugins.clone(), debounce, state.shutdown.clone());
+    let webhook_workers = spawn_webhook_workers(&state)?;
     let token = bootstrap_admin(&state).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -255,7 +286,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     heartbeat.abort();
     state.replica.leave().await;
     state.shutdown.cancel();
-    for task in [refresher, sweeper, peers, peer_sweeper, revocations] {
+    for task in [refresher, sweeper, peers, peer_sweeper, revocations]
+        .into_iter()
+        .chain(webhook_workers)
+    {
         task.abort();
     }
     if tokio::time::timeout(Duration::from_secs(5), server).await.is_err() {

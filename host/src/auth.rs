@@ -15,13 +15,15 @@ use std::sync::Arc;
 use crate::store::KeyRecord;
 
 /// Permissions a key can carry. `admin` implies all others.
-pub const SCOPES: [&str; 7] = [
+pub const SCOPES: [&str; 9] = [
     "projects:read",
     "commands:run",
     "commands:read",
     "config:write",
     "audit:read",
     "metrics:read",
+    "webhooks:read",
+    "webhooks:write",
     "admin",
 ];
 

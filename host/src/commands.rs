@@ -29,7 +29,7 @@ use crate::exec::ExecBackend;
 use crate::plugins::{Decision, Policies, Refusal};
 use crate::projects::{Project, ProjectRegistry};
 use crate::replicas::{Notice, Notices, Replica};
-use crate::store::{AuditEntry, CommandRecord, CommandState, Store, StoreError, StoreResult, Transition};
+use crate::store::{AuditEntry, CommandRecord, CommandState, EventTag, Store, StoreError, StoreResult, Transition};
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
 use crate::time::now_ms;
@@ -65,6 +65,7 @@ impl Actor {
             request_id: self.request_id.clone(),
             trace_id: self.trace_id.clone(),
             detail,
+            event: None,
         }
     }
 }
@@ -144,7 +145,7 @@ impl std::fmt::Debug for Commands {
 /// reason, so that every change of every command is recorded the same way.
 fn state_change<'a>(
     actor: &Actor,
-    id: &'a str,
+    (id, project): (&'a str, &str),
     from: &'a [CommandState],
     to: CommandState,
     exit_code: Option<i32>,
@@ -157,6 +158,8 @@ fn state_change<'a>(
     };
     let detail = (exit_code.is_some() || reason.is_some())
         .then(|| serde_json::json!({ "exit_code": exit_code, "reason": reason }).to_string());
+    let mut audit = actor.audit(&format!("command.{event}"), id, to.as_str(), detail);
+    audit.event = Some(EventTag::new(audit.action.clone(), Some(project)));
     Transition {
         id,
         from,
@@ -164,7 +167,7 @@ fn state_change<'a>(
         exit_code,
         reason,
         at: now_ms(),
-        audit: actor.audit(&format!("command.{event}"), id, to.as_str(), detail),
+        audit,
     }
 }
 
@@ -236,7 +239,12 @@ impl Commands {
         }
         let cancelled = self
             .events
-            .end_queued(actor, &cmd.id, CommandState::Cancelled, "cancelled while queued")
+            .end_queued(
+                actor,
+                (&cmd.id, &cmd.project),
+                CommandState::Cancelled,
+                "cancelled while queued",
+            )
             .await?;
         if !cancelled {
             if let Some(mut done) = self.runner.stop(&cmd.id, StopReason::Cancelled) {

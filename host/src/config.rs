@@ -17,6 +17,7 @@ pub use crate::projects::{ProjectConfig, ProjectOverride, ProjectSettings};
 use crate::replicas::ReplicasConfig;
 use crate::store::DatabaseConfig;
 pub use crate::telemetry::LogFormat;
+use crate::webhooks::WebhooksConfig;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,8 @@ pub struct Config {
     pub project_defaults: ProjectSettings,
     /// Per-project overrides, keyed by project name.
     pub projects: BTreeMap<String, ProjectOverride>,
+    /// Webhook delivery.
+    pub webhooks: WebhooksConfig,
 }
 
 /// HTTP connection handling: read timeouts and the connection cap, which keep slow or idle
@@ -199,6 +202,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            webhooks: WebhooksConfig::default(),
             backend: BackendConfig::default(),
             commands: CommandsConfig::default(),
             project_defaults: ProjectSettings::default(),
@@ -281,6 +285,7 @@ impl Config {
         }
         self.http.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes must be at least 1024".into());
         }

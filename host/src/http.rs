@@ -16,6 +16,7 @@ mod projects;
 pub mod request_id;
 pub mod server;
 mod stream;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -83,6 +84,8 @@ pub struct Services {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// This process among the replicas.
     pub replica: Arc<crate::replicas::Replica>,
+    /// Webhook subscriptions.
+    pub webhooks: crate::webhooks::Subscriptions,
 }
 
 impl Services {
@@ -112,6 +115,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(plugins::list_plugins))
         .routes(routes!(plugins::reload_plugins))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::pause_webhook))
+        .routes(routes!(webhooks::resume_webhook))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::redeliver))
 }
 
 fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {

@@ -147,6 +147,16 @@ pub trait RequestValidator: Send + Sync {
     ) -> Result<Answer<Vec<FieldError>>, PluginError>;
 }
 
+/// A webhook body rendered by a formatter, checked by the host (a header-safe content type, a
+/// bounded body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The `content-type` to send.
+    pub content_type: String,
+    /// The body to send.
+    pub body: Vec<u8>,
+}
+
 /// Turns the raw inventory into the project list.
 #[async_trait]
 pub trait ProjectDiscovery: Send + Sync {

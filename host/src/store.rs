@@ -1,5 +1,5 @@
 //! Persistence contract: API keys, commands and their queue, replicas and their leases, output
-//! chunks and the audit log. Each database has its own implementation: SQLite
+//! chunks, the audit log and the webhook outbox. Each database has its own implementation: SQLite
 //! ([`SqliteStore`]: one writer with group commit, a bounded log, one process per file) and
 //! PostgreSQL ([`PostgresStore`]: its own types, advisory locks and `SKIP LOCKED` for replicas).
 //! The same contract suite runs on both.
@@ -11,12 +11,14 @@ mod postgres;
 mod records;
 mod settings;
 mod sqlite;
+mod webhooks;
 
 pub use errors::Fault;
 pub use postgres::PostgresStore;
 pub use records::*;
 pub use settings::{DatabaseConfig, SqliteSync};
 pub use sqlite::{LockError, ServingLock, SqliteStore};
+pub use webhooks::*;
 
 use std::sync::Arc;
 
@@ -67,7 +69,7 @@ pub enum Inserted {
 
 /// Everything the gateway persists.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OutboxStore + Send + Sync + 'static {
     /// Checks the database the way requests use it: a small write on the write path, then a read
     /// of what was written.
     async fn probe(&self) -> StoreResult<()>;
@@ -82,8 +84,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_keys(&self) -> StoreResult<Vec<KeyRecord>>;
     /// Number of keys ever created, revoked ones included.
     async fn count_keys(&self) -> StoreResult<i64>;
-    /// Marks a key revoked; false if it was unknown or already revoked.
-    async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// Marks a key revoked, with its audit row; false (and nothing audited) if it was unknown or
+    /// already revoked.
+    async fn revoke_key(&self, id: &str, at: i64, audit: Option<&AuditEntry>) -> StoreResult<bool>;
     /// Records that a key was used.
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()>;
 

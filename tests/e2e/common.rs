@@ -93,7 +93,7 @@ impl Gateway {
             child: None,
             logs: logs::Logs::default(),
             _tmp: Some(tmp),
-            client: reqwest::Client::new(),
+            client: rdev::http_client(),
         };
         gw.write_config();
         let mut lines = gw.launch(&[]);
@@ -127,7 +127,7 @@ impl Gateway {
             child: None,
             logs: logs::Logs::default(),
             _tmp: Some(tmp),
-            client: reqwest::Client::new(),
+            client: rdev::http_client(),
         };
         gw.write_config();
         gw.logs.secret(self.admin_token.clone());

@@ -150,6 +150,7 @@ impl Drop for Crowd {
 }
 
 async fn assert_served(url: &str, token: &str, what: &str) {
+    rdev::install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -200,7 +201,7 @@ async fn busy_streams(gw: &Gateway, count: usize) -> Vec<reqwest::Response> {
     gw.wait_state(&id, "running").await;
     let mut streams = Vec::new();
     for _ in 0..count {
-        let client = reqwest::Client::new();
+        let client = rdev::http_client();
         let stream = client
             .get(format!("{}/v1/commands/{id}/stream", gw.url))
             .bearer_auth(&gw.admin_token)
@@ -236,7 +237,7 @@ async fn over_the_cap_clients_get_503_and_probes_still_answer() {
     }
     drop(streams);
     wait_until(Duration::from_secs(20), || async {
-        let client = reqwest::Client::new();
+        let client = rdev::http_client();
         let reply = client
             .get(format!("{}/v1/projects", gw.url))
             .bearer_auth(&gw.admin_token)

@@ -28,6 +28,7 @@ async fn projects(gw: &Gateway, token: &str) -> Reply {
 /// A client whose connections come from `source` (any 127/8 address reaches the gateway).
 fn client_from(source: &str) -> reqwest::Client {
     let address: IpAddr = source.parse().unwrap();
+    rdev::install_tls_provider();
     reqwest::Client::builder().local_address(address).build().unwrap()
 }
 

@@ -32,3 +32,4 @@ mod smoke;
 mod store;
 mod streaming;
 mod traces;
+mod webhooks;

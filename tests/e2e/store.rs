@@ -84,9 +84,9 @@ async fn keys_round_trip_and_revoke(db: Db) {
     assert_eq!(s.count_keys().await.unwrap(), 1);
     s.touch_key("key_1", 5).await.unwrap();
     assert_eq!(s.get_key("key_1").await.unwrap().unwrap().last_used_at, Some(5));
-    assert!(s.revoke_key("key_1", 7).await.unwrap());
+    assert!(s.revoke_key("key_1", 7, None).await.unwrap());
     assert!(
-        !s.revoke_key("key_1", 8).await.unwrap(),
+        !s.revoke_key("key_1", 8, None).await.unwrap(),
         "a second revoke changes nothing"
     );
     assert_eq!(s.get_key("key_1").await.unwrap().unwrap().revoked_at, Some(7));

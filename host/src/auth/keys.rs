@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use super::token::{TokenHasher, key_id_of};
 use super::{AuthError, Principal};
 use crate::replicas::{Notice, Notices};
-use crate::store::{AuditEntry, KeyRecord, Store};
+use crate::store::{AuditEntry, EventTag, KeyRecord, Store};
 use crate::time::now_ms;
 
 /// How long a verified key record is trusted without re-reading it.
@@ -154,14 +154,21 @@ impl Authenticator {
         };
         let audit = audit.map(|a| AuditEntry {
             target: record.id.clone(),
+            event: Some(EventTag::new("key.created", None)),
             ..a
         });
         (record, token, audit)
     }
 
-    /// Revokes a key; open streams of that key are told at once.
-    pub async fn revoke(&self, id: &str) -> Result<bool, crate::store::StoreError> {
-        let done = self.store.revoke_key(id, now_ms()).await?;
+    /// Revokes a key, with its audit row (a `key.revoked` event); open streams of that key are
+    /// told at once.
+    pub async fn revoke(&self, id: &str, audit: Option<AuditEntry>) -> Result<bool, crate::store::StoreError> {
+        let audit = audit.map(|a| AuditEntry {
+            target: id.to_owned(),
+            event: Some(EventTag::new("key.revoked", None)),
+            ..a
+        });
+        let done = self.store.revoke_key(id, now_ms(), audit.as_ref()).await?;
         self.forget(id);
         self.notices.publish(Notice::KeyRevoked { key: id.to_owned() });
         Ok(done)

@@ -2,20 +2,28 @@
 //! audit row in one transaction, and only once committed is it published: to this replica's live
 //! streams, to the other replicas (notices), to metrics. Output goes through here too
 //! ([`OutputPublisher`]). What more a change must reach goes here, in one place: rows that must
-//! commit with the change (a webhook outbox) into the store's transaction, everything that
+//! commit with the change (its webhook event's outbox rows, through [`EventTag`]) into the store's
+//! transaction, everything that
 //! follows it into [`Events::publish`].
 
 use std::sync::Arc;
 
 use crate::replicas::{Notice, Notices};
 use crate::store::{
-    AuditEntry, Claim, CommandRecord, CommandState, Inserted, OutputChunk, Store, StoreResult, Transition,
+    AuditEntry, Claim, CommandRecord, CommandState, EventTag, Inserted, OutputChunk, Store, StoreResult, Transition,
 };
 use crate::streaming::OutputHub;
 use crate::telemetry::Metrics;
 use crate::telemetry::traces::CommandSpans;
 
 use super::{Actor, state_change};
+
+/// The audit row of a change, made a webhook event of its own action's name: its outbox rows
+/// commit with it.
+fn tagged(mut audit: AuditEntry, project: Option<&str>) -> AuditEntry {
+    audit.event = Some(EventTag::new(audit.action.clone(), project));
+    audit
+}
 
 /// Where every change of a command is committed and published.
 #[derive(Clone)]
@@ -80,7 +88,8 @@ impl Events {
     /// Stores a new command with its `command.accepted` audit row; counts it and wakes the
     /// replicas if it is new.
     pub(super) async fn record_accepted(&self, record: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        let inserted = self.store.insert_command(record, audit).await?;
+        let audit = tagged(audit.clone(), Some(&record.project));
+        let inserted = self.store.insert_command(record, &audit).await?;
         if matches!(inserted, Inserted::New) {
             self.spans.queued(&record.id);
             self.metrics.commands_accepted.inc();
@@ -90,15 +99,17 @@ impl Events {
         Ok(inserted)
     }
 
-    /// Stores the audit row of a command that was refused before it was stored.
-    pub(super) async fn record_rejected(&self, audit: &AuditEntry) -> StoreResult<()> {
-        self.store.append_audit(audit).await
+    /// Stores the audit row of a command of `project` that was refused before it was stored.
+    pub(super) async fn record_rejected(&self, project: &str, audit: &AuditEntry) -> StoreResult<()> {
+        self.store.append_audit(&tagged(audit.clone(), Some(project))).await
     }
 
     /// Claims the next queued command of a project for this replica (queued → running, with its
     /// `command.started` row), if the project has a free slot across all replicas.
     pub(super) async fn record_claimed(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
-        self.store.claim_next(claim).await
+        let mut claim = claim.clone();
+        claim.audit = tagged(claim.audit, Some(&claim.project));
+        self.store.claim_next(&claim).await
     }
 
     /// Commits a state change with its audit row and then publishes it; false (and nothing
@@ -115,11 +126,11 @@ impl Events {
     pub(super) async fn end_queued(
         &self,
         actor: &Actor,
-        id: &str,
+        command: (&str, &str),
         to: CommandState,
         reason: &str,
     ) -> StoreResult<bool> {
-        let change = state_change(actor, id, &[CommandState::Queued], to, None, Some(reason));
+        let change = state_change(actor, command, &[CommandState::Queued], to, None, Some(reason));
         self.change_state(&change).await
     }
 

@@ -201,7 +201,7 @@ impl Intake {
     async fn refused(&self, actor: &Actor, project: &Project, (refusal, decisions): Refused) -> CommandError {
         let detail = serde_json::json!({ "decisions": decisions, "reason": refusal.to_string() });
         let entry = actor.audit("command.rejected", &project.name, "rejected", Some(detail.to_string()));
-        if let Err(e) = self.events.record_rejected(&entry).await {
+        if let Err(e) = self.events.record_rejected(&project.name, &entry).await {
             return e.into();
         }
         CommandError::Refused(refusal, decisions)

@@ -79,7 +79,7 @@ impl Queue {
                 let actor = Actor::default();
                 self.inner
                     .events
-                    .end_queued(&actor, &next.id, CommandState::Failed, reason)
+                    .end_queued(&actor, (&next.id, &next.project), CommandState::Failed, reason)
                     .await?;
                 continue;
             };

@@ -57,7 +57,14 @@ impl Commands {
         };
         let running = &[CommandState::Running];
         let actor = Actor::default();
-        let change = state_change(&actor, &cmd.id, running, CommandState::Interrupted, None, Some(&reason));
+        let change = state_change(
+            &actor,
+            (&cmd.id, &cmd.project),
+            running,
+            CommandState::Interrupted,
+            None,
+            Some(&reason),
+        );
         if self.events.change_state(&change).await? {
             tracing::warn!(command_id = %cmd.id, %reason, "marked interrupted");
             self.events.slot_freed(&cmd.project);

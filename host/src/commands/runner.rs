@@ -193,7 +193,7 @@ impl Runner {
         span.record("rdev.exit_code", ending.exit_code);
         let change = state_change(
             &Actor::default(),
-            &cmd.id,
+            (&cmd.id, &cmd.project),
             &[CommandState::Running],
             ending.state,
             ending.exit_code,

@@ -156,6 +156,15 @@ async fn refresh_gauges(state: &AppState) {
         Ok(n) => metrics.commands_queued.set(n),
         Err(e) => tracing::debug!(error = %e, "could not count queued commands for the metrics"),
     }
+    let now = crate::time::now_ms();
+    match state.store.outbox_depth(now).await {
+        Ok(depth) => {
+            metrics.webhook_due.set(depth.due);
+            let age = depth.oldest_due_at.map_or(0, |at| (now - at).max(0));
+            metrics.webhook_oldest_due_age.set(age as f64 / 1000.0);
+        }
+        Err(e) => tracing::debug!(error = %e, "could not read the webhook backlog for the metrics"),
+    }
     let ready = readiness(state).await;
     let checks = [
         ("database", ready.database.ok),

@@ -205,7 +205,8 @@ pub async fn revoke_key(
         .await?
         .ok_or_else(|| ApiError::not_found("key"))?;
     if key.revoked_at.is_none() {
-        state.auth.revoke(&id).await?;
+        let audit = caller.actor().audit("key.revoke", &id, "revoked", None);
+        state.auth.revoke(&id, Some(audit)).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

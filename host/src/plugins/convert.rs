@@ -12,6 +12,33 @@ const MAX_FIELD_ERRORS: usize = 256;
 /// Most projects accepted from one discovery.
 const MAX_PROJECTS: usize = 10_000;
 
+/// A formatter's rendering, checked: the content type must be a plain `type/subtype[; params]`
+/// header value (no line breaks, so nothing can smuggle a header of its own) and the body at
+/// most `max_body` bytes.
+pub fn rendered(r: types::Rendered, max_body: usize) -> Result<super::Rendered, String> {
+    let ct = r.content_type.trim();
+    let media = ct.split(';').next().unwrap_or_default().trim();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    let header_safe = ct.len() <= 256 && ct.bytes().all(|b| (b' '..=b'~').contains(&b));
+    if !header_safe || !media.split_once('/').is_some_and(|(t, sub)| token(t) && token(sub)) {
+        return Err(format!("rendered an invalid content type {:?}", r.content_type));
+    }
+    if r.body.len() > max_body {
+        return Err(format!(
+            "rendered a body of {} bytes, more than the {max_body} allowed",
+            r.body.len()
+        ));
+    }
+    Ok(super::Rendered {
+        content_type: ct.to_owned(),
+        body: r.body,
+    })
+}
+
 /// A command in WIT form.
 pub fn command(spec: &PluginCommand) -> types::Command {
     types::Command {

@@ -19,7 +19,7 @@ use super::{
     Chains, CommandSanitizer, PassThroughDiscovery, PluginError, Policies, ProjectDiscovery, RequestValidator,
 };
 use super::{DiscoveredProject, InventoryItem};
-use crate::store::{AuditEntry, Store};
+use crate::store::{AuditEntry, EventTag, Store};
 use crate::telemetry::Metrics;
 
 /// What one reload did.
@@ -71,6 +71,15 @@ impl std::fmt::Debug for PluginManager {
             .field("plugins_dir", &self.inner.plugins_dir)
             .finish()
     }
+}
+
+/// Where a webhook delivery goes, as a formatter sees it.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    /// Subscription id.
+    pub subscription: String,
+    /// Receiver URL.
+    pub url: String,
 }
 
 /// Reads the plugin manifests from a configuration file again (on a reload).
@@ -165,6 +174,7 @@ impl PluginManager {
                     "config",
                     "failed",
                     serde_json::json!({ "error": error }),
+                    None,
                 )
                 .await;
                 let current = self.inner.slots.load().iter().map(|s| s.desired()).collect();
@@ -227,6 +237,7 @@ impl PluginManager {
                         &name,
                         "restored",
                         serde_json::json!({ "digest": digest }),
+                        None,
                     )
                     .await;
                 }
@@ -241,7 +252,14 @@ impl PluginManager {
         };
         match outcome {
             Ok(version) => {
-                let detail = serde_json::json!({ "digest": version.digest, "world": version.manifest.world });
+                let previous = slot.active().map(|v| v.digest.clone());
+                let detail = serde_json::json!({ "digest": version.digest, "world": version.manifest.world,
+                    "previous_digest": previous });
+                let event = if previous.is_some() {
+                    "plugin.swapped"
+                } else {
+                    "plugin.loaded"
+                };
                 tracing::info!(plugin = %name, digest = %version.digest, origin = ?version.origin, "plugin version loaded");
                 self.inner
                     .metrics
@@ -249,7 +267,8 @@ impl PluginManager {
                     .with_label_values(&[&name, "loaded"])
                     .inc();
                 slot.activate(version);
-                self.audit("plugin.loaded", &name, "loaded", detail).await;
+                let tag = EventTag::new(event, None);
+                self.audit("plugin.loaded", &name, "loaded", detail, Some(tag)).await;
                 report.loaded.push(name);
             }
             Err(error) => {
@@ -269,7 +288,9 @@ impl PluginManager {
                     .inc();
                 slot.record_attempt(Some(error.clone()));
                 let detail = serde_json::json!({ "error": error, "serving_digest": serving });
-                self.audit("plugin.load_failed", &name, "failed", detail).await;
+                let tag = EventTag::new("plugin.load_failed", None);
+                self.audit("plugin.load_failed", &name, "failed", detail, Some(tag))
+                    .await;
                 report.failed.push(ReloadFailure { plugin: name, error });
             }
         }
@@ -296,7 +317,14 @@ impl PluginManager {
         }
     }
 
-    async fn audit(&self, action: &str, target: &str, outcome: &str, detail: serde_json::Value) {
+    async fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+        event: Option<EventTag>,
+    ) {
         let entry = AuditEntry {
             at: crate::time::now_ms(),
             key_id: None,
@@ -307,10 +335,49 @@ impl PluginManager {
             request_id: None,
             trace_id: None,
             detail: Some(detail.to_string()),
+            event,
         };
         if let Err(e) = self.inner.store.append_audit(&entry).await {
             tracing::error!(error = %e, action, "could not audit a plugin event");
         }
+    }
+
+    /// Renders a webhook event with the formatter plugin `name`.
+    pub async fn format(
+        &self,
+        name: &str,
+        event_type: &str,
+        event: &str,
+        target: &WebhookTarget,
+        max_body: usize,
+    ) -> Result<super::Rendered, PluginError> {
+        let slot = self
+            .inner
+            .slots
+            .load()
+            .iter()
+            .find(|s| s.name() == name && s.desired().world == World::WebhookFormatter)
+            .cloned()
+            .ok_or_else(|| PluginError {
+                plugin: name.to_owned(),
+                digest: None,
+                message: "is not a configured webhook formatter".to_owned(),
+                kind: super::FailureKind::Unavailable,
+            })?;
+        let target = super::bindings::types::WebhookTarget {
+            subscription: target.subscription.clone(),
+            url: target.url.clone(),
+        };
+        slot.format(event_type, event, &target, max_body).await
+    }
+
+    /// Whether `name` is a configured webhook formatter.
+    pub fn is_formatter(&self, name: &str) -> bool {
+        self.inner
+            .slots
+            .load()
+            .iter()
+            .any(|s| s.name() == name && s.desired().world == World::WebhookFormatter)
     }
 
     fn discovery_slot(&self) -> Option<Arc<Slot>> {

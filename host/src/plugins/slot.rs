@@ -306,6 +306,25 @@ impl RequestValidator for Slot {
 }
 
 impl Slot {
+    /// Renders a webhook event; the rendering is checked (a content type that is a valid header
+    /// value, at most `max_body` bytes), and any failure is an error, never a body.
+    pub async fn format(
+        &self,
+        event_type: &str,
+        event: &str,
+        target: &super::bindings::types::WebhookTarget,
+        max_body: usize,
+    ) -> Result<super::Rendered, PluginError> {
+        let version = self.serving()?;
+        let started = Instant::now();
+        let result = match version.format(event_type, event, target).await {
+            Ok(Ok(rendered)) => convert::rendered(rendered, max_body).map_err(CallError::BadOutput),
+            Ok(Err(message)) => Err(CallError::BadOutput(format!("reported an error: {message}"))),
+            Err(e) => Err(e),
+        };
+        self.finish(&version, started, result, |_| "ok").map(|a| a.value)
+    }
+
     /// The projects of an inventory, checked so that discovery never widens visibility.
     pub async fn discover(
         &self,

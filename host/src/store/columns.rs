@@ -28,3 +28,20 @@ macro_rules! audit_columns {
         "id, at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail"
     };
 }
+macro_rules! subscription_columns {
+    () => {
+        "id, url, events, projects, formatter, description, output_tail_bytes, secret, previous_secret, \
+         previous_secret_until, state, disabled_reason, failing_since, created_at, updated_at"
+    };
+}
+macro_rules! delivery_columns {
+    () => {
+        "id, subscription_id, event_id, event_type, project, state, attempts, attempts_total, due_at, \
+         last_status, last_error, created_at, finished_at"
+    };
+}
+macro_rules! attempt_columns {
+    () => {
+        "delivery_id, attempt, at, status, latency_ms, error_class, error, response"
+    };
+}

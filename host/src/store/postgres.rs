@@ -71,6 +71,9 @@ macro_rules! write_on {
     }};
 }
 
+// After `write_on!`, which it uses.
+mod webhooks;
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn probe(&self) -> StoreResult<()> {
@@ -98,8 +101,8 @@ impl Store for PostgresStore {
         keys::count(&self.pool).await
     }
 
-    async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
-        write_on!(self, |conn| keys::revoke(&mut conn, id, at))
+    async fn revoke_key(&self, id: &str, at: i64, audit: Option<&AuditEntry>) -> StoreResult<bool> {
+        write_on!(self, |conn| keys::revoke(&mut conn, id, at, audit))
     }
 
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()> {
@@ -193,7 +196,7 @@ impl Store for PostgresStore {
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        write_on!(self, |conn| audit::insert_audit(&mut *conn, entry))
+        write_on!(self, |conn| audit::append(&mut conn, entry))
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {

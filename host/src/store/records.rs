@@ -239,6 +239,37 @@ pub struct AuditEntry {
     pub trace_id: Option<String>,
     /// Extra JSON detail.
     pub detail: Option<String>,
+    /// Set when this row is also a webhook event: the store then writes its outbox rows (a
+    /// delivery per matching subscription) in the same transaction. Not stored as such.
+    pub event: Option<EventTag>,
+}
+
+/// What makes an audit row a webhook event: its type and what subscriptions match on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTag {
+    /// Event type, e.g. `command.succeeded`.
+    pub kind: String,
+    /// The project it concerns, if any (subscriptions may be limited to projects).
+    pub project: Option<String>,
+    /// Only this subscription, whatever its event filter (a test event).
+    pub subscription: Option<String>,
+}
+
+impl EventTag {
+    /// An event of `kind` about `project`, for every subscription that matches it.
+    pub fn new(kind: impl Into<String>, project: Option<&str>) -> Self {
+        Self {
+            kind: kind.into(),
+            project: project.map(str::to_owned),
+            subscription: None,
+        }
+    }
+
+    /// The event-filter patterns that match this event: its type, its family (`command.*`), `*`.
+    pub fn patterns(&self) -> [String; 3] {
+        let family = self.kind.split('.').next().unwrap_or_default();
+        [self.kind.clone(), format!("{family}.*"), "*".to_owned()]
+    }
 }
 
 /// A stored audit event.

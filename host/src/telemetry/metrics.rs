@@ -42,6 +42,14 @@ pub struct Metrics {
     /// Readiness as `/ready` reports it, by check (`database`, `backend`, `lease`,
     /// `accepting_commands`, and `all`): 1 ready, 0 not.
     pub ready: IntGaugeVec,
+    /// Webhook delivery attempts by outcome (`succeeded`, `retrying`, `failed`, `lost_claim`).
+    pub webhook_attempts: IntCounterVec,
+    /// Webhook attempt latency (formatting, connecting, sending, reading the response).
+    pub webhook_attempt_duration: HistogramVec,
+    /// Webhook deliveries due and not yet sent, all replicas (read at each scrape).
+    pub webhook_due: IntGauge,
+    /// Seconds the oldest due webhook delivery has waited (read at each scrape).
+    pub webhook_oldest_due_age: prometheus::Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,6 +139,24 @@ impl Metrics {
             &["check"],
         )
         .expect("valid metric");
+        let webhook_attempts = IntCounterVec::new(
+            Opts::new("rdev_webhook_attempts_total", "Webhook delivery attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let webhook_attempt_duration = HistogramVec::new(
+            HistogramOpts::new("rdev_webhook_attempt_duration_seconds", "Webhook attempt latency")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0]),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let webhook_due = IntGauge::new("rdev_webhook_deliveries_due", "Webhook deliveries due and not yet sent")
+            .expect("valid metric");
+        let webhook_oldest_due_age = prometheus::Gauge::new(
+            "rdev_webhook_oldest_due_age_seconds",
+            "Seconds the oldest due webhook delivery has waited",
+        )
+        .expect("valid metric");
         let metrics = Self {
             registry,
             http_requests,
@@ -149,8 +175,12 @@ impl Metrics {
             key_store_reads,
             commands_queued,
             ready,
+            webhook_attempts,
+            webhook_attempt_duration,
+            webhook_due,
+            webhook_oldest_due_age,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 20] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.auth_failures.clone()),
@@ -167,6 +197,10 @@ impl Metrics {
             Box::new(metrics.key_store_reads.clone()),
             Box::new(metrics.commands_queued.clone()),
             Box::new(metrics.ready.clone()),
+            Box::new(metrics.webhook_attempts.clone()),
+            Box::new(metrics.webhook_attempt_duration.clone()),
+            Box::new(metrics.webhook_due.clone()),
+            Box::new(metrics.webhook_oldest_due_age.clone()),
         ];
         for collector in collectors {
             metrics.registry.register(collector).expect("metric names are unique");

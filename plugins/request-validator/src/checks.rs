@@ -9,6 +9,9 @@ pub const SCOPES: &[&str] = &[
     "commands:read",
     "config:write",
     "audit:read",
+    "metrics:read",
+    "webhooks:read",
+    "webhooks:write",
     "admin",
 ];
 

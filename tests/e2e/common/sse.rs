@@ -22,7 +22,7 @@ pub struct SseStream {
 
 impl SseStream {
     pub async fn open(url: &str, token: &str, last_event_id: Option<&str>) -> SseStream {
-        let mut req = reqwest::Client::new().get(url).bearer_auth(token);
+        let mut req = rdev::http_client().get(url).bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
@@ -98,7 +98,7 @@ pub fn output_text(events: &[SseEvent]) -> String {
 /// Every event of a stream, read as one body before decoding, so that a character split
 /// across network chunks is never mangled by the client. Only for streams that end.
 pub async fn collect_whole(url: &str, token: &str) -> Vec<SseEvent> {
-    let resp = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+    let resp = rdev::http_client().get(url).bearer_auth(token).send().await.unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
     let body = tokio::time::timeout(Duration::from_secs(60), resp.bytes())
         .await

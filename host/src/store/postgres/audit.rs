@@ -1,6 +1,6 @@
 //! The audit log and the readiness probe on PostgreSQL.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::rows::{self, at};
 use crate::store::{AuditEntry, AuditQuery, AuditRecord, StoreResult};
@@ -8,13 +8,12 @@ use crate::store::{AuditEntry, AuditQuery, AuditRecord, StoreResult};
 /// Bytes the readiness probe writes: enough to need new pages in the log, as real writes do.
 const PROBE_BYTES: usize = 16 * 1024;
 
-pub(super) async fn insert_audit<'e, E>(exec: E, entry: &AuditEntry) -> StoreResult<()>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
-{
-    sqlx::query(
+/// Appends an audit row and, if it is a webhook event, its outbox rows, on the caller's
+/// connection (and so in the caller's transaction).
+pub(super) async fn insert_audit(conn: &mut PgConnection, entry: &AuditEntry) -> StoreResult<()> {
+    let row = sqlx::query(
         "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(at(entry.at))
     .bind(&entry.key_id)
@@ -25,8 +24,19 @@ where
     .bind(&entry.request_id)
     .bind(&entry.trace_id)
     .bind(&entry.detail)
-    .execute(exec)
+    .fetch_one(&mut *conn)
     .await?;
+    if let Some(tag) = &entry.event {
+        super::webhooks::insert_deliveries(conn, row.try_get("id")?, entry.at, tag).await?;
+    }
+    Ok(())
+}
+
+/// Appends one audit row (and its outbox rows) in a transaction of its own.
+pub(super) async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> StoreResult<()> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    insert_audit(&mut tx, entry).await?;
+    tx.commit().await?;
     Ok(())
 }
 

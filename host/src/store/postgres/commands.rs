@@ -52,7 +52,7 @@ pub(super) async fn insert(conn: &mut PgConnection, cmd: &CommandRecord, audit: 
         tx.commit().await?;
         return Ok(Inserted::Existing(Box::new(rows::command(&row)?)));
     }
-    insert_audit(&mut *tx, audit).await?;
+    insert_audit(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(Inserted::New)
 }
@@ -154,7 +154,7 @@ pub(super) async fn transition(conn: &mut PgConnection, change: &Transition<'_>)
         tx.rollback().await?;
         return Ok(false);
     }
-    insert_audit(&mut *tx, &change.audit).await?;
+    insert_audit(&mut tx, &change.audit).await?;
     tx.commit().await?;
     Ok(true)
 }

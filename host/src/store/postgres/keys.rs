@@ -59,7 +59,7 @@ async fn insert_row(
     .execute(&mut **tx)
     .await?;
     if let Some(entry) = audit {
-        insert_audit(&mut **tx, entry).await?;
+        insert_audit(tx, entry).await?;
     }
     Ok(())
 }
@@ -90,13 +90,24 @@ pub(super) async fn count(pool: &PgPool) -> StoreResult<i64> {
     Ok(row.try_get("n")?)
 }
 
-pub(super) async fn revoke(conn: &mut PgConnection, id: &str, when: i64) -> StoreResult<bool> {
+pub(super) async fn revoke(
+    conn: &mut PgConnection,
+    id: &str,
+    when: i64,
+    audit: Option<&AuditEntry>,
+) -> StoreResult<bool> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(at(when))
         .bind(id)
-        .execute(conn)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    let revoked = done.rows_affected() == 1;
+    if let Some(entry) = audit.filter(|_| revoked) {
+        insert_audit(&mut tx, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
 }
 
 pub(super) async fn touch(conn: &mut PgConnection, id: &str, when: i64) -> StoreResult<()> {

@@ -26,42 +26,33 @@ pub(super) async fn advisory_lock(tx: &mut Transaction<'_, Postgres>, name: &str
 
 /// The claim: the advisory lock first, then one statement (so that its snapshot is taken once
 /// earlier claims of the project are committed) that takes the next queued row if the owner's row
-/// exists and the project has a free slot, and writes the `command.started` row.
+/// exists and the project has a free slot; then the `command.started` row (with its outbox rows).
 pub(super) async fn claim_next(conn: &mut PgConnection, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
     let mut tx = conn.begin().await?;
     advisory_lock(&mut tx, &format!("claims:{}", claim.project)).await?;
-    let audit = &claim.audit;
     let row = sqlx::query(concat!(
-        "WITH claimed AS (UPDATE commands SET state = 'running', started_at = $1, owner = $2 WHERE id = \
+        "UPDATE commands SET state = 'running', started_at = $1, owner = $2 WHERE id = \
          (SELECT id FROM commands WHERE project = $3 AND state = 'queued' \
           ORDER BY priority DESC, queue_seq ASC LIMIT 1 FOR UPDATE SKIP LOCKED) \
          AND EXISTS (SELECT 1 FROM replicas WHERE id = $2) \
          AND (SELECT COUNT(*) FROM commands WHERE project = $3 AND state = 'running') < $4 \
          RETURNING ",
-        command_columns!(),
-        "), audited AS (INSERT INTO audit_events \
-         (at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail) \
-         SELECT $5, $6, $7, $8, claimed.id, $9, $10, $11, $12 FROM claimed) \
-         SELECT ",
-        command_columns!(),
-        " FROM claimed"
+        command_columns!()
     ))
     .bind(at(claim.at))
     .bind(&claim.owner)
     .bind(&claim.project)
     .bind(claim.limit)
-    .bind(at(audit.at))
-    .bind(&audit.key_id)
-    .bind(&audit.client_ip)
-    .bind(&audit.action)
-    .bind(&audit.outcome)
-    .bind(&audit.request_id)
-    .bind(&audit.trace_id)
-    .bind(&audit.detail)
     .fetch_optional(&mut *tx)
     .await?;
+    let claimed = row.as_ref().map(rows::command).transpose()?;
+    if let Some(cmd) = &claimed {
+        let mut audit = claim.audit.clone();
+        audit.target.clone_from(&cmd.id);
+        super::audit::insert_audit(&mut tx, &audit).await?;
+    }
     tx.commit().await?;
-    row.as_ref().map(rows::command).transpose()
+    Ok(claimed)
 }
 
 pub(super) async fn orphans(pool: &PgPool) -> StoreResult<Vec<CommandRecord>> {

@@ -28,11 +28,11 @@ pub(super) fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
-fn ms_of(row: &PgRow, column: &str) -> StoreResult<i64> {
+pub(super) fn ms_of(row: &PgRow, column: &str) -> StoreResult<i64> {
     Ok(ms(row.try_get(column)?))
 }
 
-fn maybe_ms_of(row: &PgRow, column: &str) -> StoreResult<Option<i64>> {
+pub(super) fn maybe_ms_of(row: &PgRow, column: &str) -> StoreResult<Option<i64>> {
     Ok(row.try_get::<Option<OffsetDateTime>, _>(column)?.map(ms))
 }
 
@@ -99,6 +99,7 @@ pub(super) fn audit(row: &PgRow) -> StoreResult<AuditRecord> {
             request_id: row.try_get("request_id")?,
             trace_id: row.try_get("trace_id")?,
             detail: row.try_get("detail")?,
+            event: None,
         },
     })
 }

@@ -23,6 +23,7 @@ pub struct SqliteStore {
 }
 
 mod ownership;
+mod webhooks;
 mod writes;
 
 impl SqliteStore {
@@ -142,6 +143,7 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
             request_id: row.try_get("request_id")?,
             trace_id: row.try_get("trace_id")?,
             detail: row.try_get("detail")?,
+            event: None,
         },
     })
 }
@@ -200,10 +202,10 @@ impl Store for SqliteStore {
         Ok(row.try_get("n")?)
     }
 
-    async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
-        let id = id.to_owned();
+    async fn revoke_key(&self, id: &str, at: i64, audit: Option<&AuditEntry>) -> StoreResult<bool> {
+        let (id, audit) = (id.to_owned(), audit.cloned());
         self.write(Box::new(move |conn| {
-            Box::pin(async move { writes::revoke_key(conn, &id, at).await })
+            Box::pin(async move { writes::revoke_key(conn, &id, at, audit.as_ref()).await })
         }))
         .await
     }

@@ -171,7 +171,7 @@ async fn claim_next(conn: &mut SqliteConnection, claim: &Claim) -> StoreResult<O
         .await?;
     let mut audit = claim.audit.clone();
     audit.target.clone_from(&cmd.id);
-    writes::insert_audit(&mut *tx, &audit).await?;
+    writes::insert_audit(&mut tx, &audit).await?;
     tx.commit().await?;
     cmd.state = crate::store::CommandState::Running;
     cmd.started_at = Some(claim.at);

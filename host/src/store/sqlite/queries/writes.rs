@@ -77,18 +77,29 @@ async fn insert_key_row(
     .execute(&mut **tx)
     .await?;
     if let Some(entry) = audit {
-        insert_audit(&mut **tx, entry).await?;
+        insert_audit(tx, entry).await?;
     }
     Ok(())
 }
 
-pub(super) async fn revoke_key(conn: &mut SqliteConnection, id: &str, at: i64) -> StoreResult<bool> {
+pub(super) async fn revoke_key(
+    conn: &mut SqliteConnection,
+    id: &str,
+    at: i64,
+    audit: Option<&AuditEntry>,
+) -> StoreResult<bool> {
+    let mut tx = conn.begin().await?;
     let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(at)
         .bind(id.to_owned())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() == 1)
+    let revoked = done.rows_affected() == 1;
+    if let Some(entry) = audit.filter(|_| revoked) {
+        insert_audit(&mut tx, entry).await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
 }
 
 pub(super) async fn touch_key(conn: &mut SqliteConnection, id: &str, at: i64) -> StoreResult<()> {
@@ -146,7 +157,7 @@ pub(super) async fn insert_command(
         tx.commit().await?;
         return Ok(Inserted::Existing(Box::new(command_from_row(&row)?)));
     }
-    insert_audit(&mut *tx, audit).await?;
+    insert_audit(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(Inserted::New)
 }
@@ -180,7 +191,7 @@ pub(super) async fn transition(conn: &mut SqliteConnection, change: &Transition<
         tx.rollback().await?;
         return Ok(false);
     }
-    insert_audit(&mut *tx, &change.audit).await?;
+    insert_audit(&mut tx, &change.audit).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -219,16 +230,18 @@ pub(super) async fn append_output(conn: &mut SqliteConnection, chunks: &[OutputC
 }
 
 pub(super) async fn append_audit(conn: &mut SqliteConnection, entry: &AuditEntry) -> StoreResult<()> {
-    insert_audit(&mut *conn, entry).await
+    let mut tx = conn.begin().await?;
+    insert_audit(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
-pub(super) async fn insert_audit<'e, E>(exec: E, entry: &AuditEntry) -> StoreResult<()>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    sqlx::query(
+/// Appends an audit row and, if it is a webhook event, its outbox rows, on the caller's
+/// connection (and so in the caller's transaction).
+pub(super) async fn insert_audit(conn: &mut SqliteConnection, entry: &AuditEntry) -> StoreResult<()> {
+    let row = sqlx::query(
         "INSERT INTO audit_events (at, key_id, client_ip, action, target, outcome, request_id, trace_id, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
     .bind(entry.at)
     .bind(entry.key_id.clone())
@@ -239,7 +252,10 @@ where
     .bind(entry.request_id.clone())
     .bind(entry.trace_id.clone())
     .bind(entry.detail.clone())
-    .execute(exec)
+    .fetch_one(&mut *conn)
     .await?;
+    if let Some(tag) = &entry.event {
+        super::webhooks::insert_deliveries(conn, row.try_get("id")?, entry.at, tag).await?;
+    }
     Ok(())
 }
