@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::{Db, Gateway, Reply, send};
 
 /// Every route the server has (host/src/http.rs), as (method, path template).
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 34] = [
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/openapi.json"),
@@ -33,6 +33,18 @@ const ROUTES: [(&str, &str); 22] = [
     ("get", "/v1/audit"),
     ("get", "/v1/plugins"),
     ("post", "/v1/plugins/reload"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
+    ("put", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/{id}/rotate-secret"),
+    ("post", "/v1/webhooks/{id}/pause"),
+    ("post", "/v1/webhooks/{id}/resume"),
+    ("post", "/v1/webhooks/{id}/test"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
+    ("get", "/v1/webhooks/{id}/deliveries/{delivery}"),
+    ("post", "/v1/webhooks/{id}/deliveries/{delivery}/redeliver"),
 ];
 
 /// Asserts the error envelope: status, code, a message, and a request id equal to the header's.

@@ -212,6 +212,7 @@ pub struct DeliveryPage {
 
 /// Filters of the delivery log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryParams {
     /// Only deliveries in this state.
