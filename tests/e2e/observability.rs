@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use fake_apiserver::FakeApiServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::backends::{NAMESPACE, kubernetes_config, workspace_pod};
-use crate::common::{Db, Gateway, send};
+use crate::common::{Db, Gateway, send, wait_until};
 
 const DASHBOARD: &str = "grafana/rdev-dashboard.json";
 const RULES: &str = "prometheus/rdev-alerts.yml";
@@ -20,6 +21,10 @@ const RULE_TESTS: &str = "prometheus/rdev-alerts.test.yml";
 /// A tier whose keys may make one request (its bucket refills once in 1000 s): the second is
 /// refused, whatever the machine's speed.
 const ONE_REQUEST_TIER: &str = "[limits.tiers.once]\nrequests_per_second = 0.001\nburst = 1\n";
+
+/// Webhook deliveries may reach a receiver on loopback.
+const LOOPBACK_WEBHOOKS: &str =
+    "[webhooks]\nallow_http = true\nallowed_targets = [\"127.0.0.1/32\"]\npoll_interval_ms = 50\n";
 
 /// Labels Prometheus attaches to every series it scrapes.
 const TARGET_LABELS: &[&str] = &["job", "instance"];
@@ -291,11 +296,11 @@ impl Exposition {
 /// The `/metrics` text of a gateway that did a bit of everything, since a labelled family has
 /// series only once a label set was used: on the Kubernetes backend (the fake API server), so
 /// that the API-call counter has series, with the default plugins, it ran a command, refused one
-/// by policy, refused a bad token and refused a key past its rate limit.
+/// by policy, refused a bad token, refused a key past its rate limit and delivered a webhook.
 async fn metrics_after_representative_work() -> String {
     let cluster = FakeApiServer::start().await;
     let pods = tempfile::tempdir().unwrap();
-    let config = kubernetes_config(&cluster, pods.path()) + ONE_REQUEST_TIER;
+    let config = kubernetes_config(&cluster, pods.path()) + ONE_REQUEST_TIER + LOOPBACK_WEBHOOKS;
     let gw = Gateway::start_with_plugins(Db::Sqlite, &config).await;
     let workspace = pods.path().join("web");
     std::fs::create_dir_all(&workspace).unwrap();
@@ -327,10 +332,35 @@ async fn metrics_after_representative_work() -> String {
     );
     let (status, refused) = gw.call(Method::GET, "/v1/projects", token, None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    deliver_a_webhook(&gw).await;
 
     let metrics = send(gw.request(Method::GET, "/metrics")).await;
     assert_eq!(metrics.status, StatusCode::OK);
     metrics.body.as_str().expect("plain text").to_owned()
+}
+
+/// Sends a test event to a receiver on loopback and waits until its attempt is counted.
+async fn deliver_a_webhook(gw: &Gateway) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let receiver = axum::Router::new().route("/hook", axum::routing::post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let (status, created) = gw
+        .post("/v1/webhooks", json!({"url": url, "events": ["webhook.test"]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    gw.logs.secret(created["secret"].as_str().expect("a secret"));
+    let id = created["id"].as_str().expect("an id");
+    assert_eq!(
+        gw.post(&format!("/v1/webhooks/{id}/test"), json!({})).await.0,
+        StatusCode::ACCEPTED
+    );
+    wait_until(Duration::from_secs(60), || async {
+        let text = send(gw.request(Method::GET, "/metrics")).await.body;
+        text.as_str()
+            .is_some_and(|t| t.contains("rdev_webhook_attempts_total{outcome=\"succeeded\"} 1"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,10 @@
 //! receivers are retried on the schedule, 410 disables, a crash mid-backoff loses nothing, and
 //! internal addresses are refused.
 
+mod isolation;
+mod operations;
+mod rebinding;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +31,7 @@ struct Received {
 }
 
 /// An HTTP receiver on loopback that records every request and answers the statuses queued in
-/// `script` (then 200).
+/// `script` (then 200); a queued `0` never answers (the request hangs).
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
@@ -56,6 +60,9 @@ impl Receiver {
                         body: body.to_vec(),
                         answered: answer,
                     });
+                    if answer == 0 {
+                        std::future::pending::<()>().await;
+                    }
                     (StatusCode::from_u16(answer).unwrap(), "ok")
                 }
             }),
@@ -68,6 +75,11 @@ impl Receiver {
 
     fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
+    }
+
+    /// A receiver that never answers.
+    async fn hanging() -> (Receiver, String) {
+        Self::start(&[0; 64]).await
     }
 }
 

@@ -203,15 +203,5 @@ pub(super) async fn output_after(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutputChunk {
-                command_id: command_id.to_owned(),
-                seq: r.try_get("seq")?,
-                stream: r.try_get("stream")?,
-                text: String::from_utf8(r.try_get("data")?)
-                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| super::rows::output_chunk(command_id, r)).collect()
 }

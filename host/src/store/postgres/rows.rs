@@ -7,7 +7,8 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use crate::store::{
-    AuditEntry, AuditRecord, CommandRecord, CommandState, KeyRecord, ReplicaRecord, StoreError, StoreResult,
+    AuditEntry, AuditRecord, CommandRecord, CommandState, KeyRecord, OutputChunk, ReplicaRecord, StoreError,
+    StoreResult,
 };
 
 /// Unix milliseconds as a timestamp; out-of-range values saturate (a horizon of `i64::MAX`
@@ -66,9 +67,7 @@ pub(super) fn command(row: &PgRow) -> StoreResult<CommandRecord> {
         project: row.try_get("project")?,
         kind: row.try_get("kind")?,
         spec: row.try_get::<serde_json::Value, _>("spec")?.to_string(),
-        state: state
-            .parse::<CommandState>()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        state: state.parse::<CommandState>().map_err(corrupt)?,
         priority: row.try_get("priority")?,
         timeout_secs: row.try_get("timeout_secs")?,
         exit_code: row.try_get("exit_code")?,
@@ -101,6 +100,21 @@ pub(super) fn audit(row: &PgRow) -> StoreResult<AuditRecord> {
             detail: row.try_get("detail")?,
             event: None,
         },
+    })
+}
+
+/// A stored value the records cannot hold (an unknown state, text that is not UTF-8).
+pub(super) fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// One `command_output` row (`seq`, `stream`, `data`) of `command_id`.
+pub(super) fn output_chunk(command_id: &str, row: &PgRow) -> StoreResult<OutputChunk> {
+    Ok(OutputChunk {
+        command_id: command_id.to_owned(),
+        seq: row.try_get("seq")?,
+        stream: row.try_get("stream")?,
+        text: String::from_utf8(row.try_get("data")?).map_err(corrupt)?,
     })
 }
 

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, Row};
 
 use super::audit::insert_audit;
-use super::rows::{self, at, maybe_ms_of, ms_of};
+use super::rows::{self, at, corrupt, maybe_ms_of, ms_of};
 use super::{PostgresStore, settle};
 use crate::store::{
     AfterAttempt, AttemptRecord, AttemptResult, AuditEntry, AuditRecord, DeliveryClaim, DeliveryQuery, DeliveryRecord,
@@ -98,30 +98,37 @@ fn attempt_from_row(row: &PgRow) -> StoreResult<AttemptRecord> {
     })
 }
 
+/// Binds a subscription's columns as `$1`…`$15`, in the order of `subscription_columns!`.
+fn bind_subscription<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    sub: &'q SubscriptionRecord,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&sub.id)
+        .bind(&sub.url)
+        .bind(Json(&sub.events))
+        .bind(sub.projects.as_ref().map(Json))
+        .bind(&sub.formatter)
+        .bind(&sub.description)
+        .bind(sub.output_tail_bytes)
+        .bind(&sub.secret)
+        .bind(sub.previous_secret.as_ref().map(|p| p.0.clone()))
+        .bind(sub.previous_secret.as_ref().map(|p| at(p.1)))
+        .bind(sub.state.as_str())
+        .bind(&sub.disabled_reason)
+        .bind(sub.failing_since.map(at))
+        .bind(at(sub.created_at))
+        .bind(at(sub.updated_at))
+}
+
 async fn insert_subscription(conn: &mut PgConnection, sub: &SubscriptionRecord, audit: &AuditEntry) -> StoreResult<()> {
     let mut tx = conn.begin().await?;
-    sqlx::query(concat!(
+    let insert = sqlx::query(concat!(
         "INSERT INTO webhook_subscriptions (",
         subscription_columns!(),
         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-    ))
-    .bind(&sub.id)
-    .bind(&sub.url)
-    .bind(Json(&sub.events))
-    .bind(sub.projects.as_ref().map(Json))
-    .bind(&sub.formatter)
-    .bind(&sub.description)
-    .bind(sub.output_tail_bytes)
-    .bind(&sub.secret)
-    .bind(sub.previous_secret.as_ref().map(|p| p.0.clone()))
-    .bind(sub.previous_secret.as_ref().map(|p| at(p.1)))
-    .bind(sub.state.as_str())
-    .bind(&sub.disabled_reason)
-    .bind(sub.failing_since.map(at))
-    .bind(at(sub.created_at))
-    .bind(at(sub.updated_at))
-    .execute(&mut *tx)
-    .await?;
+    ));
+    bind_subscription(insert, sub).execute(&mut *tx).await?;
     insert_audit(&mut tx, audit).await?;
     tx.commit().await?;
     Ok(())
@@ -133,27 +140,12 @@ async fn update_subscription(
     audit: &AuditEntry,
 ) -> StoreResult<bool> {
     let mut tx = conn.begin().await?;
-    let done = sqlx::query(
+    let update = sqlx::query(
         "UPDATE webhook_subscriptions SET url = $2, events = $3, projects = $4, formatter = $5, description = $6, \
          output_tail_bytes = $7, secret = $8, previous_secret = $9, previous_secret_until = $10, state = $11, \
-         disabled_reason = $12, failing_since = $13, updated_at = $14 WHERE id = $1",
-    )
-    .bind(&sub.id)
-    .bind(&sub.url)
-    .bind(Json(&sub.events))
-    .bind(sub.projects.as_ref().map(Json))
-    .bind(&sub.formatter)
-    .bind(&sub.description)
-    .bind(sub.output_tail_bytes)
-    .bind(&sub.secret)
-    .bind(sub.previous_secret.as_ref().map(|p| p.0.clone()))
-    .bind(sub.previous_secret.as_ref().map(|p| at(p.1)))
-    .bind(sub.state.as_str())
-    .bind(&sub.disabled_reason)
-    .bind(sub.failing_since.map(at))
-    .bind(at(sub.updated_at))
-    .execute(&mut *tx)
-    .await?;
+         disabled_reason = $12, failing_since = $13, created_at = $14, updated_at = $15 WHERE id = $1",
+    );
+    let done = bind_subscription(update, sub).execute(&mut *tx).await?;
     if done.rows_affected() == 0 {
         tx.rollback().await?;
         return Ok(false);
@@ -416,16 +408,7 @@ impl OutboxStore for PostgresStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutputChunk {
-                    command_id: command_id.to_owned(),
-                    seq: r.try_get("seq")?,
-                    stream: r.try_get("stream")?,
-                    text: String::from_utf8(r.try_get("data")?).map_err(corrupt)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| rows::output_chunk(command_id, r)).collect()
     }
 
     async fn outbox_depth(&self, now: i64) -> StoreResult<OutboxDepth> {
@@ -442,8 +425,4 @@ impl OutboxStore for PostgresStore {
             oldest_due_at: maybe_ms_of(&row, "oldest")?,
         })
     }
-}
-
-fn corrupt(e: impl std::fmt::Display) -> crate::store::StoreError {
-    crate::store::StoreError::Corrupt(e.to_string())
 }

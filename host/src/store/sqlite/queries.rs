@@ -130,6 +130,16 @@ fn command_from_row(row: &SqliteRow) -> StoreResult<CommandRecord> {
     })
 }
 
+/// One `command_output` row (`seq`, `stream`, `data`) of `command_id`.
+fn chunk_from_row(command_id: &str, row: &SqliteRow) -> StoreResult<OutputChunk> {
+    Ok(OutputChunk {
+        command_id: command_id.to_owned(),
+        seq: row.try_get("seq")?,
+        stream: row.try_get("stream")?,
+        text: String::from_utf8(row.try_get("data")?).map_err(corrupt)?,
+    })
+}
+
 fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
     Ok(AuditRecord {
         id: row.try_get("id")?,
@@ -375,16 +385,7 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutputChunk {
-                    command_id: command_id.to_owned(),
-                    seq: r.try_get("seq")?,
-                    stream: r.try_get("stream")?,
-                    text: String::from_utf8(r.try_get("data")?).map_err(corrupt)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| chunk_from_row(command_id, r)).collect()
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
