@@ -8,9 +8,8 @@
 //! Needs PostgreSQL at `RDEV_BENCH_DATABASE_URL`: `scripts/bench-replicas.sh` starts a throwaway
 //! cluster and runs this. Invoked as `replicas emit N PAUSE_US`, the binary is the line emitter.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -19,6 +18,8 @@ use sqlx::Row;
 
 #[path = "support/lines.rs"]
 mod lines;
+#[path = "support/process.rs"]
+mod process;
 
 use lines::{emit, now_ns, percentile};
 
@@ -77,29 +78,10 @@ impl Replica {
 
     /// Starts the process; reads the bootstrap token if `first` (only a first start prints one).
     fn launch(&mut self, first: bool) -> Option<String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rdev"))
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let banner = lines.next().unwrap().unwrap();
-        self.url = banner.strip_prefix("rdev listening on ").unwrap().to_owned();
-        let token = first
-            .then(|| {
-                lines
-                    .by_ref()
-                    .take(5)
-                    .map(Result::unwrap)
-                    .find_map(|l| l.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")))
-            })
-            .flatten();
-        std::thread::spawn(move || lines.for_each(drop));
-        self.child = Some(child);
-        token
+        let launched = process::launch(&self.config, first);
+        self.url = launched.url;
+        self.child = Some(launched.child);
+        launched.token
     }
 
     /// SIGTERM: the replica stops claiming, lets its command finish and leaves.

@@ -9,9 +9,8 @@
 //! `cargo bench --bench webhooks`; `RDEV_BENCH_WEBHOOK_EVENTS` sets the burst (default 10,000).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use futures::StreamExt;
 use serde_json::{Value, json};
+
+#[path = "support/process.rs"]
+mod process;
 
 const SUBSCRIPTIONS: usize = 20;
 const FAILING: usize = 5;
@@ -108,29 +110,11 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rdev"))
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let banner = lines.next().unwrap().unwrap();
-        let url = banner.strip_prefix("rdev listening on ").unwrap().to_owned();
-        let token = lines
-            .by_ref()
-            .take(5)
-            .map(Result::unwrap)
-            .find_map(|l| l.trim().strip_prefix("rdev_").map(|t| format!("rdev_{t}")))
-            .expect("a bootstrap token");
-        std::thread::spawn(move || lines.for_each(drop));
-        rdev::install_tls_provider();
+        let launched = process::launch(&config, true);
         Gateway {
-            child,
-            url,
-            token,
+            child: launched.child,
+            url: launched.url,
+            token: launched.token.expect("a bootstrap token"),
             client: rdev::http_client(),
             _dir: dir,
         }
