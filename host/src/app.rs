@@ -208,7 +208,7 @@ fn spawn_webhook_workers(state: &AppState) -> anyhow::Result<Option<tokio::task:
         state.plugins.clone(),
         (state.config.webhooks.clone(), webhook_sealer(&state.config)?),
         state.metrics.clone(),
-        state.replica.id(),
+        state.replica.clone(),
     )?;
     Ok(Some(Arc::new(dispatcher).spawn(state.shutdown.clone())))
 }

@@ -1,6 +1,6 @@
-//! Webhooks: subscriptions to the gateway's events, delivered from a transactional outbox (a
-//! delivery row per event and subscription commits with the event's audit row, see
-//! [`EventTag`](crate::store::EventTag)), rendered by formatter plugins, signed per Standard
+//! Webhooks: subscriptions to the gateway's events, delivered from a transactional outbox (an
+//! event's outbox row commits with its audit row, see [`EventTag`](crate::store::EventTag), and
+//! the delivery workers turn it into a delivery per subscription), rendered by formatter plugins, signed per Standard
 //! Webhooks, retried on a schedule, every attempt recorded; sent only to addresses the SSRF rules
 //! allow.
 

@@ -1,5 +1,8 @@
 //! The store contract, run against SQLite and PostgreSQL: keys, the command queue and its
-//! transitions, claims by replicas and their leases, output paging and the audit log.
+//! transitions, claims by replicas and their leases, output paging, the audit log and the
+//! webhook outbox.
+
+mod outbox;
 
 use rdev::store::{
     AuditEntry, AuditQuery, Claim, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, ReplicaRecord, Store,

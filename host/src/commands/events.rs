@@ -2,7 +2,7 @@
 //! audit row in one transaction, and only once committed is it published: to this replica's live
 //! streams, to the other replicas (notices), to metrics. Output goes through here too
 //! ([`OutputPublisher`]). What more a change must reach goes here, in one place: rows that must
-//! commit with the change (its webhook event's outbox rows, through [`EventTag`]) into the store's
+//! commit with the change (its webhook event's outbox row, through [`EventTag`]) into the store's
 //! transaction, everything that
 //! follows it into [`Events::publish`].
 
@@ -18,8 +18,8 @@ use crate::telemetry::traces::CommandSpans;
 
 use super::{Actor, state_change};
 
-/// The audit row of a change, made a webhook event of its own action's name: its outbox rows
-/// commit with it.
+/// The audit row of a change, made a webhook event of its own action's name: its outbox row
+/// commits with it.
 fn tagged(mut audit: AuditEntry, project: Option<&str>) -> AuditEntry {
     audit.event = Some(EventTag::new(audit.action.clone(), project));
     audit

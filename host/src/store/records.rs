@@ -239,8 +239,8 @@ pub struct AuditEntry {
     pub trace_id: Option<String>,
     /// Extra JSON detail.
     pub detail: Option<String>,
-    /// Set when this row is also a webhook event: the store then writes its outbox rows (a
-    /// delivery per matching subscription) in the same transaction. Not stored as such.
+    /// Set when this row is also a webhook event: the store then writes its outbox row (if a
+    /// subscription matches it) in the same transaction. Not stored as such.
     pub event: Option<EventTag>,
 }
 

@@ -1,8 +1,10 @@
-//! The webhook outbox's part of the store contract: subscriptions, deliveries (one per event and
-//! subscription, written in the transaction of the event's audit row — see
-//! [`EventTag`](super::EventTag)), every attempt of a delivery, and the claims of the delivery
-//! workers, which any replica may run: a claimed delivery is held under a lease, so that no two
-//! workers send it at once and one whose worker died is claimed again.
+//! The webhook outbox's part of the store contract: subscriptions, the outbox row of each event
+//! (written in the transaction of the event's audit row — see [`EventTag`](super::EventTag)),
+//! deliveries (one per event and subscription, made from the outbox rows by the delivery workers),
+//! every attempt of a delivery, and the workers' claims. Any replica may run workers: turning an
+//! outbox row into its deliveries deletes it in the same transaction, so it happens once, and a
+//! claimed delivery is held under a lease, so that no two workers send it at once and one whose
+//! worker died is claimed again.
 
 use async_trait::async_trait;
 
@@ -231,7 +233,8 @@ pub struct DeliveryQuery {
 pub struct OutboxDepth {
     /// Deliveries due (pending and due, or claimed by a worker whose lease ran out).
     pub due: i64,
-    /// Due time of the oldest of them, Unix ms.
+    /// Due time of the oldest of them, or the time of the oldest event not yet turned into its
+    /// deliveries if that is older, Unix ms.
     pub oldest_due_at: Option<i64>,
 }
 
@@ -248,6 +251,10 @@ pub trait OutboxStore: Send + Sync {
     async fn update_subscription(&self, sub: &SubscriptionRecord, audit: &AuditEntry) -> StoreResult<bool>;
     /// Deletes a subscription and its deliveries with its audit row; false if it is gone.
     async fn delete_subscription(&self, id: &str, audit: &AuditEntry) -> StoreResult<bool>;
+    /// Turns the oldest `limit` outbox rows into their deliveries — one for each subscription
+    /// that matches the event and existed when it happened — and deletes them, in one
+    /// transaction (of two replicas doing this at once, each takes other rows); how many it took.
+    async fn expand_events(&self, limit: i64) -> StoreResult<i64>;
     /// Claims due deliveries of active subscriptions, oldest first, at most
     /// `per_subscription` of one subscription in flight. A delivery claimed by a worker whose
     /// lease ran out, or whose replica is gone (taken as dead), is due again.

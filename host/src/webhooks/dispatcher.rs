@@ -1,4 +1,5 @@
-//! Delivery workers: claim due deliveries from the outbox (any replica may; a claim is a lease),
+//! Delivery workers: turn the outbox's event rows into deliveries, claim due deliveries (any
+//! replica may; a claim is a lease),
 //! render each with its subscription's formatter, sign the final body, send it to the checked
 //! address, and record the attempt with the delivery's next step (success, a retry on the
 //! schedule or after `Retry-After`, failure; 410 and a long failing streak disable the
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::WebhooksConfig;
@@ -17,6 +18,7 @@ use super::secrets::Sealer;
 use super::signing;
 use super::target::{CheckedResolver, TargetError, TargetPolicy};
 use crate::plugins::manager::{PluginManager, WebhookTarget};
+use crate::replicas::Replica;
 use crate::store::{
     AfterAttempt, AttemptRecord, AttemptResult, AuditEntry, DeliveryClaim, DeliveryRecord, Store, SubscriptionRecord,
 };
@@ -27,6 +29,8 @@ use crate::time::now_ms;
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Characters of the response kept in the attempt log.
 const SNIPPET_CHARS: usize = 2048;
+/// Outbox rows turned into deliveries per transaction.
+const EXPAND_BATCH: i64 = 256;
 /// Output chunks read for an end event's tail.
 const TAIL_CHUNKS: i64 = 256;
 
@@ -63,18 +67,22 @@ pub struct Dispatcher {
     policy: TargetPolicy,
     client: reqwest::Client,
     metrics: Metrics,
-    owner: String,
+    /// This process among the replicas: claims are made under its current id (a new one after
+    /// a lost lease, when the old id's claims are anyone's to take).
+    replica: Arc<Replica>,
     workers: Arc<Semaphore>,
+    /// Signalled when a worker is done with a delivery.
+    finished: Notify,
 }
 
 impl Dispatcher {
-    /// Workers that claim deliveries as replica `owner`.
+    /// Workers that claim deliveries as `replica`.
     pub fn new(
         store: Arc<dyn Store>,
         plugins: PluginManager,
         (config, sealer): (WebhooksConfig, Sealer),
         metrics: Metrics,
-        owner: String,
+        replica: Arc<Replica>,
     ) -> anyhow::Result<Self> {
         crate::install_tls_provider();
         let policy = TargetPolicy::new(config.allowed_targets.clone(), config.allow_http);
@@ -89,59 +97,84 @@ impl Dispatcher {
             store,
             plugins,
             workers: Arc::new(Semaphore::new(config.workers)),
+            finished: Notify::new(),
             config,
             sealer,
             policy,
             client,
             metrics,
-            owner,
+            replica,
         })
     }
 
-    /// Runs the workers until `shutdown`.
+    /// Runs the workers until `shutdown`. Each round turns waiting events into deliveries (the
+    /// next round follows at once if a full batch was waiting) and claims due ones. While
+    /// deliveries flow, the next round follows the first worker to finish, so a burst goes out as
+    /// fast as the workers send it; once nothing is due, rounds fall back to the poll interval.
     pub fn spawn(self: Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let poll = Duration::from_millis(self.config.poll_interval_ms);
             loop {
-                if let Err(e) = self.clone().claim_and_send().await {
-                    tracing::warn!(error = %e, "could not claim webhook deliveries");
+                let expanded = match self.store.expand_events(EXPAND_BATCH).await {
+                    Ok(n) => n == EXPAND_BATCH,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not turn webhook events into deliveries");
+                        false
+                    }
+                };
+                let flowing = match self.clone().claim_and_send().await {
+                    Ok(flowing) => flowing,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim webhook deliveries");
+                        false
+                    }
+                };
+                if expanded {
+                    continue;
                 }
                 tokio::select! {
                     () = shutdown.cancelled() => return,
+                    () = self.finished.notified(), if flowing => {}
                     () = tokio::time::sleep(poll) => {}
                 }
             }
         })
     }
 
-    async fn claim_and_send(self: Arc<Self>) -> crate::store::StoreResult<()> {
+    /// Claims as many due deliveries as there are free workers and starts sending them; true if
+    /// deliveries are flowing (some were claimed, or every worker is busy).
+    async fn claim_and_send(self: Arc<Self>) -> crate::store::StoreResult<bool> {
         let free = self.workers.available_permits();
         if free == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let now = now_ms();
         let claim = DeliveryClaim {
-            owner: self.owner.clone(),
+            owner: self.replica.id(),
             now,
             limit: free as i64,
             per_subscription: self.config.per_subscription_concurrency as i64,
             lease_until: now + self.config.lease_ms(),
         };
-        for delivery in self.store.claim_deliveries(&claim).await? {
+        let claimed = self.store.claim_deliveries(&claim).await?;
+        let owner = Arc::new(claim.owner);
+        let flowing = !claimed.is_empty();
+        for delivery in claimed {
             let Ok(permit) = self.workers.clone().try_acquire_owned() else {
                 break;
             };
-            let this = self.clone();
+            let (this, owner) = (self.clone(), owner.clone());
             tokio::spawn(async move {
-                this.deliver(delivery).await;
+                this.deliver(delivery, &owner).await;
                 drop(permit);
+                this.finished.notify_one();
             });
         }
-        Ok(())
+        Ok(flowing)
     }
 
-    /// One attempt of a claimed delivery, recorded.
-    async fn deliver(&self, delivery: DeliveryRecord) {
+    /// One attempt of a delivery claimed as `owner`, recorded.
+    async fn deliver(&self, delivery: DeliveryRecord, owner: &str) {
         let subscription = match self.store.get_subscription(&delivery.subscription_id).await {
             Ok(Some(s)) => s,
             // Deleted meanwhile: its deliveries went with it.
@@ -155,7 +188,7 @@ impl Dispatcher {
         let started = Instant::now();
         let outcome = self.attempt(&subscription, &delivery).await;
         let latency = started.elapsed();
-        let result = self.result_of(&subscription, &delivery, at, latency, outcome);
+        let result = self.result_of(&subscription, &delivery, (at, latency), outcome, owner);
         let label = match result.next {
             AfterAttempt::Succeeded => "succeeded",
             AfterAttempt::RetryAt(_) => "retrying",
@@ -186,9 +219,9 @@ impl Dispatcher {
         &self,
         sub: &SubscriptionRecord,
         delivery: &DeliveryRecord,
-        at: i64,
-        latency: Duration,
+        (at, latency): (i64, Duration),
         outcome: Outcome,
+        owner: &str,
     ) -> AttemptResult {
         let gone = outcome.status == Some(410);
         let healthy = outcome.succeeded();
@@ -237,7 +270,7 @@ impl Dispatcher {
                 error: outcome.error,
                 response: outcome.response,
             },
-            owner: self.owner.clone(),
+            owner: owner.to_owned(),
             next,
             healthy,
             disable,

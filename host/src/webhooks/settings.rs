@@ -31,7 +31,8 @@ pub struct WebhooksConfig {
     /// Deliveries of one subscription sent at once (per process): a slow receiver holds at most
     /// these, never the others' workers.
     pub per_subscription_concurrency: usize,
-    /// Milliseconds between looks for due deliveries.
+    /// Milliseconds between looks for due deliveries while none are being sent (while they are,
+    /// the next look follows the first worker to finish).
     pub poll_interval_ms: u64,
     /// A subscription whose deliveries keep failing, without a success, for this many seconds is
     /// disabled (audited); `0` never disables.

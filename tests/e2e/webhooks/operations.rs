@@ -1,13 +1,13 @@
 //! Running webhooks: a rotated secret signs beside the new one for its overlap window (both
 //! verify with the reference library), a subscription failing for longer than its period is
 //! disabled and then left alone, the attempt metrics count what was sent, and replicas on one
-//! PostgreSQL database send each delivery once.
+//! PostgreSQL database send each delivery once, also after one of them lost its lease.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Receiver, config, reference_verify, subscribe};
 use crate::common::{Db, Gateway, send, wait_until};
@@ -102,21 +102,27 @@ async fn a_subscription_failing_past_its_period_is_disabled_and_left_alone(db: D
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_send_each_delivery_once() {
+async fn live_replicas(gw: &Gateway) -> Value {
+    send(gw.client.get(format!("{}/ready", gw.url))).await.body["replicas_live"].clone()
+}
+
+async fn two_replicas() -> (Gateway, Gateway) {
     let first = Gateway::start_with_plugins(Db::Postgres, &config("[0.2]")).await;
     let second = first.start_replica().await;
     for gw in [&first, &second] {
-        wait_until(DEADLINE, || async {
-            send(gw.client.get(format!("{}/ready", gw.url))).await.body["replicas_live"] == json!(2)
-        })
-        .await;
+        wait_until(DEADLINE, || async { live_replicas(gw).await == json!(2) }).await;
     }
+    (first, second)
+}
+
+/// Test events posted alternately to both replicas: each delivery is sent exactly once, and the
+/// replicas' attempt counters add up to the number of events.
+async fn each_delivery_is_sent_once(first: &Gateway, second: &Gateway) {
     let (receiver, url) = Receiver::start(&[]).await;
-    let (id, _) = subscribe(&first, json!({"url": url, "events": ["webhook.test"]})).await;
+    let (id, _) = subscribe(first, json!({"url": url, "events": ["webhook.test"]})).await;
     const EVENTS: usize = 40;
     for i in 0..EVENTS {
-        let gw = if i % 2 == 0 { &first } else { &second };
+        let gw = if i % 2 == 0 { first } else { second };
         let (status, body) = gw.post(&format!("/v1/webhooks/{id}/test"), json!({})).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
@@ -136,8 +142,43 @@ async fn replicas_send_each_delivery_once() {
     assert_eq!(sent.len(), EVENTS);
     let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "sent more than once: {twice:?}");
-    let both = attempts_counted(&first).await + attempts_counted(&second).await;
+    let both = attempts_counted(first).await + attempts_counted(second).await;
     assert_eq!(both, EVENTS as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_send_each_delivery_once() {
+    let (first, second) = two_replicas().await;
+    each_delivery_is_sent_once(&first, &second).await;
+}
+
+/// A replica stopped past its lease is taken as dead and comes back under a new id. Its workers
+/// must claim under that id: under the old one, every delivery they claim looks like a dead
+/// replica's, and the other replica (or the next round of its own) sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_back_from_a_lost_lease_still_sends_each_delivery_once() {
+    let (first, second) = two_replicas().await;
+    let pid = second.pid().unwrap().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    signal("-STOP");
+    wait_until(DEADLINE, || async { live_replicas(&first).await == json!(1) }).await;
+    signal("-CONT");
+    wait_until(DEADLINE, || async {
+        second.logs.lines().iter().any(|l| l.contains("registering again"))
+    })
+    .await;
+    for gw in [&first, &second] {
+        wait_until(DEADLINE, || async { live_replicas(gw).await == json!(2) }).await;
+    }
+    each_delivery_is_sent_once(&first, &second).await;
 }
 
 crate::on_both_databases!(

@@ -8,7 +8,7 @@ use crate::store::{AuditEntry, AuditQuery, AuditRecord, StoreResult};
 /// Bytes the readiness probe writes: enough to need new pages in the log, as real writes do.
 const PROBE_BYTES: usize = 16 * 1024;
 
-/// Appends an audit row and, if it is a webhook event, its outbox rows, on the caller's
+/// Appends an audit row and, if it is a webhook event, its outbox row, on the caller's
 /// connection (and so in the caller's transaction).
 pub(super) async fn insert_audit(conn: &mut PgConnection, entry: &AuditEntry) -> StoreResult<()> {
     let row = sqlx::query(
@@ -27,12 +27,12 @@ pub(super) async fn insert_audit(conn: &mut PgConnection, entry: &AuditEntry) ->
     .fetch_one(&mut *conn)
     .await?;
     if let Some(tag) = &entry.event {
-        super::webhooks::insert_deliveries(conn, row.try_get("id")?, entry.at, tag).await?;
+        super::webhooks::record_event(conn, row.try_get("id")?, entry.at, tag).await?;
     }
     Ok(())
 }
 
-/// Appends one audit row (and its outbox rows) in a transaction of its own.
+/// Appends one audit row (and its outbox row) in a transaction of its own.
 pub(super) async fn append(conn: &mut PgConnection, entry: &AuditEntry) -> StoreResult<()> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     insert_audit(&mut tx, entry).await?;

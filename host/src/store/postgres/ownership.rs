@@ -26,7 +26,7 @@ pub(super) async fn advisory_lock(tx: &mut Transaction<'_, Postgres>, name: &str
 
 /// The claim: the advisory lock first, then one statement (so that its snapshot is taken once
 /// earlier claims of the project are committed) that takes the next queued row if the owner's row
-/// exists and the project has a free slot; then the `command.started` row (with its outbox rows).
+/// exists and the project has a free slot; then the `command.started` row (with its outbox row).
 pub(super) async fn claim_next(conn: &mut PgConnection, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
     let mut tx = conn.begin().await?;
     advisory_lock(&mut tx, &format!("claims:{}", claim.project)).await?;

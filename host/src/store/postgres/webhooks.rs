@@ -1,6 +1,6 @@
-//! The webhook outbox on PostgreSQL: delivery workers of every replica claim due rows
-//! `FOR UPDATE SKIP LOCKED` (a row another worker is claiming is skipped, one it claimed is no
-//! longer due), times are `TIMESTAMPTZ`, event filters `JSONB` arrays.
+//! The webhook outbox on PostgreSQL: delivery workers of every replica take outbox rows and claim
+//! due deliveries `FOR UPDATE SKIP LOCKED` (a row another worker is taking is skipped, one it took
+//! is gone or no longer due), times are `TIMESTAMPTZ`, event filters `JSONB` arrays.
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
@@ -15,33 +15,58 @@ use crate::store::{
     EventTag, OutboxDepth, OutboxStore, OutputChunk, StoreResult, SubscriptionRecord,
 };
 
-/// The outbox rows of an event: one delivery per subscription that matches it (or only the one
-/// it names), written on the connection of the transaction that wrote its audit row `event_id`.
-pub(super) async fn insert_deliveries(
-    conn: &mut PgConnection,
-    event_id: i64,
-    when: i64,
-    tag: &EventTag,
-) -> StoreResult<()> {
-    let [kind, family, any] = tag.patterns();
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, project, state, attempts, \
-         attempts_total, due_at, created_at) \
-         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.id, $1, $2, $3, 'pending', 0, 0, $4, $4 \
-         FROM webhook_subscriptions s WHERE CASE WHEN $5::text IS NOT NULL THEN s.id = $5 ELSE \
-         s.state <> 'disabled' AND s.events ?| ARRAY[$2::text, $6::text, $7::text] \
-         AND (s.projects IS NULL OR COALESCE(s.projects ? $3::text, false)) END",
-    )
+/// Whether subscription `s` receives event `e` (`e.kind`, `e.family`, `e.project`,
+/// `e.subscription_id`): the one a test event names, or any not disabled whose event and project
+/// filters match.
+macro_rules! subscription_matches {
+    () => {
+        "CASE WHEN e.subscription_id IS NOT NULL THEN s.id = e.subscription_id ELSE s.state <> 'disabled' \
+         AND s.events ?| ARRAY[e.kind, e.family, '*'] \
+         AND (s.projects IS NULL OR COALESCE(s.projects ? e.project, false)) END"
+    };
+}
+
+/// The outbox row of an event, written on the connection of the transaction that wrote its audit
+/// row `event_id` — if any subscription matches it; the workers turn it into deliveries
+/// ([`expand_events`]).
+pub(super) async fn record_event(conn: &mut PgConnection, event_id: i64, when: i64, tag: &EventTag) -> StoreResult<()> {
+    let [kind, family, _] = tag.patterns();
+    sqlx::query(concat!(
+        "INSERT INTO webhook_events (event_id, kind, family, project, subscription_id, at) \
+         SELECT e.event_id, e.kind, e.family, e.project, e.subscription_id, e.at FROM (SELECT $1::bigint AS event_id, \
+         $2::text AS kind, $3::text AS family, $4::text AS project, $5::text AS subscription_id, \
+         $6::timestamptz AS at) e WHERE EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE ",
+        subscription_matches!(),
+        ")"
+    ))
     .bind(event_id)
     .bind(kind)
-    .bind(&tag.project)
-    .bind(at(when))
-    .bind(&tag.subscription)
     .bind(family)
-    .bind(any)
+    .bind(&tag.project)
+    .bind(&tag.subscription)
+    .bind(at(when))
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Turns the oldest `limit` recorded events that no other replica is turning into their
+/// deliveries and deletes them, in one statement; the number of events done.
+async fn expand_events(conn: &mut PgConnection, limit: i64) -> StoreResult<i64> {
+    let row = sqlx::query(concat!(
+        "WITH batch AS (DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events \
+         ORDER BY event_id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING *), \
+         made AS (INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, project, state, \
+         attempts, attempts_total, due_at, created_at) \
+         SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), s.id, e.event_id, e.kind, e.project, \
+         'pending', 0, 0, e.at, e.at FROM batch e JOIN webhook_subscriptions s ON s.created_at <= e.at AND ",
+        subscription_matches!(),
+        " RETURNING 1) SELECT (SELECT COUNT(*) FROM batch) AS events"
+    ))
+    .bind(limit)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("events")?)
 }
 
 fn subscription_from_row(row: &PgRow) -> StoreResult<SubscriptionRecord> {
@@ -172,15 +197,17 @@ async fn delete_subscription(conn: &mut PgConnection, id: &str, audit: &AuditEnt
 
 async fn claim(conn: &mut PgConnection, claim: &DeliveryClaim) -> StoreResult<Vec<DeliveryRecord>> {
     let rows = sqlx::query(concat!(
-        "WITH busy AS (SELECT subscription_id, COUNT(*) AS n FROM webhook_deliveries \
-         WHERE state = 'sending' AND lease_until >= $3 GROUP BY subscription_id), \
-         due AS (SELECT d.id, d.due_at, ROW_NUMBER() OVER (PARTITION BY d.subscription_id ORDER BY d.due_at, d.id) \
-         + COALESCE(b.n, 0) AS place FROM webhook_deliveries d \
-         JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-         LEFT JOIN busy b ON b.subscription_id = d.subscription_id \
-         WHERE s.state = 'active' AND ((d.state = 'pending' AND d.due_at <= $3) \
-         OR (d.state = 'sending' AND (d.lease_until < $3 \
-         OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.lease_owner))))), \
+        "WITH active AS (SELECT s.id, (SELECT COUNT(*) FROM webhook_deliveries x \
+         WHERE x.subscription_id = s.id AND x.state = 'sending' AND x.lease_until >= $3) AS busy \
+         FROM webhook_subscriptions s WHERE s.state = 'active'), \
+         candidates AS (SELECT p.id, p.subscription_id, p.due_at FROM active a CROSS JOIN LATERAL \
+         (SELECT id, subscription_id, due_at FROM webhook_deliveries WHERE subscription_id = a.id \
+         AND state = 'pending' AND due_at <= $3 ORDER BY due_at, id LIMIT $4) p \
+         UNION ALL SELECT d.id, d.subscription_id, d.due_at FROM webhook_deliveries d \
+         WHERE d.state = 'sending' AND d.subscription_id IN (SELECT id FROM active) AND (d.lease_until < $3 \
+         OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.lease_owner))), \
+         due AS (SELECT c.id, c.due_at, ROW_NUMBER() OVER (PARTITION BY c.subscription_id ORDER BY c.due_at, c.id) \
+         + a.busy AS place FROM candidates c JOIN active a ON a.id = c.subscription_id), \
          picked AS (SELECT id FROM due WHERE place <= $4 ORDER BY due_at LIMIT $5), \
          locked AS (SELECT w.id AS locked_id FROM webhook_deliveries w WHERE w.id IN (SELECT id FROM picked) \
          AND ((w.state = 'pending' AND w.due_at <= $3) OR (w.state = 'sending' AND (w.lease_until < $3 \
@@ -333,6 +360,10 @@ impl OutboxStore for PostgresStore {
         write_on!(self, |conn| delete_subscription(&mut conn, id, audit))
     }
 
+    async fn expand_events(&self, limit: i64) -> StoreResult<i64> {
+        write_on!(self, |conn| expand_events(&mut conn, limit))
+    }
+
     async fn claim_deliveries(&self, c: &DeliveryClaim) -> StoreResult<Vec<DeliveryRecord>> {
         write_on!(self, |conn| claim(&mut conn, c))
     }
@@ -413,16 +444,19 @@ impl OutboxStore for PostgresStore {
 
     async fn outbox_depth(&self, now: i64) -> StoreResult<OutboxDepth> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(d.due_at) AS oldest FROM webhook_deliveries d \
+            "SELECT COUNT(*) AS n, MIN(d.due_at) AS oldest, (SELECT MIN(at) FROM webhook_events) AS waiting \
+             FROM webhook_deliveries d \
              JOIN webhook_subscriptions s ON s.id = d.subscription_id WHERE s.state = 'active' \
              AND ((d.state = 'pending' AND d.due_at <= $1) OR (d.state = 'sending' AND d.lease_until < $1))",
         )
         .bind(at(now))
         .fetch_one(&self.pool)
         .await?;
+        let oldest = maybe_ms_of(&row, "oldest")?;
+        let waiting = maybe_ms_of(&row, "waiting")?;
         Ok(OutboxDepth {
             due: row.try_get("n")?,
-            oldest_due_at: maybe_ms_of(&row, "oldest")?,
+            oldest_due_at: oldest.into_iter().chain(waiting).min(),
         })
     }
 }

@@ -12,34 +12,70 @@ use crate::store::{
     EventTag, OutboxDepth, OutboxStore, OutputChunk, StoreResult, SubscriptionRecord,
 };
 
-/// The outbox rows of an event: one delivery per subscription that matches it (or only the one
-/// it names), written on the connection of the transaction that wrote its audit row `event_id`.
-pub(super) async fn insert_deliveries(
+/// Whether subscription `s` receives event `e` (`e.kind`, `e.family`, `e.project`,
+/// `e.subscription_id`): the one a test event names, or any not disabled whose event and project
+/// filters match.
+macro_rules! subscription_matches {
+    () => {
+        "CASE WHEN e.subscription_id IS NOT NULL THEN s.id = e.subscription_id ELSE s.state <> 'disabled' \
+         AND EXISTS (SELECT 1 FROM json_each(s.events) j WHERE j.value IN (e.kind, e.family, '*')) \
+         AND (s.projects IS NULL OR EXISTS (SELECT 1 FROM json_each(s.projects) p WHERE p.value = e.project)) END"
+    };
+}
+
+/// The outbox row of an event, written on the connection of the transaction that wrote its audit
+/// row `event_id` — if any subscription matches it; the workers turn it into deliveries
+/// ([`expand_events`]).
+pub(super) async fn record_event(
     conn: &mut SqliteConnection,
     event_id: i64,
     at: i64,
     tag: &EventTag,
 ) -> StoreResult<()> {
-    let [kind, family, any] = tag.patterns();
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, project, state, attempts, \
-         attempts_total, due_at, created_at) \
-         SELECT 'msg_' || lower(hex(randomblob(12))), s.id, $1, $2, $3, 'pending', 0, 0, $4, $4 \
-         FROM webhook_subscriptions s WHERE CASE WHEN $5 IS NOT NULL THEN s.id = $5 ELSE \
-         s.state <> 'disabled' \
-         AND EXISTS (SELECT 1 FROM json_each(s.events) e WHERE e.value IN ($2, $6, $7)) \
-         AND (s.projects IS NULL OR EXISTS (SELECT 1 FROM json_each(s.projects) p WHERE p.value = $3)) END",
-    )
+    let [kind, family, _] = tag.patterns();
+    sqlx::query(concat!(
+        "INSERT INTO webhook_events (event_id, kind, family, project, subscription_id, at) \
+         SELECT e.event_id, e.kind, e.family, e.project, e.subscription_id, e.at FROM (SELECT $1 AS event_id, \
+         $2 AS kind, $3 AS family, $4 AS project, $5 AS subscription_id, $6 AS at) e \
+         WHERE EXISTS (SELECT 1 FROM webhook_subscriptions s WHERE ",
+        subscription_matches!(),
+        ")"
+    ))
     .bind(event_id)
     .bind(kind)
-    .bind(tag.project.clone())
-    .bind(at)
-    .bind(tag.subscription.clone())
     .bind(family)
-    .bind(any)
+    .bind(tag.project.clone())
+    .bind(tag.subscription.clone())
+    .bind(at)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Turns the oldest `limit` recorded events into their deliveries and deletes them, in one
+/// transaction; the number of events done.
+async fn expand_events(conn: &mut SqliteConnection, limit: i64) -> StoreResult<i64> {
+    let mut tx = conn.begin().await?;
+    sqlx::query(concat!(
+        "INSERT INTO webhook_deliveries (id, subscription_id, event_id, event_type, project, state, attempts, \
+         attempts_total, due_at, created_at) \
+         SELECT 'msg_' || lower(hex(randomblob(12))), s.id, e.event_id, e.kind, e.project, 'pending', 0, 0, e.at, e.at \
+         FROM (SELECT * FROM webhook_events ORDER BY event_id LIMIT $1) e \
+         JOIN webhook_subscriptions s ON s.created_at <= e.at AND ",
+        subscription_matches!(),
+        " ORDER BY e.event_id"
+    ))
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?;
+    let done = sqlx::query(
+        "DELETE FROM webhook_events WHERE event_id IN (SELECT event_id FROM webhook_events ORDER BY event_id LIMIT $1)",
+    )
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(i64::try_from(done.rows_affected()).unwrap_or(i64::MAX))
 }
 
 fn subscription_from_row(row: &SqliteRow) -> StoreResult<SubscriptionRecord> {
@@ -172,17 +208,23 @@ async fn delete_subscription(conn: &mut SqliteConnection, id: &str, audit: &Audi
     Ok(true)
 }
 
+/// Reads, per active subscription, only its first due deliveries (and the few held under a lease
+/// that ran out), so a claim costs the same behind a backlog of any size. The plan is pinned
+/// (`MATERIALIZED`, `CROSS JOIN`, `INDEXED BY`): left to itself, SQLite 3.51 scans every delivery
+/// and runs the per-subscription subquery for each of them, seconds behind a backlog of 200,000.
 async fn claim(conn: &mut SqliteConnection, claim: &DeliveryClaim) -> StoreResult<Vec<DeliveryRecord>> {
     let rows = sqlx::query(concat!(
-        "WITH busy AS (SELECT subscription_id, COUNT(*) AS n FROM webhook_deliveries \
-         WHERE state = 'sending' AND lease_until >= $3 GROUP BY subscription_id), \
-         due AS (SELECT d.id, d.due_at, ROW_NUMBER() OVER (PARTITION BY d.subscription_id ORDER BY d.due_at, d.id) \
-         + COALESCE(b.n, 0) AS place FROM webhook_deliveries d \
-         JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-         LEFT JOIN busy b ON b.subscription_id = d.subscription_id \
-         WHERE s.state = 'active' AND ((d.state = 'pending' AND d.due_at <= $3) \
-         OR (d.state = 'sending' AND (d.lease_until < $3 \
-         OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.lease_owner))))) \
+        "WITH active AS MATERIALIZED (SELECT s.id, (SELECT COUNT(*) FROM webhook_deliveries x \
+         WHERE x.subscription_id = s.id AND x.state = 'sending' AND x.lease_until >= $3) AS busy \
+         FROM webhook_subscriptions s WHERE s.state = 'active'), \
+         candidates AS (SELECT d.id, d.subscription_id, d.due_at FROM active a CROSS JOIN webhook_deliveries d \
+         ON d.id IN (SELECT p.id FROM webhook_deliveries p INDEXED BY webhook_deliveries_due_by_subscription \
+         WHERE p.subscription_id = a.id AND p.state = 'pending' AND p.due_at <= $3 ORDER BY p.due_at, p.id LIMIT $4) \
+         UNION ALL SELECT d.id, d.subscription_id, d.due_at FROM webhook_deliveries d INDEXED BY webhook_deliveries_due \
+         WHERE d.state = 'sending' AND d.subscription_id IN (SELECT id FROM active) AND (d.lease_until < $3 \
+         OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.lease_owner))), \
+         due AS (SELECT c.id, c.due_at, ROW_NUMBER() OVER (PARTITION BY c.subscription_id ORDER BY c.due_at, c.id) \
+         + a.busy AS place FROM candidates c JOIN active a ON a.id = c.subscription_id) \
          UPDATE webhook_deliveries SET state = 'sending', lease_owner = $1, lease_until = $2 \
          WHERE id IN (SELECT id FROM due WHERE place <= $4 ORDER BY due_at LIMIT $5) RETURNING ",
         delivery_columns!()
@@ -339,7 +381,33 @@ impl OutboxStore for SqliteStore {
         write_owned!(self, delete_subscription, (&id, &audit))
     }
 
+    async fn expand_events(&self, limit: i64) -> StoreResult<i64> {
+        // Idle rounds stay reads: every write waits in the one writer's queue, and a gateway
+        // that keeps writing never counts as idle for the checkpoint that truncates the log.
+        let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_events)")
+            .fetch_one(&self.pool)
+            .await?;
+        if !waiting {
+            return Ok(0);
+        }
+        write_owned!(self, expand_events, (limit))
+    }
+
     async fn claim_deliveries(&self, c: &DeliveryClaim) -> StoreResult<Vec<DeliveryRecord>> {
+        let due: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_subscriptions s CROSS JOIN webhook_deliveries p \
+             INDEXED BY webhook_deliveries_due_by_subscription WHERE s.state = 'active' \
+             AND p.subscription_id = s.id AND p.state = 'pending' AND p.due_at <= $1) \
+             OR EXISTS (SELECT 1 FROM webhook_deliveries d INDEXED BY webhook_deliveries_due \
+             WHERE d.state = 'sending' AND (d.lease_until < $1 \
+             OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = d.lease_owner)))",
+        )
+        .bind(c.now)
+        .fetch_one(&self.pool)
+        .await?;
+        if !due {
+            return Ok(Vec::new());
+        }
         let c = c.clone();
         write_owned!(self, claim, (&c))
     }
@@ -422,16 +490,19 @@ impl OutboxStore for SqliteStore {
 
     async fn outbox_depth(&self, now: i64) -> StoreResult<OutboxDepth> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(d.due_at) AS oldest FROM webhook_deliveries d \
+            "SELECT COUNT(*) AS n, MIN(d.due_at) AS oldest, (SELECT MIN(at) FROM webhook_events) AS waiting \
+             FROM webhook_deliveries d \
              JOIN webhook_subscriptions s ON s.id = d.subscription_id WHERE s.state = 'active' \
              AND ((d.state = 'pending' AND d.due_at <= $1) OR (d.state = 'sending' AND d.lease_until < $1))",
         )
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        let waiting: Option<i64> = row.try_get("waiting")?;
         Ok(OutboxDepth {
             due: row.try_get("n")?,
-            oldest_due_at: row.try_get("oldest")?,
+            oldest_due_at: oldest.into_iter().chain(waiting).min(),
         })
     }
 }

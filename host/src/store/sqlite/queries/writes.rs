@@ -236,7 +236,7 @@ pub(super) async fn append_audit(conn: &mut SqliteConnection, entry: &AuditEntry
     Ok(())
 }
 
-/// Appends an audit row and, if it is a webhook event, its outbox rows, on the caller's
+/// Appends an audit row and, if it is a webhook event, its outbox row, on the caller's
 /// connection (and so in the caller's transaction).
 pub(super) async fn insert_audit(conn: &mut SqliteConnection, entry: &AuditEntry) -> StoreResult<()> {
     let row = sqlx::query(
@@ -255,7 +255,7 @@ pub(super) async fn insert_audit(conn: &mut SqliteConnection, entry: &AuditEntry
     .fetch_one(&mut *conn)
     .await?;
     if let Some(tag) = &entry.event {
-        super::webhooks::insert_deliveries(conn, row.try_get("id")?, entry.at, tag).await?;
+        super::webhooks::record_event(conn, row.try_get("id")?, entry.at, tag).await?;
     }
     Ok(())
 }
