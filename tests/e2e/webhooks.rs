@@ -173,10 +173,17 @@ async fn command_events_reach_slack_signed_and_verified(db: Db) {
     for text in [shown.to_string(), listed.to_string(), audit.to_string()] {
         assert!(!text.contains(&secret), "the secret is shown after creation");
     }
-    let (_, page) = gw.get(&format!("/v1/webhooks/{id}/deliveries")).await;
-    let deliveries = page["deliveries"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 3, "{page}");
-    assert!(deliveries.iter().all(|d| d["state"] == "succeeded"), "{page}");
+    // Each attempt is recorded a moment after its receiver answered.
+    let listed = format!("/v1/webhooks/{id}/deliveries");
+    wait_until(Duration::from_secs(60), || async {
+        let (_, page) = gw.get(&listed).await;
+        page["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["state"] == "succeeded"))
+    })
+    .await;
+    let (_, page) = gw.get(&listed).await;
+    assert_eq!(page["deliveries"].as_array().unwrap().len(), 3, "{page}");
 }
 
 async fn a_failing_receiver_is_retried_until_it_recovers_and_410_disables(db: Db) {
@@ -195,7 +202,13 @@ async fn a_failing_receiver_is_retried_until_it_recovers_and_410_disables(db: Db
         got.iter().all(|m| m.id == got[0].id),
         "webhook-id changes between attempts"
     );
-    let (_, page) = gw.get(&format!("/v1/webhooks/{id}/deliveries?state=succeeded")).await;
+    // The receiver has answered; the worker records the attempt a moment later.
+    let succeeded = format!("/v1/webhooks/{id}/deliveries?state=succeeded");
+    wait_until(Duration::from_secs(60), || async {
+        gw.get(&succeeded).await.1["deliveries"][0]["id"].is_string()
+    })
+    .await;
+    let (_, page) = gw.get(&succeeded).await;
     let delivery = page["deliveries"][0]["id"].as_str().unwrap().to_owned();
     let (_, detail) = gw.get(&format!("/v1/webhooks/{id}/deliveries/{delivery}")).await;
     let statuses: Vec<i64> = detail["attempt_log"]
