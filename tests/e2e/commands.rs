@@ -226,6 +226,25 @@ async fn a_command_past_its_timeout_ends_timed_out(db: Db) {
     wait_until(DEADLINE, || async { !process_alive(pid) }).await;
 }
 
+async fn a_silent_command_is_cut_by_the_idle_timeout(db: Db) {
+    let gw = Gateway::start(db, "[projects.demo]\nidle_timeout_secs = 2\n").await;
+    let script = "echo started; sleep 300 & echo $! > sleep.pid; wait";
+    let cmd = run_to_end(&gw, json!({"kind": "shell", "script": script, "timeout_secs": 600})).await;
+    assert_eq!(cmd["state"], "timed_out", "{cmd}");
+    let reason = cmd["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no output for 2s"), "{cmd}");
+    let pid = read_pid(&gw.workspaces().join("demo/sleep.pid")).await;
+    wait_until(DEADLINE, || async { !process_alive(pid) }).await;
+}
+
+async fn a_command_that_keeps_writing_outlives_the_idle_timeout(db: Db) {
+    let gw = Gateway::start(db, "[projects.demo]\nidle_timeout_secs = 3\n").await;
+    // Six seconds in all, never more than a fifth of one without output.
+    let script = "for i in $(seq 30); do echo tick $i; sleep 0.2; done";
+    let cmd = run_to_end(&gw, json!({"kind": "shell", "script": script})).await;
+    assert_eq!(cmd["state"], "succeeded", "{cmd}");
+}
+
 async fn cancelling_a_running_command_kills_its_process_group(db: Db) {
     let gw = Gateway::start(db, "").await;
     let id = gw
@@ -271,5 +290,7 @@ crate::on_both_databases!(
     an_idempotency_key_returns_the_first_command_for_the_same_request,
     a_retry_gets_the_original_command_even_after_the_rules_changed,
     a_command_past_its_timeout_ends_timed_out,
+    a_silent_command_is_cut_by_the_idle_timeout,
+    a_command_that_keeps_writing_outlives_the_idle_timeout,
     cancelling_a_running_command_kills_its_process_group,
 );

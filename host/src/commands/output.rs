@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -112,6 +112,8 @@ pub(super) struct OutputWriter {
     bound: OutageBound,
     /// Cancelled when the output is lost, so that the runner stops the command at once.
     lost: CancellationToken,
+    /// Counts the batches of output received, for the runner's idle watchdog.
+    activity: watch::Sender<u64>,
 }
 
 impl OutputWriter {
@@ -138,12 +140,18 @@ impl OutputWriter {
             backoff: RETRY_MIN,
             bound,
             lost: CancellationToken::new(),
+            activity: watch::Sender::new(0),
         }
     }
 
     /// Cancelled once the output is lost.
     pub(super) fn lost(&self) -> CancellationToken {
         self.lost.clone()
+    }
+
+    /// Changes whenever output arrives; closed once the writer is done.
+    pub(super) fn activity(&self) -> watch::Receiver<u64> {
+        self.activity.subscribe()
     }
 
     /// Consumes output until both streams close and everything is stored.
@@ -188,6 +196,7 @@ impl OutputWriter {
 
     /// Numbers whatever output is available now, starting with `first`.
     fn take(&mut self, first: (StreamKind, Vec<u8>), rx: &mut mpsc::Receiver<(StreamKind, Vec<u8>)>) {
+        self.activity.send_modify(|n| *n += 1);
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {

@@ -84,6 +84,8 @@ impl Ending {
 enum Wake {
     Exited(std::io::Result<crate::exec::ExitOutcome>),
     TimedOut,
+    /// It wrote no output for the project's idle timeout.
+    Idle,
     Stopped(Option<StopReason>),
     /// Its output could not be stored (a storage outage past its bound).
     OutputLost,
@@ -265,6 +267,7 @@ impl Runner {
             bound,
         );
         let lost = writer.lost();
+        let activity = writer.activity();
         // Output flows before the process group is recorded: the first byte never waits on that write.
         let output = tokio::spawn(writer.run(exec.take_output()));
         let runner = exec
@@ -276,9 +279,11 @@ impl Runner {
             tracing::warn!(error = %e, command_id = %cmd.id, "could not record the process group");
         }
         let timeout = Duration::from_secs(cmd.timeout_secs.max(1) as u64);
+        let idle = Duration::from_secs(project.settings.idle_timeout_secs);
         let wake = tokio::select! {
             status = exec.wait() => Wake::Exited(status),
             () = tokio::time::sleep(timeout) => Wake::TimedOut,
+            () = silent_for(idle, activity), if !idle.is_zero() => Wake::Idle,
             reason = stop.wait_for(Option::is_some) => Wake::Stopped(reason.ok().and_then(|r| *r)),
             () = lost.cancelled() => Wake::OutputLost,
         };
@@ -292,6 +297,17 @@ impl Runner {
                     CommandState::TimedOut,
                     code,
                     Some(format!("timed out after {}s", timeout.as_secs())),
+                )
+            }
+            Wake::Idle => {
+                let code = kill(exec.as_mut()).await;
+                Ending::new(
+                    CommandState::TimedOut,
+                    code,
+                    Some(format!(
+                        "no output for {}s (the project's idle timeout); the process was killed",
+                        idle.as_secs()
+                    )),
                 )
             }
             Wake::Stopped(Some(StopReason::Interrupted)) => {
@@ -343,6 +359,18 @@ impl Runner {
 }
 
 /// Kills the process group and reaps the process; its exit status if it could be read.
+/// Returns once `idle` passes without a change of `activity`. Once the output has closed, none
+/// can come: the process is silent until it exits.
+async fn silent_for(idle: Duration, mut activity: watch::Receiver<u64>) {
+    loop {
+        match tokio::time::timeout(idle, activity.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return tokio::time::sleep(idle).await,
+            Err(_) => return,
+        }
+    }
+}
+
 async fn kill(exec: &mut dyn Execution) -> Option<i32> {
     exec.kill().await;
     exec.wait().await.ok().map(|o| o.code)

@@ -15,6 +15,10 @@ pub struct ProjectSettings {
     pub max_concurrent_commands: u32,
     /// Timeout for commands that do not ask for one.
     pub default_timeout_secs: u64,
+    /// A command that writes no output for this long is killed and ends `timed_out` (a hung
+    /// process that would otherwise hold its slot until its timeout); 0: never. A request cannot
+    /// change it.
+    pub idle_timeout_secs: u64,
 }
 
 /// Per-project settings; unset fields fall back to `project_defaults`.
@@ -29,6 +33,8 @@ pub struct ProjectOverride {
     pub max_concurrent_commands: Option<u32>,
     /// Timeout for commands that do not ask for one.
     pub default_timeout_secs: Option<u64>,
+    /// Seconds without output after which a command is killed (0: never).
+    pub idle_timeout_secs: Option<u64>,
 }
 
 impl Default for ProjectSettings {
@@ -37,6 +43,7 @@ impl Default for ProjectSettings {
             allowed_kinds: ["shell", "git", "claude"].map(String::from).to_vec(),
             max_concurrent_commands: 4,
             default_timeout_secs: 600,
+            idle_timeout_secs: 0,
         }
     }
 }
@@ -62,6 +69,7 @@ impl ProjectConfig {
                     allowed_kinds: p.allowed_kinds.clone().unwrap_or_else(|| d.allowed_kinds.clone()),
                     max_concurrent_commands: p.max_concurrent_commands.unwrap_or(d.max_concurrent_commands),
                     default_timeout_secs: p.default_timeout_secs.unwrap_or(d.default_timeout_secs),
+                    idle_timeout_secs: p.idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
                 },
             ),
         }
