@@ -42,6 +42,22 @@ if ! python3 -c 'import standardwebhooks' 2>/dev/null; then
   python3 -m pip install --quiet standardwebhooks
 fi
 
+# The real Claude Code CLI (npm) takes every flag the gateway passes to `claude` runs
+# (tests/e2e/claude_cli.rs); installed once per machine, in the user's cache.
+CLAUDE_CLI_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/rdev-test/claude-code"
+if [ ! -x "$CLAUDE_CLI_DIR/node_modules/.bin/claude" ]; then
+  if ! command -v npm >/dev/null; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "npm is not installed: run 'sudo apt-get install -y npm'" >&2
+      exit 1
+    fi
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  npm install --silent --no-audit --no-fund --prefix "$CLAUDE_CLI_DIR" @anthropic-ai/claude-code >/dev/null
+fi
+export RDEV_TEST_CLAUDE_CLI="$CLAUDE_CLI_DIR/node_modules/.bin/claude"
+
 if [ -z "${RDEV_TEST_DATABASE_URL:-}" ]; then
   start_postgres
   export RDEV_TEST_DATABASE_URL="$PG_URL"

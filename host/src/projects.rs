@@ -8,7 +8,7 @@ mod settings;
 
 pub use kubernetes::ClusterInventory;
 pub use local::LocalDirectories;
-pub use settings::{ProjectConfig, ProjectOverride, ProjectSettings};
+pub use settings::{ClaudePermissionMode, ProjectConfig, ProjectOverride, ProjectSettings};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -78,13 +78,14 @@ async fn argv_commands_never_pass_through_a_shell(db: Db) {
 }
 
 async fn claude_commands_run_the_configured_program_with_the_prompt(db: Db) {
-    let config = "[commands]\nclaude_args = [\"-p\"]\n[commands.programs]\nclaude = \"echo\"\ngit = \"git\"\n";
+    let config = "[commands.programs]\nclaude = \"echo\"\ngit = \"git\"\n\
+                  [projects.demo]\nclaude_max_turns = 7\nclaude_permission_mode = \"plan\"\n";
     let gw = Gateway::start(db, config).await;
     let cmd = run_to_end(&gw, json!({"kind": "claude", "prompt": "summarise; the repo $HOME"})).await;
     assert_eq!(outcome(&cmd), ("succeeded", Some(0)), "{cmd}");
     assert_eq!(
         output_of(&gw, cmd["id"].as_str().unwrap()).await,
-        "-p summarise; the repo $HOME\n"
+        "-p --output-format stream-json --verbose --max-turns 7 --permission-mode plan -- summarise; the repo $HOME\n"
     );
 }
 

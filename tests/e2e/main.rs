@@ -4,6 +4,7 @@ mod access;
 mod api_errors;
 mod audit;
 mod backends;
+mod claude_cli;
 mod claude_items;
 mod cli;
 mod commands;

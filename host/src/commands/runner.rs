@@ -249,7 +249,11 @@ impl Runner {
             Ok(spec) => spec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(format!("unreadable command: {e}"))),
         };
-        let invocation = spec.invocation(&cmd.id, &self.inner.config, &self.inner.inherited_env);
+        let invocation = spec.invocation(
+            &cmd.id,
+            (&self.inner.config, &project.settings),
+            &self.inner.inherited_env,
+        );
         let mut exec = match self.inner.backend.start(project, &invocation).await {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),

@@ -10,7 +10,8 @@ use serde::Deserialize;
 pub struct CommandsConfig {
     /// Argv command kinds and the program each runs (`git = "git"`). `claude` is the program for prompts.
     pub programs: BTreeMap<String, String>,
-    /// Arguments placed before the prompt for `claude` commands.
+    /// Arguments added to those the gateway gives every `claude` run (`-p`, stream-json output,
+    /// the project's turn cap and permission mode), before the prompt.
     pub claude_args: Vec<String>,
     /// Environment variable names a request may set.
     pub env_allowlist: Vec<String>,
@@ -36,7 +37,7 @@ impl Default for CommandsConfig {
             .collect();
         Self {
             programs,
-            claude_args: vec!["-p".to_owned()],
+            claude_args: Vec::new(),
             env_allowlist: [
                 "GIT_AUTHOR_NAME",
                 "GIT_AUTHOR_EMAIL",

@@ -206,11 +206,11 @@ impl CommandSpec {
         Ok(())
     }
 
-    /// The process for this (validated) spec.
+    /// The process for this (validated) spec in a project with `settings`.
     pub fn invocation(
         &self,
         command_id: &str,
-        commands: &CommandsConfig,
+        (commands, settings): (&CommandsConfig, &ProjectSettings),
         inherited: &BTreeMap<String, String>,
     ) -> Invocation {
         let (program, args) = match self.kind.as_str() {
@@ -219,8 +219,22 @@ impl CommandSpec {
                 vec!["-c".to_owned(), self.script.clone().unwrap_or_default()],
             ),
             "claude" => {
-                let mut args = commands.claude_args.clone();
-                args.push(self.prompt.clone().unwrap_or_default());
+                let mut args: Vec<String> = [
+                    "-p",
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--max-turns",
+                    &settings.claude_max_turns.to_string(),
+                    "--permission-mode",
+                    settings.claude_permission_mode.as_str(),
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                args.extend(commands.claude_args.iter().cloned());
+                // The prompt after `--`: a prompt such as `--dangerously-skip-permissions` would
+                // otherwise be taken as that option.
+                args.extend(["--".to_owned(), self.prompt.clone().unwrap_or_default()]);
                 (
                     commands
                         .programs
@@ -285,14 +299,28 @@ mod tests {
 
     #[test]
     fn argv_kinds_never_use_a_shell() {
+        let (commands, settings) = (CommandsConfig::default(), ProjectSettings::default());
         let inv = spec(r#"{"kind":"git","args":["log","; rm -rf /"]}"#).invocation(
             "cmd_test",
-            &CommandsConfig::default(),
+            (&commands, &settings),
             &BTreeMap::new(),
         );
         assert_eq!(inv.program, "git");
         assert_eq!(inv.args, vec!["log", "; rm -rf /"]);
-        let inv = CommandSpec::shell("echo hi").invocation("cmd_test", &CommandsConfig::default(), &BTreeMap::new());
+        let inv = CommandSpec::shell("echo hi").invocation("cmd_test", (&commands, &settings), &BTreeMap::new());
         assert_eq!((inv.program.as_str(), inv.args[0].as_str()), ("sh", "-c"));
+    }
+
+    #[test]
+    fn a_prompt_that_looks_like_an_option_stays_the_prompt() {
+        let (commands, settings) = (CommandsConfig::default(), ProjectSettings::default());
+        let inv = spec(r#"{"kind":"claude","prompt":"--dangerously-skip-permissions"}"#).invocation(
+            "cmd_test",
+            (&commands, &settings),
+            &BTreeMap::new(),
+        );
+        assert_eq!(inv.args[inv.args.len() - 2..], ["--", "--dangerously-skip-permissions"]);
+        let modes = inv.args.iter().position(|a| a == "--permission-mode").unwrap();
+        assert_eq!(inv.args[modes + 1], "dontAsk");
     }
 }

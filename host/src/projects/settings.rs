@@ -19,6 +19,43 @@ pub struct ProjectSettings {
     /// process that would otherwise hold its slot until its timeout); 0: never. A request cannot
     /// change it.
     pub idle_timeout_secs: u64,
+    /// `--max-turns` of every `claude` run.
+    pub claude_max_turns: u32,
+    /// `--permission-mode` of every `claude` run.
+    pub claude_permission_mode: ClaudePermissionMode,
+}
+
+/// Claude Code's permission modes (`--permission-mode`). Runs are unattended: `dontAsk` (the
+/// default) denies whatever would need a person to approve it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ClaudePermissionMode {
+    /// Deny what is not allowed in advance.
+    DontAsk,
+    /// Accept file edits without asking.
+    AcceptEdits,
+    /// Let the model decide when to ask.
+    Auto,
+    /// Ask for everything (nobody answers an unattended run: it is denied).
+    Manual,
+    /// Plan only, change nothing.
+    Plan,
+    /// Skip every permission check (sandboxes only).
+    BypassPermissions,
+}
+
+impl ClaudePermissionMode {
+    /// The value Claude Code takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DontAsk => "dontAsk",
+            Self::AcceptEdits => "acceptEdits",
+            Self::Auto => "auto",
+            Self::Manual => "manual",
+            Self::Plan => "plan",
+            Self::BypassPermissions => "bypassPermissions",
+        }
+    }
 }
 
 /// Per-project settings; unset fields fall back to `project_defaults`.
@@ -35,6 +72,10 @@ pub struct ProjectOverride {
     pub default_timeout_secs: Option<u64>,
     /// Seconds without output after which a command is killed (0: never).
     pub idle_timeout_secs: Option<u64>,
+    /// `--max-turns` of every `claude` run.
+    pub claude_max_turns: Option<u32>,
+    /// `--permission-mode` of every `claude` run.
+    pub claude_permission_mode: Option<ClaudePermissionMode>,
 }
 
 impl Default for ProjectSettings {
@@ -44,6 +85,8 @@ impl Default for ProjectSettings {
             max_concurrent_commands: 4,
             default_timeout_secs: 600,
             idle_timeout_secs: 0,
+            claude_max_turns: 50,
+            claude_permission_mode: ClaudePermissionMode::DontAsk,
         }
     }
 }
@@ -70,6 +113,8 @@ impl ProjectConfig {
                     max_concurrent_commands: p.max_concurrent_commands.unwrap_or(d.max_concurrent_commands),
                     default_timeout_secs: p.default_timeout_secs.unwrap_or(d.default_timeout_secs),
                     idle_timeout_secs: p.idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
+                    claude_max_turns: p.claude_max_turns.unwrap_or(d.claude_max_turns),
+                    claude_permission_mode: p.claude_permission_mode.unwrap_or(d.claude_permission_mode),
                 },
             ),
         }
