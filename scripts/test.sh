@@ -9,28 +9,24 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/postgres.sh
 . scripts/postgres.sh
 
-# The sanitizer's differential test runs scripts in real dash and bash.
-for shell in dash bash; do
-  if ! command -v "$shell" >/dev/null; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "$shell is not installed: run 'sudo apt-get install -y $shell'" >&2
-      exit 1
-    fi
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$shell" >/dev/null
-  fi
-done
-
-# The alert rules and the dashboard's queries are checked by promtool (tests/e2e/observability.rs),
-# which Debian ships in its prometheus package.
-if ! command -v promtool >/dev/null; then
+# Makes sure program $1 is on PATH, installing Debian package $2 when it is not (as root only).
+need_program() {
+  command -v "$1" >/dev/null && return
   if [ "$(id -u)" != 0 ]; then
-    echo "promtool is not installed: run 'sudo apt-get install -y prometheus'" >&2
+    echo "$1 is not installed: run 'sudo apt-get install -y $2'" >&2
     exit 1
   fi
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+}
+
+# The sanitizer's differential test runs scripts in real dash and bash.
+need_program dash dash
+need_program bash bash
+
+# The alert rules and the dashboard's queries are checked by promtool (tests/e2e/observability.rs),
+# which Debian ships in its prometheus package.
+need_program promtool prometheus
 
 # The OpenAPI document is checked by the reference validator.
 if ! command -v openapi-spec-validator >/dev/null; then
@@ -46,14 +42,7 @@ fi
 # (tests/e2e/claude_cli.rs); installed once per machine, in the user's cache.
 CLAUDE_CLI_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/rdev-test/claude-code"
 if [ ! -x "$CLAUDE_CLI_DIR/node_modules/.bin/claude" ]; then
-  if ! command -v npm >/dev/null; then
-    if [ "$(id -u)" != 0 ]; then
-      echo "npm is not installed: run 'sudo apt-get install -y npm'" >&2
-      exit 1
-    fi
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
-  fi
+  need_program npm npm
   npm install --silent --no-audit --no-fund --prefix "$CLAUDE_CLI_DIR" @anthropic-ai/claude-code >/dev/null
 fi
 export RDEV_TEST_CLAUDE_CLI="$CLAUDE_CLI_DIR/node_modules/.bin/claude"

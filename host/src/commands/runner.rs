@@ -362,7 +362,6 @@ impl Runner {
     }
 }
 
-/// Kills the process group and reaps the process; its exit status if it could be read.
 /// Returns once `idle` passes without a change of `activity`. Once the output has closed, none
 /// can come: the process is silent until it exits.
 async fn silent_for(idle: Duration, mut activity: watch::Receiver<u64>) {
@@ -375,6 +374,7 @@ async fn silent_for(idle: Duration, mut activity: watch::Receiver<u64>) {
     }
 }
 
+/// Kills the process group and reaps the process; its exit status if it could be read.
 async fn kill(exec: &mut dyn Execution) -> Option<i32> {
     exec.kill().await;
     exec.wait().await.ok().map(|o| o.code)

@@ -1,9 +1,9 @@
 //! Delivery workers: turn the outbox's event rows into deliveries, claim due deliveries (any
-//! replica may; a claim is a lease),
-//! render each with its subscription's formatter, sign the final body, send it to the checked
-//! address, and record the attempt with the delivery's next step (success, a retry on the
-//! schedule or after `Retry-After`, failure; 410 and a long failing streak disable the
-//! subscription). A slow receiver holds at most its subscription's share of the workers.
+//! replica may; a claim is a lease), render each with its subscription's formatter, sign the
+//! final body, send it to the checked address, and record the attempt with the delivery's next
+//! step (success, a retry on the schedule or after `Retry-After`, failure; 410 and a long failing
+//! streak disable the subscription). A slow receiver holds at most its subscription's share of
+//! the workers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,7 +129,7 @@ impl Dispatcher {
                         false
                     }
                 };
-                if expanded {
+                if expanded && !shutdown.is_cancelled() {
                     continue;
                 }
                 tokio::select! {
