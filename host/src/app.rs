@@ -228,6 +228,17 @@ pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<Option<String>>
     Ok(state.auth.create_first(new).await?)
 }
 
+/// The gateway's URL as seen from a local workspace: the listening address, with an
+/// unspecified one (`0.0.0.0`, `::`) read as loopback.
+fn hook_base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
 fn print_banner(addr: SocketAddr, token: Option<&str>) {
     println!("rdev listening on http://{addr}");
     if let Some(token) = token {
@@ -255,6 +266,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Taken before the store is opened and held until the process ends: a second gateway on the
     // same SQLite file must not even run recovery.
     let _serving = crate::store::lock_for_serving(&database_url(&config)?)?;
+    // Bound before the commands start, so that a `claude` run's hook knows the address.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let mut config = config;
+    config.commands.hook_url.get_or_insert_with(|| hook_base_url(addr));
     let state = build(config).await?;
     let refresher = state.projects.spawn_refresher(DISCOVERY_INTERVAL);
     let sweeper = state.commands.spawn_queue_sweeper(QUEUE_SWEEP_INTERVAL);
@@ -266,10 +284,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::plugins::reload::spawn(state.plugins.clone(), debounce, state.shutdown.clone());
     let webhook_workers = spawn_webhook_workers(&state)?;
     let token = bootstrap_admin(&state).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
     print_banner(addr, token.as_deref());
     tracing::info!(%addr, "listening");
     let stop_accepting = CancellationToken::new();

@@ -3,6 +3,7 @@
 //! a command through one seam (`events.rs`). Every accepted command ends in exactly one terminal
 //! state.
 
+pub mod claude;
 mod events;
 mod intake;
 mod output;
@@ -12,13 +13,16 @@ mod runner;
 mod settings;
 mod spec;
 
+pub use output::EVENT_STREAM;
 pub use settings::CommandsConfig;
-pub use spec::{CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
+pub use spec::{ClaudeSession, CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
+use claude::hooks::HookRuns;
+use claude::{ToolCall, ToolVerdict};
 use events::Events;
 use intake::Intake;
 use queue::Queue;
@@ -82,6 +86,12 @@ pub enum CommandError {
     /// The idempotency key was used with a different request.
     #[error("idempotency key already used for a different request")]
     IdempotencyConflict,
+    /// No command of the project ran in the session asked for (the message says which).
+    #[error("{0}")]
+    SessionNotFound(String),
+    /// The session asked for is in use by a command that has not ended.
+    #[error("session {0} is in use by a command that has not ended; wait for it or fork the session")]
+    SessionBusy(String),
     /// The command already ended.
     #[error("command already ended ({0})")]
     AlreadyEnded(CommandState),
@@ -133,6 +143,7 @@ pub struct Commands {
     projects: ProjectRegistry,
     replica: Arc<Replica>,
     notices: Notices,
+    hooks: Arc<HookRuns>,
 }
 
 impl std::fmt::Debug for Commands {
@@ -186,7 +197,14 @@ impl Commands {
             notices,
         } = services;
         let events = Events::new(store.clone(), hub, metrics, notices.clone());
-        let runner = Runner::new(events.clone(), store.clone(), backend.clone(), config.clone());
+        let hooks = Arc::new(HookRuns::default());
+        let runner = Runner::new(
+            events.clone(),
+            store.clone(),
+            backend.clone(),
+            config.clone(),
+            hooks.clone(),
+        );
         let queue = Queue::new(
             events.clone(),
             store.clone(),
@@ -213,7 +231,36 @@ impl Commands {
             projects,
             replica,
             notices,
+            hooks,
         }
+    }
+
+    /// Judges a tool call of a `claude` run for its `PreToolUse` hook: `None` unless `token` is
+    /// the credential of `command_id`'s run, running on this replica. The decision is audited
+    /// before it is answered (a failed audit write fails the call, which blocks the tool), then
+    /// joins the run's stream.
+    pub async fn pre_tool_use(
+        &self,
+        actor: &Actor,
+        (command_id, token): (&str, &str),
+        call: &ToolCall,
+    ) -> Result<Option<ToolVerdict>, CommandError> {
+        let Some(run) = self.hooks.find(command_id, token) else {
+            return Ok(None);
+        };
+        let verdict = claude::tools::judge(self.intake.policies(), &run.project, &run.key_id, call).await;
+        let mut audit = actor.audit(
+            "command.tool_call",
+            command_id,
+            verdict.decision(),
+            Some(verdict.audit_detail(call)),
+        );
+        audit.key_id = Some(run.key_id.clone());
+        self.store.append_audit(&audit).await?;
+        // The writer takes events as fast as it stores output; a run whose writer is gone has
+        // ended, and its decision is on the audit trail.
+        let _ = run.events.send(verdict.event(call)).await;
+        Ok(Some(verdict))
     }
 
     /// Validates, runs the policies and queues a command. Returns it and whether it is new

@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 mod extract;
 mod health;
+mod hooks;
 pub mod hygiene;
 mod keys;
 mod openapi;
@@ -136,6 +137,7 @@ fn router_parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::ready))
         .routes(routes!(health::openapi_json))
         .routes(routes!(health::metrics))
+        .routes(routes!(hooks::pre_tool_use))
         .merge(api_routes())
         .split_for_parts();
     openapi::complete(&mut doc);

@@ -22,7 +22,7 @@ use crate::plugins::ProjectDiscovery;
 pub use crate::plugins::{DiscoveredProject, InventoryItem, Placement};
 
 /// A project the gateway serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Project {
     /// Name (the `{project}` in URLs).
     pub name: String,

@@ -112,6 +112,12 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
     /// Remembers the process group of a running command and where it runs (to kill leftovers
     /// after a crash, there and only there).
     async fn set_process_group(&self, id: &str, runner: &str, pgid: i64) -> StoreResult<()>;
+    /// Records what a `claude` run reported (its session, when it named one, and the summary
+    /// as JSON).
+    async fn set_run_summary(&self, id: &str, session_id: Option<&str>, summary: &str) -> StoreResult<()>;
+    /// The newest command of `project` that ran in Claude Code session `session_id` (in any
+    /// session, when `None`).
+    async fn session_command(&self, project: &str, session_id: Option<&str>) -> StoreResult<Option<CommandRecord>>;
 
     /// Claims the next queued command of a project (priority, then FIFO) for a replica, in one
     /// transaction that never lets the project's running commands exceed the claim's limit,

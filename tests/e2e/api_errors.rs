@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 use crate::common::{Db, Gateway, Reply, send};
 
 /// Every route the server has (host/src/http.rs), as (method, path template).
-const ROUTES: [(&str, &str); 34] = [
+const ROUTES: [(&str, &str); 35] = [
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/openapi.json"),
     ("get", "/metrics"),
+    ("post", "/hooks/claude/{id}/pre-tool-use"),
     ("post", "/v1/keys"),
     ("get", "/v1/keys"),
     ("get", "/v1/keys/{id}"),

@@ -1,7 +1,8 @@
 //! The real Claude Code CLI (npm `@anthropic-ai/claude-code`, which `scripts/test.sh` installs and
 //! names in `RDEV_TEST_CLAUDE_CLI`) takes every flag the gateway passes to a `claude` run: started
 //! by the gateway without credentials, it gets as far as its `system/init` event (in the project's
-//! workspace, in the project's permission mode) and its `result`, instead of refusing an option —
+//! workspace, in the project's permission mode) and its `result`, instead of refusing an option
+//! (also `--max-budget-usd`, `--session-id`, `--settings` with the hook, `--resume`, `--fork-session`) —
 //! so a renamed or removed option fails here, not in production.
 
 use std::os::unix::fs::PermissionsExt;
@@ -26,7 +27,7 @@ async fn the_real_claude_cli_takes_every_flag_the_gateway_passes() {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let config = format!(
         "[commands.programs]\nclaude = {wrapper:?}\ngit = \"git\"\n\
-         [projects.demo]\nclaude_max_turns = 3\nclaude_permission_mode = \"plan\"\n"
+         [projects.demo]\nclaude_max_turns = 3\nclaude_permission_mode = \"plan\"\nclaude_max_budget_usd = 1.5\n"
     );
     let gw = Gateway::start(Db::Sqlite, &config).await;
     // A prompt that is also an option's name stays a prompt.
@@ -53,4 +54,18 @@ async fn the_real_claude_cli_takes_every_flag_the_gateway_passes() {
         events.iter().any(|e| e["type"] == "result"),
         "no result event in {output}"
     );
+    // Going on from that session passes `--resume` and `--fork-session`; the CLI takes them
+    // (what it says about a session it never saved without credentials does not matter here).
+    let session = gw.command(id).await["session_id"].as_str().unwrap().to_owned();
+    let fork = gw
+        .run(
+            "demo",
+            json!({"kind": "claude", "prompt": "again", "resume": session, "fork": true}),
+        )
+        .await;
+    let fork_id = fork["id"].as_str().unwrap();
+    gw.wait_done(fork_id).await;
+    let url = format!("{}/v1/commands/{fork_id}/stream", gw.url);
+    let output = output_text(&SseStream::open(&url, &gw.admin_token, None).await.collect().await);
+    assert!(!output.contains("option"), "the CLI refused an option: {output}");
 }

@@ -79,13 +79,21 @@ async fn argv_commands_never_pass_through_a_shell(db: Db) {
 
 async fn claude_commands_run_the_configured_program_with_the_prompt(db: Db) {
     let config = "[commands.programs]\nclaude = \"echo\"\ngit = \"git\"\n\
-                  [projects.demo]\nclaude_max_turns = 7\nclaude_permission_mode = \"plan\"\n";
+                  [projects.demo]\nclaude_max_turns = 7\nclaude_permission_mode = \"plan\"\nclaude_max_budget_usd = 2.5\n";
     let gw = Gateway::start(db, config).await;
     let cmd = run_to_end(&gw, json!({"kind": "claude", "prompt": "summarise; the repo $HOME"})).await;
     assert_eq!(outcome(&cmd), ("succeeded", Some(0)), "{cmd}");
-    assert_eq!(
-        output_of(&gw, cmd["id"].as_str().unwrap()).await,
-        "-p --output-format stream-json --verbose --max-turns 7 --permission-mode plan -- summarise; the repo $HOME\n"
+    let (id, session) = (cmd["id"].as_str().unwrap(), cmd["session_id"].as_str().unwrap());
+    let argv = output_of(&gw, id).await;
+    let expected_start = format!(
+        "-p --output-format stream-json --verbose --max-turns 7 --permission-mode plan --max-budget-usd 2.5 \
+         --session-id {session} --settings {{"
+    );
+    assert!(argv.starts_with(&expected_start), "{argv}");
+    assert!(argv.ends_with("} -- summarise; the repo $HOME\n"), "{argv}");
+    assert!(
+        argv.contains(&format!("{}/hooks/claude/{id}/pre-tool-use", gw.url)),
+        "{argv}"
     );
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod backends;
 mod claude_cli;
 mod claude_items;
+mod claude_runs;
 mod cli;
 mod commands;
 mod common;

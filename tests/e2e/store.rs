@@ -61,6 +61,8 @@ fn command(id: &str, project: &str, priority: i32, queue_seq: i64) -> CommandRec
         started_at: None,
         finished_at: None,
         owner: None,
+        session_id: None,
+        run_summary: None,
     }
 }
 

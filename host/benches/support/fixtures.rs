@@ -25,5 +25,7 @@ pub fn finished_command(id: &str, project: &str) -> CommandRecord {
         started_at: Some(1),
         finished_at: Some(2),
         owner: None,
+        session_id: None,
+        run_summary: None,
     }
 }

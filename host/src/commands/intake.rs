@@ -10,7 +10,9 @@ use tracing::Instrument;
 
 use super::events::Events;
 use super::queue::Queue;
-use super::{Actor, CommandError, CommandRequest, CommandSpec, CommandsConfig, PRIORITY_RANGE, SpecError};
+use super::{
+    Actor, ClaudeSession, CommandError, CommandRequest, CommandSpec, CommandsConfig, PRIORITY_RANGE, SpecError,
+};
 use crate::auth::Principal;
 use crate::exec::ExecBackend;
 use crate::plugins::{Decision, PluginCommand, Policies, Refusal, Refused, SanitizeInput};
@@ -87,7 +89,9 @@ impl Intake {
         }
         self.backend.available().map_err(CommandError::BackendUnavailable)?;
         let (priority, timeout_secs) = self.limits(project, &request)?;
-        let (spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
+        let session = self.session(project, &request).await?;
+        let (mut spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
+        spec.session = session;
         let record = CommandRecord {
             id: format!("cmd_{}", uuid::Uuid::new_v4().simple()),
             project: project.name.clone(),
@@ -108,6 +112,8 @@ impl Intake {
             started_at: None,
             finished_at: None,
             owner: None,
+            session_id: spec.session.as_ref().and_then(|s| s.id.clone()),
+            run_summary: None,
         };
         let detail = serde_json::json!({ "kind": record.kind, "decisions": decisions }).to_string();
         let audit = actor.audit("command.accepted", &record.id, "queued", Some(detail));
@@ -122,6 +128,49 @@ impl Intake {
                 Ok((current.unwrap_or(record), true))
             }
         }
+    }
+
+    /// The Claude Code session a `claude` request runs in: a new one, or one that a command of
+    /// the same project ran in (never another project's), not in use unless forked.
+    async fn session(
+        &self,
+        project: &Project,
+        request: &CommandRequest,
+    ) -> Result<Option<ClaudeSession>, CommandError> {
+        let invalid = |message: &str| {
+            CommandError::Invalid(SpecError {
+                field: "resume",
+                message: message.to_owned(),
+            })
+        };
+        if request.kind != "claude" {
+            return match request.resumes() {
+                true => Err(invalid("only `claude` commands have sessions")),
+                false => Ok(None),
+            };
+        }
+        if !request.resumes() {
+            return Ok(Some(ClaudeSession::fresh()));
+        }
+        if request.resume.is_some() && request.continue_session == Some(true) {
+            return Err(invalid("give `resume` or `continue`, not both"));
+        }
+        let wanted = request.resume.as_deref();
+        if wanted.is_some_and(|id| uuid::Uuid::parse_str(id).is_err()) {
+            return Err(invalid("must be a session id (a UUID)"));
+        }
+        let Some(earlier) = self.store.session_command(&project.name, wanted).await? else {
+            return Err(CommandError::SessionNotFound(match wanted {
+                Some(id) => format!("no command of project `{}` ran in session {id}", project.name),
+                None => format!("project `{}` has no session to continue", project.name),
+            }));
+        };
+        let id = earlier.session_id.unwrap_or_default();
+        let fork = request.fork == Some(true);
+        if !fork && !earlier.state.is_terminal() {
+            return Err(CommandError::SessionBusy(id));
+        }
+        Ok(Some(ClaudeSession::after(id, fork)))
     }
 
     /// The priority and timeout of a request, checked against their limits.

@@ -2,6 +2,10 @@
 //! UTF-8 per stream, holding back a multi-byte character split across reads; invalid bytes
 //! become U+FFFD. Whatever is available is persisted in one batch, then published.
 //!
+//! A `claude` run's stdout is also read as `stream-json`: each typed event it yields is
+//! numbered as a chunk of the `event` stream right after the raw output it came from, and the
+//! run's tool decisions join the same sequence, so replay and live streams show them in order.
+//!
 //! While the database is unavailable, chunks wait in memory and are stored in order once it is
 //! back, so the stored sequence never has a gap. An outage longer than its bound (time or bytes)
 //! loses the output: the writer stops and says so, and the runner interrupts the command.
@@ -13,11 +17,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::claude::RunSummary;
+use super::claude::stream_json::StreamJson;
 use super::events::OutputPublisher;
 use crate::exec::StreamKind;
 use crate::store::{Fault, OutputChunk, Store};
 
 const MAX_BATCH: usize = 64;
+/// The stream of typed events (JSON) beside `stdout` and `stderr`.
+pub const EVENT_STREAM: &str = "event";
 const MAX_CHUNK_BYTES: usize = 64 * 1024;
 /// First and longest wait between attempts to store held output.
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -114,6 +122,16 @@ pub(super) struct OutputWriter {
     lost: CancellationToken,
     /// Counts the batches of output received, for the runner's idle watchdog.
     activity: watch::Sender<u64>,
+    /// For a `claude` run: its stdout read as `stream-json`, and its tool decisions.
+    claude: Option<(StreamJson, mpsc::Receiver<String>)>,
+}
+
+/// What woke the writer.
+enum Input {
+    Read((StreamKind, Vec<u8>)),
+    Event(String),
+    Closed,
+    Retry,
 }
 
 impl OutputWriter {
@@ -141,7 +159,14 @@ impl OutputWriter {
             bound,
             lost: CancellationToken::new(),
             activity: watch::Sender::new(0),
+            claude: None,
         }
+    }
+
+    /// Reads the output as a `claude` run's, with its tool decisions (typed events) from `decisions`.
+    pub(super) fn for_claude(mut self, decisions: mpsc::Receiver<String>) -> Self {
+        self.claude = Some((StreamJson::default(), decisions));
+        self
     }
 
     /// Cancelled once the output is lost.
@@ -154,30 +179,51 @@ impl OutputWriter {
         self.activity.subscribe()
     }
 
-    /// Consumes output until both streams close and everything is stored.
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<(StreamKind, Vec<u8>)>) -> Result<(), OutputLost> {
+    /// Consumes output until both streams close and everything is stored; for a `claude` run,
+    /// what its `result` event reported.
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<(StreamKind, Vec<u8>)>,
+    ) -> Result<Option<RunSummary>, OutputLost> {
         let result = self.pump(&mut rx).await;
         if result.is_err() {
             self.lost.cancel();
         }
-        result
+        result.map(|()| self.claude.and_then(|(parser, _)| parser.summary().cloned()))
+    }
+
+    /// The next read, typed event, end of output, or the time to retry storing.
+    async fn next(&mut self, rx: &mut mpsc::Receiver<(StreamKind, Vec<u8>)>) -> Input {
+        let retry_at = self.retry_at;
+        let decision = async {
+            match &mut self.claude {
+                Some((_, decisions)) => decisions.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            read = rx.recv() => read.map_or(Input::Closed, Input::Read),
+            Some(event) = decision => Input::Event(event),
+            () = async { match retry_at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Input::Retry,
+        }
     }
 
     async fn pump(&mut self, rx: &mut mpsc::Receiver<(StreamKind, Vec<u8>)>) -> Result<(), OutputLost> {
         let mut open = true;
         loop {
             if open {
-                let received = match self.retry_at {
-                    Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok(),
-                    None => Some(rx.recv().await),
-                };
-                match received {
-                    Some(Some(first)) => self.take(first, rx),
-                    Some(None) => {
+                match self.next(rx).await {
+                    Input::Read(first) => self.take(first, rx),
+                    Input::Event(event) => {
+                        self.activity.send_modify(|n| *n += 1);
+                        self.hold_numbered(EVENT_STREAM, event);
+                    }
+                    Input::Closed => {
                         open = false;
                         self.take_tails();
                     }
-                    None => {}
+                    Input::Retry => {}
                 }
             } else if let Some(at) = self.retry_at {
                 tokio::time::sleep_until(at).await;
@@ -205,9 +251,7 @@ impl OutputWriter {
             }
         }
         for (kind, bytes) in coalesce(batch) {
-            if let Some(chunk) = self.chunk(kind, &bytes) {
-                self.hold(chunk);
-            }
+            self.hold_read(kind, &bytes);
         }
     }
 
@@ -218,20 +262,49 @@ impl OutputWriter {
             (StreamKind::Stderr, self.stderr.finish()),
         ];
         for (kind, text) in tails {
-            if let Some(chunk) = self.numbered(kind, text) {
-                self.hold(chunk);
-            }
+            self.hold_text(kind, text);
+        }
+        let events = self
+            .claude
+            .as_mut()
+            .map(|(parser, _)| parser.finish())
+            .unwrap_or_default();
+        for event in events {
+            self.hold_numbered(EVENT_STREAM, event);
         }
     }
 
-    fn hold(&mut self, chunk: OutputChunk) {
-        self.held_bytes += chunk.text.len() as u64;
-        self.held.push(chunk);
+    /// Numbers and holds `text` as the next chunk of `stream` (nothing if it is empty).
+    fn hold_numbered(&mut self, stream: &str, text: String) {
+        if text.is_empty() {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.held_bytes += text.len() as u64;
+        self.held.push(OutputChunk {
+            command_id: self.command_id.clone(),
+            seq,
+            stream: stream.to_owned(),
+            text,
+        });
     }
 
-    fn chunk(&mut self, kind: StreamKind, bytes: &[u8]) -> Option<OutputChunk> {
+    /// Holds decoded output, followed by the typed events of the lines it completed.
+    fn hold_text(&mut self, kind: StreamKind, text: String) {
+        let events = match (&mut self.claude, kind) {
+            (Some((parser, _)), StreamKind::Stdout) => parser.push(&text),
+            _ => Vec::new(),
+        };
+        self.hold_numbered(kind.as_str(), text);
+        for event in events {
+            self.hold_numbered(EVENT_STREAM, event);
+        }
+    }
+
+    fn hold_read(&mut self, kind: StreamKind, bytes: &[u8]) {
         if self.kept_bytes >= self.max_bytes {
-            return None;
+            return;
         }
         self.kept_bytes += bytes.len() as u64;
         let text = match kind {
@@ -243,23 +316,9 @@ impl OutputWriter {
                 "{text}\n[rdev: output limit of {} bytes reached; the rest is dropped]\n",
                 self.max_bytes
             );
-            return self.numbered(StreamKind::Stderr, notice);
+            return self.hold_numbered(StreamKind::Stderr.as_str(), notice);
         }
-        self.numbered(kind, text)
-    }
-
-    fn numbered(&mut self, kind: StreamKind, text: String) -> Option<OutputChunk> {
-        if text.is_empty() {
-            return None;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        Some(OutputChunk {
-            command_id: self.command_id.clone(),
-            seq,
-            stream: kind.as_str().to_owned(),
-            text,
-        })
+        self.hold_text(kind, text);
     }
 
     /// Stores the held chunks in one transaction, then publishes them. A fault that passes keeps

@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::claude::RunSummary;
+use super::claude::hooks::{HookRuns, Registration, TOKEN_ENV};
 use super::events::Events;
 use super::output::{OutageBound, OutputWriter};
 use super::{Actor, CommandSpec, CommandsConfig, state_change};
@@ -46,6 +48,8 @@ struct Inner {
     config: Arc<CommandsConfig>,
     inherited_env: BTreeMap<String, String>,
     running: Mutex<HashMap<String, RunningCommand>>,
+    /// The credentials of this replica's `claude` runs.
+    hooks: Arc<HookRuns>,
     tasks: TaskTracker,
     draining: AtomicBool,
 }
@@ -91,6 +95,9 @@ enum Wake {
     OutputLost,
 }
 
+/// Tool decisions waiting to join a run's output stream.
+const DECISION_BACKLOG: usize = 64;
+
 /// First and longest wait between attempts to record a command's end during an outage.
 const END_RETRY_MIN: Duration = Duration::from_millis(200);
 const END_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -101,6 +108,7 @@ impl Runner {
         store: Arc<dyn Store>,
         backend: Arc<dyn ExecBackend>,
         config: Arc<CommandsConfig>,
+        hooks: Arc<HookRuns>,
     ) -> Self {
         let inherited_env = config
             .inherit_env
@@ -114,6 +122,7 @@ impl Runner {
             config,
             inherited_env,
             running: Mutex::default(),
+            hooks,
             tasks: TaskTracker::new(),
             draining: AtomicBool::new(false),
         };
@@ -239,9 +248,39 @@ impl Runner {
         }
     }
 
+    /// For a `claude` run: the hook's credential (in the process's environment, valid until
+    /// the registration drops), and where its tool decisions arrive.
+    fn claude_hook(
+        &self,
+        project: &Arc<Project>,
+        cmd: &CommandRecord,
+        env: &mut BTreeMap<String, String>,
+    ) -> Option<(Registration, mpsc::Receiver<String>)> {
+        if cmd.kind != "claude" {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(DECISION_BACKLOG);
+        let (registration, token) = self.inner.hooks.register(&cmd.id, (project.clone(), &cmd.key_id), tx);
+        env.insert(TOKEN_ENV.to_owned(), token);
+        Some((registration, rx))
+    }
+
+    /// Keeps what a `claude` run reported on its command (the end is recorded either way).
+    async fn record_summary(&self, id: &str, summary: &RunSummary) {
+        let json = serde_json::to_string(summary).unwrap_or_default();
+        if let Err(e) = self
+            .inner
+            .store
+            .set_run_summary(id, summary.session_id.as_deref(), &json)
+            .await
+        {
+            tracing::warn!(error = %e, command_id = %id, "could not record the summary of a claude run");
+        }
+    }
+
     async fn execute(
         &self,
-        project: &Project,
+        project: &Arc<Project>,
         cmd: &CommandRecord,
         mut stop: watch::Receiver<Option<StopReason>>,
     ) -> Ending {
@@ -249,11 +288,12 @@ impl Runner {
             Ok(spec) => spec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(format!("unreadable command: {e}"))),
         };
-        let invocation = spec.invocation(
+        let mut invocation = spec.invocation(
             &cmd.id,
             (&self.inner.config, &project.settings),
             &self.inner.inherited_env,
         );
+        let hook = self.claude_hook(project, cmd, &mut invocation.env);
         let mut exec = match self.inner.backend.start(project, &invocation).await {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),
@@ -263,13 +303,17 @@ impl Runner {
             time: Duration::from_secs(settings.output_outage_secs),
             bytes: settings.output_outage_bytes,
         };
-        let writer = OutputWriter::new(
+        let mut writer = OutputWriter::new(
             self.inner.store.clone(),
             self.inner.events.output_publisher(),
             &cmd.id,
             settings.max_output_bytes,
             bound,
         );
+        let (registration, decisions) = hook.unzip();
+        if let Some(decisions) = decisions {
+            writer = writer.for_claude(decisions);
+        }
         let lost = writer.lost();
         let activity = writer.activity();
         // Output flows before the process group is recorded: the first byte never waits on that write.
@@ -326,9 +370,15 @@ impl Runner {
             Wake::OutputLost => Ending::new(CommandState::Interrupted, kill(exec.as_mut()).await, None),
         };
         exec.kill().await;
+        drop(registration);
         let pending = exec.unconfirmed_kill();
         let ending = match output.await {
-            Ok(Ok(())) => ending,
+            Ok(Ok(summary)) => {
+                if let Some(summary) = summary {
+                    self.record_summary(&cmd.id, &summary).await;
+                }
+                ending
+            }
             Ok(Err(lost)) => Ending::new(CommandState::Interrupted, ending.exit_code, Some(lost.to_string())),
             Err(e) => Ending::new(
                 CommandState::Failed,

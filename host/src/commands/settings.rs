@@ -13,6 +13,11 @@ pub struct CommandsConfig {
     /// Arguments added to those the gateway gives every `claude` run (`-p`, stream-json output,
     /// the project's turn cap and permission mode), before the prompt.
     pub claude_args: Vec<String>,
+    /// The gateway's base URL as a workspace reaches it, for the tool hook of `claude` runs
+    /// (default: the address the gateway listens on, `0.0.0.0` read as `127.0.0.1`). Give it
+    /// when workspaces reach the gateway by another name (pods, a proxy); each replica needs its
+    /// own, since a run's hook is answered by the replica that runs it.
+    pub hook_url: Option<String>,
     /// Environment variable names a request may set.
     pub env_allowlist: Vec<String>,
     /// Variables copied from the gateway's own environment into every command.
@@ -38,6 +43,7 @@ impl Default for CommandsConfig {
         Self {
             programs,
             claude_args: Vec::new(),
+            hook_url: None,
             env_allowlist: [
                 "GIT_AUTHOR_NAME",
                 "GIT_AUTHOR_EMAIL",

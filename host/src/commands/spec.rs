@@ -42,6 +42,67 @@ pub struct CommandRequest {
     /// Extra environment (allowlisted names only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// `claude` only: resume this Claude Code session, which a command of the same project ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// `claude` only: continue the project's most recent session.
+    #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
+    pub continue_session: Option<bool>,
+    /// `claude` only: branch a new session off the one resumed (`resume` or `continue`; alone,
+    /// the project's most recent session), leaving that one as it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork: Option<bool>,
+}
+
+impl CommandRequest {
+    /// Whether the request asks to go on from an earlier session.
+    pub fn resumes(&self) -> bool {
+        self.resume.is_some() || self.continue_session == Some(true) || self.fork == Some(true)
+    }
+}
+
+/// The Claude Code session a `claude` command runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaudeSession {
+    /// The session it runs in; for a fork, unknown until the run reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The earlier session it goes on from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// Whether it branches a new session off `resume`.
+    #[serde(default)]
+    pub fork: bool,
+}
+
+impl ClaudeSession {
+    /// A new session, with an id of its own.
+    pub fn fresh() -> Self {
+        Self {
+            id: Some(uuid::Uuid::new_v4().to_string()),
+            resume: None,
+            fork: false,
+        }
+    }
+
+    /// Going on from `earlier`: in it, or (forking) in a new one.
+    pub fn after(earlier: String, fork: bool) -> Self {
+        Self {
+            id: (!fork).then(|| earlier.clone()),
+            resume: Some(earlier),
+            fork,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        match (&self.resume, &self.id) {
+            (Some(resume), _) if self.fork => vec!["--resume".into(), resume.clone(), "--fork-session".into()],
+            (Some(resume), _) => vec!["--resume".into(), resume.clone()],
+            (None, Some(id)) => vec!["--session-id".into(), id.clone()],
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 /// A command as accepted: kind, what to run, and its environment.
@@ -62,6 +123,9 @@ pub struct CommandSpec {
     /// Extra environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The Claude Code session of a `claude` command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<ClaudeSession>,
 }
 
 impl From<&CommandSpec> for PluginCommand {
@@ -84,6 +148,7 @@ impl From<PluginCommand> for CommandSpec {
             args: command.args,
             prompt: command.prompt,
             env: command.env,
+            session: None,
         }
     }
 }
@@ -126,6 +191,7 @@ impl CommandSpec {
             args: None,
             prompt: None,
             env: BTreeMap::new(),
+            session: None,
         }
     }
 
@@ -137,6 +203,7 @@ impl CommandSpec {
             args: req.args.clone(),
             prompt: req.prompt.clone(),
             env: req.env.clone().unwrap_or_default(),
+            session: None,
         }
     }
 
@@ -231,6 +298,16 @@ impl CommandSpec {
                 ]
                 .map(str::to_owned)
                 .to_vec();
+                if let Some(budget) = settings.claude_max_budget_usd {
+                    args.extend(["--max-budget-usd".to_owned(), budget.to_string()]);
+                }
+                args.extend(self.session.iter().flat_map(ClaudeSession::args));
+                if let Some(base) = &commands.hook_url {
+                    args.extend([
+                        "--settings".to_owned(),
+                        super::claude::hooks::settings_json(base, command_id),
+                    ]);
+                }
                 args.extend(commands.claude_args.iter().cloned());
                 // The prompt after `--`: a prompt such as `--dangerously-skip-permissions` would
                 // otherwise be taken as that option.

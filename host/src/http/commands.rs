@@ -8,6 +8,7 @@ use super::AppState;
 use super::context::Caller;
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
+use crate::commands::claude::RunSummary;
 use crate::commands::{CommandError, CommandRequest, CommandSpec};
 use crate::limits::LimitKind;
 use crate::store::{CommandQuery, CommandRecord, CommandState};
@@ -39,6 +40,12 @@ pub struct CommandView {
     finished_at: Option<i64>,
     /// The gateway replica that runs it, or ran it (from `GET /ready`'s `replica_id`).
     replica_id: Option<String>,
+    /// `claude` commands: the Claude Code session it runs in (resume it with `resume`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<String>,
+    /// `claude` commands: what the run reported at its end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<RunSummary>,
 }
 
 impl From<CommandRecord> for CommandView {
@@ -58,6 +65,8 @@ impl From<CommandRecord> for CommandView {
             started_at: c.started_at,
             finished_at: c.finished_at,
             replica_id: c.owner,
+            session_id: c.session_id,
+            run: c.run_summary.and_then(|json| serde_json::from_str(&json).ok()),
         }
     }
 }

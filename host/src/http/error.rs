@@ -215,6 +215,8 @@ impl From<CommandError> for ApiError {
                 ..refusal.into()
             },
             CommandError::IdempotencyConflict => Self::new(StatusCode::CONFLICT, "idempotency_conflict", e.to_string()),
+            CommandError::SessionNotFound(_) => Self::new(StatusCode::NOT_FOUND, "session_not_found", e.to_string()),
+            CommandError::SessionBusy(_) => Self::new(StatusCode::CONFLICT, "session_busy", e.to_string()),
             CommandError::AlreadyEnded(_) => Self::new(StatusCode::CONFLICT, "already_ended", e.to_string()),
             CommandError::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()),
             CommandError::BackendUnavailable(why) => {

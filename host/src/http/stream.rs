@@ -56,7 +56,7 @@ fn parse_last_event_id(headers: &HeaderMap, params: &StreamParams) -> Result<i64
     params(("id" = String, Path, description = "Command id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this sequence number"),
            StreamParams),
-    responses((status = 200, content_type = "text/event-stream", description = "`output` events (id = seq), then one `end` event; comment lines as heartbeats"),
+    responses((status = 200, content_type = "text/event-stream", description = "`output` events (id = seq) and, for `claude` runs, `claude` events (typed: init, text, tool_use, tool_decision, tool_result, result) in the same sequence; then one `end` event; comment lines as heartbeats"),
               (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
               (status = 429, description = "The key holds as many open streams as its tier allows", body = super::error::ErrorBody)))]
 pub async fn stream_output(
@@ -175,8 +175,25 @@ fn single_event(event: &str, id: Option<i64>, data: &impl serde::Serialize) -> B
     out.into()
 }
 
+/// Appends one chunk: raw output as an `output` event, a typed event of a `claude` run (its
+/// text is a line of JSON the gateway wrote) as a `claude` event.
+fn push_chunk(out: &mut String, chunk: &crate::store::OutputChunk) {
+    if chunk.stream == crate::commands::EVENT_STREAM {
+        let _ = write!(
+            out,
+            "event: claude\nid: {seq}\ndata: {{\"seq\":{seq},\"event\":{}}}\n\n",
+            chunk.text,
+            seq = chunk.seq
+        );
+    } else {
+        push_event(out, "output", Some(chunk.seq), chunk);
+    }
+}
+
 fn output_event(chunk: &crate::store::OutputChunk) -> Bytes {
-    single_event("output", Some(chunk.seq), chunk)
+    let mut out = String::new();
+    push_chunk(&mut out, chunk);
+    out.into()
 }
 
 fn end_event(state: CommandState, exit_code: Option<i32>) -> Bytes {
@@ -235,7 +252,7 @@ impl Follower {
                             let mut page = String::new();
                             for chunk in &chunks {
                                 self.last = chunk.seq;
-                                push_event(&mut page, "output", Some(chunk.seq), chunk);
+                                push_chunk(&mut page, chunk);
                             }
                             if !page.is_empty() {
                                 yield Bytes::from(page);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// Settings of one project.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProjectSettings {
     /// Command kinds this project accepts.
@@ -23,6 +23,12 @@ pub struct ProjectSettings {
     pub claude_max_turns: u32,
     /// `--permission-mode` of every `claude` run.
     pub claude_permission_mode: ClaudePermissionMode,
+    /// `--max-budget-usd` of every `claude` run (none: no budget cap).
+    pub claude_max_budget_usd: Option<f64>,
+    /// Tools a `claude` run may call (exact names, or a prefix ending in `*` such as
+    /// `mcp__docs__*`); others are denied. `Bash` calls are also judged by the sanitizers, file
+    /// tools by their paths.
+    pub claude_allowed_tools: Vec<String>,
 }
 
 /// Claude Code's permission modes (`--permission-mode`). Runs are unattended: `dontAsk` (the
@@ -76,6 +82,10 @@ pub struct ProjectOverride {
     pub claude_max_turns: Option<u32>,
     /// `--permission-mode` of every `claude` run.
     pub claude_permission_mode: Option<ClaudePermissionMode>,
+    /// `--max-budget-usd` of every `claude` run.
+    pub claude_max_budget_usd: Option<f64>,
+    /// Tools a `claude` run may call.
+    pub claude_allowed_tools: Option<Vec<String>>,
 }
 
 impl Default for ProjectSettings {
@@ -87,6 +97,23 @@ impl Default for ProjectSettings {
             idle_timeout_secs: 0,
             claude_max_turns: 50,
             claude_permission_mode: ClaudePermissionMode::DontAsk,
+            claude_max_budget_usd: None,
+            claude_allowed_tools: [
+                "Bash",
+                "Edit",
+                "Glob",
+                "Grep",
+                "LS",
+                "MultiEdit",
+                "NotebookEdit",
+                "NotebookRead",
+                "Read",
+                "Task",
+                "TodoWrite",
+                "Write",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -115,6 +142,11 @@ impl ProjectConfig {
                     idle_timeout_secs: p.idle_timeout_secs.unwrap_or(d.idle_timeout_secs),
                     claude_max_turns: p.claude_max_turns.unwrap_or(d.claude_max_turns),
                     claude_permission_mode: p.claude_permission_mode.unwrap_or(d.claude_permission_mode),
+                    claude_max_budget_usd: p.claude_max_budget_usd.or(d.claude_max_budget_usd),
+                    claude_allowed_tools: p
+                        .claude_allowed_tools
+                        .clone()
+                        .unwrap_or_else(|| d.claude_allowed_tools.clone()),
                 },
             ),
         }

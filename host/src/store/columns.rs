@@ -4,12 +4,12 @@
 macro_rules! command_insert_columns {
     () => {
         "id, project, kind, spec, state, priority, timeout_secs, exit_code, reason, key_id, \
-         idempotency_key, request_hash, queue_seq, pgid, runner, created_at, started_at, finished_at"
+         idempotency_key, request_hash, queue_seq, pgid, runner, created_at, started_at, finished_at, session_id"
     };
 }
 macro_rules! command_columns {
     () => {
-        concat!(command_insert_columns!(), ", owner")
+        concat!(command_insert_columns!(), ", owner, run_summary")
     };
 }
 macro_rules! replica_columns {

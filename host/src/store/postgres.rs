@@ -149,6 +149,16 @@ impl Store for PostgresStore {
         write_on!(self, |conn| commands::set_process_group(&mut conn, id, runner, pgid))
     }
 
+    async fn set_run_summary(&self, id: &str, session_id: Option<&str>, summary: &str) -> StoreResult<()> {
+        write_on!(self, |conn| commands::set_run_summary(
+            &mut conn, id, session_id, summary
+        ))
+    }
+
+    async fn session_command(&self, project: &str, session_id: Option<&str>) -> StoreResult<Option<CommandRecord>> {
+        commands::session_command(&self.pool, project, session_id).await
+    }
+
     async fn claim_next(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
         write_on!(self, |conn| ownership::claim_next(&mut conn, claim))
     }

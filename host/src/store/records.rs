@@ -140,6 +140,10 @@ pub struct CommandRecord {
     pub finished_at: Option<i64>,
     /// The replica that claimed it to run (set with `running`).
     pub owner: Option<String>,
+    /// The Claude Code session of a `claude` command.
+    pub session_id: Option<String>,
+    /// What a `claude` run reported at its end (JSON: cost, turns, duration, error).
+    pub run_summary: Option<String>,
 }
 
 /// A gateway process sharing the database, with its heartbeat lease.

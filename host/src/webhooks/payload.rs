@@ -167,6 +167,8 @@ mod tests {
             started_at: None,
             finished_at: None,
             owner: None,
+            session_id: None,
+            run_summary: None,
         }
     }
 

@@ -14,7 +14,7 @@ pub(super) async fn insert(conn: &mut PgConnection, cmd: &CommandRecord, audit: 
         "INSERT INTO commands (",
         command_insert_columns!(),
         ") \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (key_id, idempotency_key) DO NOTHING"
     ))
     .bind(&cmd.id)
@@ -35,6 +35,7 @@ pub(super) async fn insert(conn: &mut PgConnection, cmd: &CommandRecord, audit: 
     .bind(at(cmd.created_at))
     .bind(cmd.started_at.map(at))
     .bind(cmd.finished_at.map(at))
+    .bind(&cmd.session_id)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
@@ -167,6 +168,39 @@ pub(super) async fn set_process_group(conn: &mut PgConnection, id: &str, runner:
         .execute(conn)
         .await?;
     Ok(())
+}
+
+pub(super) async fn set_run_summary(
+    conn: &mut PgConnection,
+    id: &str,
+    session_id: Option<&str>,
+    summary: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE commands SET session_id = COALESCE($1, session_id), run_summary = $2 WHERE id = $3")
+        .bind(session_id)
+        .bind(spec_json(summary)?)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn session_command(
+    pool: &PgPool,
+    project: &str,
+    session_id: Option<&str>,
+) -> StoreResult<Option<CommandRecord>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        command_columns!(),
+        " FROM commands WHERE project = $1 AND session_id IS NOT NULL AND ($2::TEXT IS NULL OR session_id = $2) \
+         ORDER BY created_at DESC, queue_seq DESC LIMIT 1"
+    ))
+    .bind(project)
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(rows::command).transpose()
 }
 
 /// Appends chunks in one statement (arrays unnested), whatever their number.

@@ -82,6 +82,10 @@ pub(super) fn command(row: &PgRow) -> StoreResult<CommandRecord> {
         started_at: maybe_ms_of(row, "started_at")?,
         finished_at: maybe_ms_of(row, "finished_at")?,
         owner: row.try_get("owner")?,
+        session_id: row.try_get("session_id")?,
+        run_summary: row
+            .try_get::<Option<serde_json::Value>, _>("run_summary")?
+            .map(|v| v.to_string()),
     })
 }
 

@@ -127,6 +127,8 @@ fn command_from_row(row: &SqliteRow) -> StoreResult<CommandRecord> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         owner: row.try_get("owner")?,
+        session_id: row.try_get("session_id")?,
+        run_summary: row.try_get("run_summary")?,
     })
 }
 
@@ -325,6 +327,28 @@ impl Store for SqliteStore {
             Box::pin(async move { writes::set_process_group(conn, &id, &runner, pgid).await })
         }))
         .await
+    }
+
+    async fn set_run_summary(&self, id: &str, session_id: Option<&str>, summary: &str) -> StoreResult<()> {
+        let (id, session_id, summary) = (id.to_owned(), session_id.map(str::to_owned), summary.to_owned());
+        self.write(Box::new(move |conn| {
+            Box::pin(async move { writes::set_run_summary(conn, &id, session_id.as_deref(), &summary).await })
+        }))
+        .await
+    }
+
+    async fn session_command(&self, project: &str, session_id: Option<&str>) -> StoreResult<Option<CommandRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            command_columns!(),
+            " FROM commands WHERE project = $1 AND session_id IS NOT NULL AND ($2 IS NULL OR session_id = $2) \
+             ORDER BY created_at DESC, queue_seq DESC LIMIT 1"
+        ))
+        .bind(project.to_owned())
+        .bind(session_id.map(str::to_owned))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(command_from_row).transpose()
     }
 
     async fn claim_next(&self, claim: &Claim) -> StoreResult<Option<CommandRecord>> {

@@ -121,7 +121,7 @@ pub(super) async fn insert_command(
         "INSERT INTO commands (",
         command_insert_columns!(),
         ") \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (key_id, idempotency_key) DO NOTHING"
     ))
     .bind(cmd.id.clone())
@@ -142,6 +142,7 @@ pub(super) async fn insert_command(
     .bind(cmd.created_at)
     .bind(cmd.started_at)
     .bind(cmd.finished_at)
+    .bind(cmd.session_id.clone())
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
@@ -205,6 +206,21 @@ pub(super) async fn set_process_group(
     sqlx::query("UPDATE commands SET pgid = $1, runner = $2 WHERE id = $3")
         .bind(pgid)
         .bind(runner.to_owned())
+        .bind(id.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn set_run_summary(
+    conn: &mut SqliteConnection,
+    id: &str,
+    session_id: Option<&str>,
+    summary: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE commands SET session_id = COALESCE($1, session_id), run_summary = $2 WHERE id = $3")
+        .bind(session_id.map(str::to_owned))
+        .bind(summary.to_owned())
         .bind(id.to_owned())
         .execute(&mut *conn)
         .await?;
