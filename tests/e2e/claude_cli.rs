@@ -38,10 +38,7 @@ async fn the_real_claude_cli_takes_every_flag_the_gateway_passes() {
         )
         .await;
     let id = cmd["id"].as_str().unwrap();
-    gw.wait_done(id).await;
-    let url = format!("{}/v1/commands/{id}/stream", gw.url);
-    let output = output_text(&SseStream::open(&url, &gw.admin_token, None).await.collect().await);
-    assert!(!output.contains("option"), "the CLI refused an option: {output}");
+    let output = output_taking_every_option(&gw, id).await;
     let events: Vec<Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let init = events
         .iter()
@@ -63,9 +60,14 @@ async fn the_real_claude_cli_takes_every_flag_the_gateway_passes() {
             json!({"kind": "claude", "prompt": "again", "resume": session, "fork": true}),
         )
         .await;
-    let fork_id = fork["id"].as_str().unwrap();
-    gw.wait_done(fork_id).await;
-    let url = format!("{}/v1/commands/{fork_id}/stream", gw.url);
+    output_taking_every_option(&gw, fork["id"].as_str().unwrap()).await;
+}
+
+/// The output of a command once it ended, checked to refuse no option.
+async fn output_taking_every_option(gw: &Gateway, id: &str) -> String {
+    gw.wait_done(id).await;
+    let url = format!("{}/v1/commands/{id}/stream", gw.url);
     let output = output_text(&SseStream::open(&url, &gw.admin_token, None).await.collect().await);
     assert!(!output.contains("option"), "the CLI refused an option: {output}");
+    output
 }
