@@ -143,11 +143,11 @@ impl Intake {
                 message: message.to_owned(),
             })
         };
+        if request.kind != "claude" && request.resumes() {
+            return Err(invalid("only `claude` commands have sessions"));
+        }
         if request.kind != "claude" {
-            return match request.resumes() {
-                true => Err(invalid("only `claude` commands have sessions")),
-                false => Ok(None),
-            };
+            return Ok(None);
         }
         if !request.resumes() {
             return Ok(Some(ClaudeSession::fresh()));

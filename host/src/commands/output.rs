@@ -60,6 +60,14 @@ fn coalesce(batch: Vec<(StreamKind, Vec<u8>)>) -> Vec<(StreamKind, Vec<u8>)> {
     merged
 }
 
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Length of an incomplete UTF-8 sequence at the end of `bytes` (0 if none).
 fn incomplete_tail_len(bytes: &[u8]) -> usize {
     for back in 1..=bytes.len().min(3) {
@@ -205,7 +213,7 @@ impl OutputWriter {
             biased;
             read = rx.recv() => read.map_or(Input::Closed, Input::Read),
             Some(event) = decision => Input::Event(event),
-            () = async { match retry_at { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => Input::Retry,
+            () = sleep_until(retry_at) => Input::Retry,
         }
     }
 

@@ -46,10 +46,14 @@ pub struct ToolVerdict {
 }
 
 impl ToolVerdict {
-    fn deny(reason: String, mut decisions: Vec<Decision>, by_gateway: bool) -> Self {
-        if by_gateway {
-            decisions.push(gateway_decision("deny", Some(reason.clone())));
-        }
+    /// Refused by the gateway's own rules, before any plugin ran.
+    fn refused_by_gateway(reason: String) -> Self {
+        let decisions = vec![gateway_decision("deny", Some(reason.clone()))];
+        Self::denied(reason, decisions)
+    }
+
+    /// Refused with the decisions taken up to the refusal.
+    fn denied(reason: String, decisions: Vec<Decision>) -> Self {
         Self {
             allowed: false,
             reason: Some(reason),
@@ -96,15 +100,15 @@ pub async fn judge(policies: &Policies, project: &Project, key_id: &str, call: &
     let tool = call.tool_name.as_str();
     if !listed(&project.settings.claude_allowed_tools, tool) {
         let reason = format!("the tool `{tool}` is not allowed in project `{}`", project.name);
-        return ToolVerdict::deny(reason, Vec::new(), true);
+        return ToolVerdict::refused_by_gateway(reason);
     }
     if let Some((path, access)) = file_access(tool, &call.tool_input) {
         let Some(path) = path else {
-            return ToolVerdict::deny(format!("`{tool}` names no path"), Vec::new(), true);
+            return ToolVerdict::refused_by_gateway(format!("`{tool}` names no path"));
         };
         let local = project.placement.pod.is_none();
         if let Err(reason) = paths::check(&project.workspace, &path, access, local) {
-            return ToolVerdict::deny(reason, Vec::new(), true);
+            return ToolVerdict::refused_by_gateway(reason);
         }
     }
     let mut decisions = vec![gateway_decision("allow", None)];
@@ -117,7 +121,7 @@ pub async fn judge(policies: &Policies, project: &Project, key_id: &str, call: &
             }
             Err((reason, taken)) => {
                 decisions.extend(taken);
-                return ToolVerdict::deny(reason, decisions, false);
+                return ToolVerdict::denied(reason, decisions);
             }
         }
     }
@@ -177,20 +181,17 @@ const MAX_AUDIT_INPUT_CHARS: usize = 2048;
 /// What identifies a call on the audit trail and in its event: the tool, its id, and the part
 /// of the input that was judged (a command or a path; never file contents).
 fn judged_input(call: &ToolCall) -> Value {
-    let input = &call.tool_input;
     let judged = match call.tool_name.as_str() {
-        "Bash" => input.get("command"),
-        _ => file_access(&call.tool_name, input).and(
-            input
-                .get("file_path")
-                .or_else(|| input.get("notebook_path"))
-                .or_else(|| input.get("path")),
-        ),
+        "Bash" => call
+            .tool_input
+            .get("command")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        tool => file_access(tool, &call.tool_input).and_then(|(path, _)| path),
     };
-    match judged.and_then(Value::as_str) {
-        Some(text) => Value::String(text.chars().take(MAX_AUDIT_INPUT_CHARS).collect()),
-        None => Value::Null,
-    }
+    judged.map_or(Value::Null, |text| {
+        Value::String(text.chars().take(MAX_AUDIT_INPUT_CHARS).collect())
+    })
 }
 
 impl ToolVerdict {
@@ -230,6 +231,7 @@ impl ToolVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::{PluginError, Verdict};
 
     fn project(allowed: &[&str]) -> Project {
         let settings = crate::projects::ProjectSettings {
@@ -246,6 +248,67 @@ mod tests {
             },
             settings,
         }
+    }
+
+    /// A sanitizer that rewrites `make` into `make -n`, and fails on anything with `trap`.
+    struct Rewriter;
+
+    #[async_trait::async_trait]
+    impl crate::plugins::CommandSanitizer for Rewriter {
+        fn name(&self) -> &str {
+            "rewriter"
+        }
+        async fn sanitize(&self, input: &SanitizeInput) -> Result<crate::plugins::Answer<Verdict>, PluginError> {
+            let script = input.command.script.clone().unwrap_or_default();
+            if script.contains("trap") {
+                return Err(PluginError {
+                    plugin: "rewriter".into(),
+                    digest: Some("d".into()),
+                    message: "trapped".into(),
+                    kind: crate::plugins::FailureKind::Failed,
+                });
+            }
+            let value = match script.as_str() {
+                "make" => Verdict::Rewrite(PluginCommand {
+                    script: Some("make -n".into()),
+                    ..input.command.clone()
+                }),
+                _ => Verdict::Allow,
+            };
+            Ok(crate::plugins::Answer {
+                value,
+                digest: "d".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_becomes_the_updated_input_and_a_failing_plugin_denies() {
+        let policies = Policies::new(crate::plugins::Chains {
+            sanitizers: vec![std::sync::Arc::new(Rewriter)],
+            validators: vec![],
+        });
+        let p = project(&["Bash"]);
+        let input = serde_json::json!({"command": "make", "description": "build"});
+        let v = judge(&policies, &p, "key_1", &call("Bash", input)).await;
+        assert!(v.allowed, "{v:?}");
+        let updated = v.updated_input.unwrap();
+        assert_eq!(
+            (updated["command"].as_str(), updated["description"].as_str()),
+            (Some("make -n"), Some("build"))
+        );
+        let v = judge(
+            &policies,
+            &p,
+            "key_1",
+            &call("Bash", serde_json::json!({"command": "trap x"})),
+        )
+        .await;
+        assert!(
+            !v.allowed && v.reason.unwrap().contains("trapped"),
+            "a failed plugin fails closed"
+        );
+        assert_eq!(v.decisions.last().unwrap().verdict, "failed");
     }
 
     fn call(tool: &str, input: Value) -> ToolCall {
