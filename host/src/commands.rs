@@ -248,7 +248,12 @@ impl Commands {
         let Some(run) = self.hooks.find(command_id, token) else {
             return Ok(None);
         };
-        let verdict = claude::tools::judge(self.intake.policies(), &run.project, &run.key_id, call).await;
+        let of = claude::tools::RunOf {
+            project: &run.project,
+            command_id,
+            key_id: &run.key_id,
+        };
+        let verdict = claude::tools::judge(self.intake.policies(), of, call).await;
         let mut audit = actor.audit(
             "command.tool_call",
             command_id,

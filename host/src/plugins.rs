@@ -1,5 +1,5 @@
-//! Policy as WebAssembly plugins. The seams (command sanitizers, request validators, project
-//! discovery) are traits the rest of the gateway calls through [`Policies`]; the plugin [`manager`]
+//! Policy as WebAssembly plugins. The seams (command sanitizers, request validators, tool
+//! policies, project discovery) are traits the rest of the gateway calls through [`Policies`]; the plugin [`manager`]
 //! fills them with components loaded by the wasmtime [`runtime`], hot-swapped by [`reload`].
 
 pub mod bindings;
@@ -119,6 +119,45 @@ pub trait CommandSanitizer: Send + Sync {
     }
     /// Judges one command.
     async fn sanitize(&self, input: &SanitizeInput) -> Result<Answer<Verdict>, PluginError>;
+}
+
+/// What a tool policy sees of one tool call of a `claude` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInput {
+    /// Project name.
+    pub project: String,
+    /// The project's workspace.
+    pub workdir: String,
+    /// The `claude` command the call belongs to.
+    pub command_id: String,
+    /// Id of the key that submitted the command.
+    pub key_id: String,
+    /// Tool name (`Bash`, `Write`, `mcp__server__tool`…).
+    pub tool_name: String,
+    /// The tool's input (for `Bash`, as the sanitizer chain left it).
+    pub input: serde_json::Value,
+}
+
+/// A tool policy's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolCallVerdict {
+    /// Let the call run.
+    Allow,
+    /// Refuse it, with a reason the agent sees.
+    Deny(String),
+}
+
+/// Judges the tool calls of `claude` runs.
+#[async_trait]
+pub trait ToolPolicy: Send + Sync {
+    /// Plugin name.
+    fn name(&self) -> &str;
+    /// Whether it judges the tool calls of runs in `project`.
+    fn applies_to(&self, _project: &str) -> bool {
+        true
+    }
+    /// Judges one tool call.
+    async fn judge(&self, input: &ToolInput) -> Result<Answer<ToolCallVerdict>, PluginError>;
 }
 
 /// One field a validator objected to.

@@ -64,4 +64,22 @@ pub mod discovery {
     });
 }
 
+/// The tool-policy world; also the home of the `tools` interface.
+pub mod tool {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "tool-policy",
+        with: {
+            "rdev:plugin/log@0.1.0": crate::bindings::sanitizer::rdev::plugin::log,
+            "rdev:plugin/shell@0.1.0": crate::bindings::sanitizer::rdev::plugin::shell,
+        },
+        additional_derives: [PartialEq, Eq],
+        export_macro_name: "export_tool_policy",
+        pub_export_macro: true,
+        default_bindings_module: "::rdev_plugin_sdk::__private::bindings::tool",
+        runtime_path: "::rdev_plugin_sdk::__private::wit_bindgen::rt",
+    });
+}
+
 pub use sanitizer::rdev::plugin::{log, shell, types};
+pub use tool::rdev::plugin::tools;

@@ -2,11 +2,12 @@
 //! that put it into a plugin's component. Configuration is parsed and stored by `configure`; the
 //! entry points run with the stored value (or the default when the host never configured).
 
-use crate::bindings::{discovery, formatter, sanitizer, validator};
+use crate::bindings::{discovery, formatter, sanitizer, tool, validator};
 use crate::config::{configure, with_config};
 use crate::{
     Command, CommandContext, Discovery, DiscoveryCase, FieldError, Formatter, FormatterCase, InventoryItem, Project,
-    Rendered, Sanitizer, SanitizerCase, Validator, ValidatorCase, Verdict, WebhookTarget,
+    Rendered, Sanitizer, SanitizerCase, ToolCall, ToolCase, ToolContext, ToolPolicy, ToolVerdict, Validator,
+    ValidatorCase, Verdict, WebhookTarget,
 };
 use std::marker::PhantomData;
 
@@ -58,6 +59,19 @@ macro_rules! export_discovery {
         const _: () = {
             type RdevExport = $crate::__private::DiscoveryExport<$plugin>;
             $crate::bindings::discovery::export_project_discovery!(RdevExport with_types_in $crate::bindings::discovery);
+        };
+    };
+}
+
+/// Exports a [`ToolPolicy`] as the component's `tool-policy` world.
+#[macro_export]
+macro_rules! export_tool_policy {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type RdevExport = $crate::__private::ToolPolicyExport<$plugin>;
+    $crate::bindings::tool::export_tool_policy!(RdevExport with_types_in $crate::bindings::tool);
         };
     };
 }
@@ -127,6 +141,31 @@ impl<P: Discovery> discovery::Guest for DiscoveryExport<P> {
 
     fn discover(inventory: Vec<InventoryItem>) -> Result<Vec<Project>, String> {
         with_config(|config| P::discover(config, &inventory))
+    }
+}
+
+/// Implements the `tool-policy` exports for `P`.
+pub struct ToolPolicyExport<P>(PhantomData<P>);
+
+impl<P: ToolPolicy> tool::Guest for ToolPolicyExport<P> {
+    fn configure(config: String) -> Result<(), String> {
+        configure(&config, P::check)
+    }
+
+    fn self_test() -> Vec<ToolCase> {
+        P::self_test()
+    }
+
+    fn judge(call: ToolCall, context: ToolContext) -> ToolVerdict {
+        with_config(|config| judge_json::<P>(config, &call, &context))
+    }
+}
+
+/// Parses a tool call's input and judges it; an input that is not JSON is denied, not a trap.
+pub(crate) fn judge_json<P: ToolPolicy>(config: &P::Config, call: &ToolCall, context: &ToolContext) -> ToolVerdict {
+    match serde_json::from_str(&call.input) {
+        Ok(input) => P::judge(config, &call.tool_name, &input, context),
+        Err(e) => ToolVerdict::Deny(format!("the tool input is not valid JSON: {e}")),
     }
 }
 

@@ -28,6 +28,10 @@
 //!   `application/json`), optional `body_contains` (strings the body must contain).
 //! - `discovery` cases ([`discovery::Case`]): `name`, `inventory` (items with `source`, `name`,
 //!   `workspace`, optional `labels` object), `projects` (the names discovery must return, any order).
+//! - `tool_policy` cases ([`tool::Case`]): `name`, `tool` (e.g. `Bash`), optional `input` (the
+//!   tool's JSON input, default `{}`), optional `context` (`project`, `workdir`, `command_id`,
+//!   `key_id`, defaulting to `demo`, `/workspaces/demo`, `cmd_test`, `key_test`), `expect`:
+//!   `"allow"` or `"deny"`, optional `reason_contains`.
 //!
 //! Unknown fields are errors. The `*_cases` functions turn a fixture into the WIT case records a
 //! plugin returns from `self_test` (dropping what WIT cannot carry, such as `reason_contains`).
@@ -35,9 +39,10 @@
 pub mod discovery;
 pub mod formatter;
 pub mod sanitizer;
+pub mod tool;
 pub mod validator;
 
-use crate::{DiscoveryCase, FormatterCase, SanitizerCase, ValidatorCase};
+use crate::{DiscoveryCase, FormatterCase, SanitizerCase, ToolCase, ValidatorCase};
 use serde::Deserialize;
 use std::fmt;
 
@@ -61,6 +66,8 @@ pub enum Cases {
     Formatter(Vec<formatter::Case>),
     /// Project-discovery cases.
     Discovery(Vec<discovery::Case>),
+    /// Tool-policy cases.
+    Tool(Vec<tool::Case>),
 }
 
 /// Why a fixture could not be read.
@@ -84,6 +91,7 @@ struct FixtureRepr {
     validator: Option<Vec<validator::Case>>,
     formatter: Option<Vec<formatter::Case>>,
     discovery: Option<Vec<discovery::Case>>,
+    tool_policy: Option<Vec<tool::Case>>,
 }
 
 impl Fixture {
@@ -95,6 +103,7 @@ impl Fixture {
             repr.validator.map(Cases::Validator),
             repr.formatter.map(Cases::Formatter),
             repr.discovery.map(Cases::Discovery),
+            repr.tool_policy.map(Cases::Tool),
         ];
         let mut present = lists.into_iter().flatten();
         match (present.next(), present.next()) {
@@ -103,7 +112,7 @@ impl Fixture {
                 cases,
             }),
             (None, _) => Err(FixtureError(
-                "expected one of `sanitizer`, `validator`, `formatter` or `discovery`".into(),
+                "expected one of `sanitizer`, `validator`, `formatter`, `discovery` or `tool_policy`".into(),
             )),
             (Some(_), Some(_)) => Err(FixtureError("a fixture holds the cases of one plugin kind only".into())),
         }
@@ -126,6 +135,7 @@ impl Cases {
             Self::Validator(_) => "request-validator",
             Self::Formatter(_) => "webhook-formatter",
             Self::Discovery(_) => "project-discovery",
+            Self::Tool(_) => "tool-policy",
         }
     }
 
@@ -136,6 +146,7 @@ impl Cases {
             Self::Validator(cases) => cases.len(),
             Self::Formatter(cases) => cases.len(),
             Self::Discovery(cases) => cases.len(),
+            Self::Tool(cases) => cases.len(),
         }
     }
 
@@ -201,6 +212,17 @@ pub fn discovery_cases(json: &str) -> Vec<DiscoveryCase> {
     match bundled(json) {
         Cases::Discovery(cases) => cases.into_iter().map(DiscoveryCase::from).collect(),
         other => wrong_kind(&other, "project-discovery"),
+    }
+}
+
+/// The tool-policy cases of a fixture as WIT records, for [`crate::ToolPolicy::self_test`].
+///
+/// # Panics
+/// If `json` is not a fixture of tool-policy cases.
+pub fn tool_cases(json: &str) -> Vec<ToolCase> {
+    match bundled(json) {
+        Cases::Tool(cases) => cases.into_iter().map(ToolCase::from).collect(),
+        other => wrong_kind(&other, "tool-policy"),
     }
 }
 

@@ -19,7 +19,7 @@
 //! rdev_plugin_sdk::export_sanitizer!(DenyRm);
 //! ```
 //!
-//! - [`Sanitizer`], [`Validator`], [`Formatter`], [`Discovery`]: one trait per world; the matching
+//! - [`Sanitizer`], [`Validator`], [`Formatter`], [`Discovery`], [`ToolPolicy`]: one trait per world; the matching
 //!   `export_*!` macro generates the component glue (`configure`, `self-test`, the entry point).
 //! - [`shell`]: the host's shell parser (the same parser natively), [`log`]: the host's log.
 //! - [`fixtures`]: the JSON test-case format; [`testing`]: the native harness that runs it.
@@ -45,12 +45,13 @@ pub mod shell;
 pub mod testing;
 mod types;
 
+pub use bindings::tools::{ToolCall, ToolCase, ToolContext, ToolVerdict};
 pub use bindings::types::{
     Command, CommandContext, DiscoveryCase, EnvVar, ExpectedVerdict, FieldError, FormatterCase, InventoryItem, Project,
     Rendered, SanitizerCase, ValidatorCase, Verdict, WebhookTarget,
 };
 pub use config::parse_config;
-pub use plugin::{Discovery, Formatter, Sanitizer, Validator};
+pub use plugin::{Discovery, Formatter, Sanitizer, ToolPolicy, Validator};
 
 /// Every instance serves one call and is thrown away: see [`arena`].
 #[cfg(all(target_arch = "wasm32", feature = "arena"))]
@@ -60,6 +61,6 @@ static ALLOCATOR: arena::Arena = arena::Arena::new();
 /// Items the export macros expand to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{DiscoveryExport, FormatterExport, SanitizerExport, ValidatorExport};
+    pub use crate::export::{DiscoveryExport, FormatterExport, SanitizerExport, ToolPolicyExport, ValidatorExport};
     pub use wit_bindgen;
 }

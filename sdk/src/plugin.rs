@@ -1,10 +1,10 @@
-//! The four plugin traits, one per WIT world. A plugin is a type (usually a unit struct) that
+//! The five plugin traits, one per WIT world. A plugin is a type (usually a unit struct) that
 //! implements one of them; its configuration is a serde type parsed from the JSON the host hands to
 //! `configure`.
 
 use crate::{
     Command, CommandContext, DiscoveryCase, FieldError, FormatterCase, InventoryItem, Project, Rendered, SanitizerCase,
-    ValidatorCase, Verdict, WebhookTarget,
+    ToolCase, ToolContext, ToolVerdict, ValidatorCase, Verdict, WebhookTarget,
 };
 use serde::de::DeserializeOwned;
 
@@ -86,6 +86,27 @@ pub trait Discovery {
 
     /// Cases the host runs before a new version goes live; they must hold under any valid config.
     fn self_test() -> Vec<DiscoveryCase> {
+        Vec::new()
+    }
+}
+
+/// A tool policy (world `tool-policy`): allows or denies one tool call of a `claude` run, by the
+/// tool's name and input, after the gateway's own rules and the sanitizers have passed it.
+pub trait ToolPolicy {
+    /// The configuration; see [`Sanitizer::Config`].
+    type Config: DeserializeOwned + Default + 'static;
+
+    /// Semantic checks of a parsed configuration; an error refuses it.
+    fn check(_config: &Self::Config) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Judges the call of `tool` with `input` (the tool's JSON input, e.g. `{"command": "ls"}`
+    /// for `Bash` or `{"file_path": "…"}` for `Write`). A denial's reason is shown to the agent.
+    fn judge(config: &Self::Config, tool: &str, input: &serde_json::Value, context: &ToolContext) -> ToolVerdict;
+
+    /// Cases the host runs before a new version goes live; they must hold under any valid config.
+    fn self_test() -> Vec<ToolCase> {
         Vec::new()
     }
 }

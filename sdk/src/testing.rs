@@ -19,13 +19,13 @@ mod native;
 mod report;
 
 pub use component::{run_component, run_component_with};
-pub use native::{NativeDiscovery, NativeFormatter, NativeSanitizer, NativeValidator};
+pub use native::{NativeDiscovery, NativeFormatter, NativeSanitizer, NativeToolPolicy, NativeValidator};
 pub use report::{CaseReport, Report};
 
 use crate::fixtures::{self, Cases, Fixture};
 use crate::{
-    Command, CommandContext, Discovery, FieldError, Formatter, InventoryItem, Project, Rendered, Sanitizer, Validator,
-    Verdict, WebhookTarget,
+    Command, CommandContext, Discovery, FieldError, Formatter, InventoryItem, Project, Rendered, Sanitizer, ToolCall,
+    ToolContext, ToolPolicy, ToolVerdict, Validator, Verdict, WebhookTarget,
 };
 
 /// Something fixture cases run against. Every call returns `Err` when the call itself failed (a
@@ -57,6 +57,11 @@ pub trait Subject {
     /// Discovers the projects of an inventory.
     fn discover(&mut self, _inventory: &[InventoryItem]) -> Result<Result<Vec<Project>, String>, String> {
         Err(not_exported("project-discovery"))
+    }
+
+    /// Judges one tool call.
+    fn judge_tool(&mut self, _call: &ToolCall, _context: &ToolContext) -> Result<ToolVerdict, String> {
+        Err(not_exported("tool-policy"))
     }
 }
 
@@ -91,6 +96,11 @@ pub fn run(source: &str, fixture: &Fixture, subject: &mut impl Subject) -> Repor
         Cases::Discovery(cases) => {
             for case in cases {
                 report.push(case.evaluate(subject.discover(&case.inventory)));
+            }
+        }
+        Cases::Tool(cases) => {
+            for case in cases {
+                report.push(case.evaluate(subject.judge_tool(&case.call, &case.context)));
             }
         }
     }
@@ -147,6 +157,11 @@ pub fn run_formatter<P: Formatter>(source: &str) -> Report {
 /// Runs a discovery's fixture (a path or JSON text, see [`load`]).
 pub fn run_discovery<P: Discovery>(source: &str) -> Report {
     run(label(source), &load(source), &mut NativeDiscovery::<P>::default())
+}
+
+/// Runs a tool policy's fixture (a path or JSON text, see [`load`]).
+pub fn run_tool_policy<P: ToolPolicy>(source: &str) -> Report {
+    run(label(source), &load(source), &mut NativeToolPolicy::<P>::default())
 }
 
 /// Runs a sanitizer's bundled self-test under `config` (JSON text; empty for the default).
@@ -206,5 +221,15 @@ pub fn self_test_discovery<P: Discovery>(config: &str) -> Report {
         "bundled self-test",
         &bundled(config, cases),
         &mut NativeDiscovery::<P>::default(),
+    )
+}
+
+/// Runs a tool policy's bundled self-test under `config` (JSON text; empty for the default).
+pub fn self_test_tool_policy<P: ToolPolicy>(config: &str) -> Report {
+    let cases = Cases::Tool(P::self_test().into_iter().map(fixtures::tool::Case::from).collect());
+    run(
+        "bundled self-test",
+        &bundled(config, cases),
+        &mut NativeToolPolicy::<P>::default(),
     )
 }

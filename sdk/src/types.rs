@@ -2,8 +2,8 @@
 //! without spelling out every field, and reports can print them.
 
 use crate::{
-    Command, CommandContext, EnvVar, ExpectedVerdict, FieldError, InventoryItem, Project, Rendered, Verdict,
-    WebhookTarget,
+    Command, CommandContext, EnvVar, ExpectedVerdict, FieldError, InventoryItem, Project, Rendered, ToolContext,
+    ToolVerdict, Verdict, WebhookTarget,
 };
 use std::fmt;
 
@@ -201,6 +201,48 @@ impl Rendered {
         Self {
             content_type: "application/json".into(),
             body: body.to_string().into_bytes(),
+        }
+    }
+}
+
+impl ToolContext {
+    /// The context of a run of command `command_id` in `project`, working in `workdir`, with no
+    /// key id.
+    pub fn new(project: impl Into<String>, workdir: impl Into<String>, command_id: impl Into<String>) -> Self {
+        Self {
+            project: project.into(),
+            workdir: workdir.into(),
+            command_id: command_id.into(),
+            key_id: String::new(),
+        }
+    }
+}
+
+impl ToolVerdict {
+    /// Refuses the tool call, telling the agent `reason`.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        Self::Deny(reason.into())
+    }
+
+    /// Whether the call is allowed.
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Self::Allow)
+    }
+
+    /// The reason of a denial.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Deny(reason) => Some(reason),
+            Self::Allow => None,
+        }
+    }
+}
+
+impl fmt::Display for ToolVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Allow => f.write_str("allow"),
+            Self::Deny(reason) => write!(f, "deny: {reason}"),
         }
     }
 }

@@ -141,6 +141,85 @@ async fn every_tool_call_is_judged_streamed_and_audited_and_claude_hears_the_rea
 }
 
 /// Waits for a file a fake run writes (its hook credential, through an allowed Bash call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_policy_plugin_judges_calls_by_tool_name_and_input() {
+    use crate::common::plugins::{default_plugin, entry};
+    let home = tempfile::tempdir().unwrap();
+    let plugins = entry(
+        "shell-sanitizer",
+        "command-sanitizer",
+        &default_plugin("shell_sanitizer"),
+        "",
+    ) + &entry(
+        "tool-guard",
+        "tool-policy",
+        &default_plugin("tool_guard"),
+        "config = { fetch_hosts = [\"docs.rs\"] }",
+    );
+    let extra = format!("project_defaults.claude_allowed_tools = [\"Bash\", \"Read\", \"WebFetch\"]\n{plugins}");
+    let gw = gateway(Db::Sqlite, home.path(), &extra).await;
+    std::fs::write(gw.workspaces().join("demo/.env"), "TOKEN=hunter2").unwrap();
+    let prompt = "read: .env\nbash: cat config/.env.local\ntool: WebFetch {\"url\": \"https://docs.rs/tokio\"}\n\
+                  tool: WebFetch {\"url\": \"https://paste.example/up\"}\nbash: ls\ntext: done";
+    let id = gw.run("demo", claude(prompt)).await["id"].as_str().unwrap().to_owned();
+    let cmd = gw.wait_done(&id).await;
+    assert_eq!(cmd["state"], "succeeded", "{cmd}");
+
+    let events = claude_events(&gw, &id).await;
+    let decisions = of_type(&events, "tool_decision");
+    let verdicts: Vec<_> = decisions
+        .iter()
+        .map(|d| (d["tool"].as_str().unwrap(), d["decision"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("Read", "deny"),
+            ("Bash", "deny"),
+            ("WebFetch", "allow"),
+            ("WebFetch", "deny"),
+            ("Bash", "allow")
+        ],
+        "{events:#?}"
+    );
+    for denied in [decisions[0], decisions[1], decisions[3]] {
+        let reason = denied["reason"].as_str().unwrap();
+        assert!(reason.starts_with("denied by `tool-guard`"), "{reason}");
+        let last = denied["decisions"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            (last["plugin"].as_str(), last["verdict"].as_str()),
+            (Some("tool-guard"), Some("deny"))
+        );
+        assert_eq!(last["digest"].as_str().map(str::len), Some(64), "{last}");
+    }
+    assert!(decisions[3]["reason"].as_str().unwrap().contains("paste.example"));
+    // An allowed Bash call went through the sanitizer, then the tool policy.
+    let chain: Vec<_> = decisions[4]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(chain, ["gateway", "shell-sanitizer", "tool-guard"]);
+    // Claude was told why, and never saw the secret.
+    let results = of_type(&events, "tool_result");
+    assert!(
+        results[0]["content"].as_str().unwrap().contains("protected file"),
+        "{}",
+        results[0]
+    );
+    assert!(
+        !serde_json::to_string(&events).unwrap().contains("hunter2"),
+        "the secret reached the stream"
+    );
+    let audited = gw.audit(&format!("action=command.tool_call&target={id}")).await;
+    assert_eq!(
+        audited.iter().filter(|a| a["outcome"] == "deny").count(),
+        3,
+        "{audited:#?}"
+    );
+}
+
 async fn read_when_written(path: &Path) -> String {
     wait_until(Duration::from_secs(30), || async { path.exists() }).await;
     let mut text = String::new();

@@ -44,7 +44,7 @@ fn every_default_plugin_passes_its_fixtures_as_a_component() {
             }
         }
     }
-    assert!(ran >= 6, "only {ran} fixture files found");
+    assert!(ran >= 7, "only {ran} fixture files found");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Host-side bindings for the four plugin worlds, generated from `wit/` — the only place the host
+//! Host-side bindings for the five plugin worlds, generated from `wit/` — the only place the host
 //! reads the WIT package. The worlds share the `types`, `log` and `shell` interfaces, so the later
 //! worlds reuse the first one's generated modules and every world speaks the same Rust types.
 
@@ -51,4 +51,18 @@ pub mod discovery {
     });
 }
 
+/// The `tool-policy` world; also the home of the `tools` interface.
+pub mod tool {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "tool-policy",
+        exports: { default: async },
+        with: {
+            "rdev:plugin/log": super::sanitizer::rdev::plugin::log,
+            "rdev:plugin/shell": super::sanitizer::rdev::plugin::shell,
+        },
+    });
+}
+
 pub use sanitizer::rdev::plugin::{log, shell, types};
+pub use tool::rdev::plugin::tools;

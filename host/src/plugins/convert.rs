@@ -1,9 +1,9 @@
 //! Converts between the gateway's types and the WIT types plugins see, bounding what comes back:
 //! plugins are untrusted code even when they are policy.
 
-use super::bindings::types;
+use super::bindings::{tools, types};
 use super::{DiscoveredProject, InventoryItem};
-use super::{FieldError, PluginCommand, SanitizeInput, Verdict};
+use super::{FieldError, PluginCommand, SanitizeInput, ToolCallVerdict, ToolInput, Verdict};
 
 /// Longest deny reason or field message accepted from a plugin, in bytes.
 const MAX_REASON_BYTES: usize = 4096;
@@ -91,6 +91,29 @@ pub fn verdict(v: types::Verdict) -> Result<Verdict, String> {
         types::Verdict::Allow => Verdict::Allow,
         types::Verdict::Deny(reason) => Verdict::Deny(bounded(reason, "deny reason")?),
         types::Verdict::Rewrite(command) => Verdict::Rewrite(spec(command)),
+    })
+}
+
+/// A tool call and its run in WIT form.
+pub fn tool_call(input: &ToolInput) -> (tools::ToolCall, tools::ToolContext) {
+    let call = tools::ToolCall {
+        tool_name: input.tool_name.clone(),
+        input: input.input.to_string(),
+    };
+    let context = tools::ToolContext {
+        project: input.project.clone(),
+        workdir: input.workdir.clone(),
+        command_id: input.command_id.clone(),
+        key_id: input.key_id.clone(),
+    };
+    (call, context)
+}
+
+/// A tool verdict from WIT form, its reason bounded.
+pub fn tool_verdict(v: tools::ToolVerdict) -> Result<ToolCallVerdict, String> {
+    Ok(match v {
+        tools::ToolVerdict::Allow => ToolCallVerdict::Allow,
+        tools::ToolVerdict::Deny(reason) => ToolCallVerdict::Deny(bounded(reason, "deny reason")?),
     })
 }
 

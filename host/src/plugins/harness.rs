@@ -9,7 +9,7 @@ use rdev_plugin_sdk as sdk;
 use rdev_plugin_sdk::fixtures::{Cases, Fixture};
 use rdev_plugin_sdk::testing::{Report, Subject};
 
-use super::bindings::types;
+use super::bindings::{tools, types};
 use super::cache::{self, ArtifactCache, CacheKey};
 use super::manifest::{PluginManifest, World};
 use super::runtime::{EngineOptions, Runtime};
@@ -33,6 +33,7 @@ pub fn world_of(fixture: &Fixture) -> World {
         Cases::Validator(_) => World::RequestValidator,
         Cases::Formatter(_) => World::WebhookFormatter,
         Cases::Discovery(_) => World::ProjectDiscovery,
+        Cases::Tool(_) => World::ToolPolicy,
     }
 }
 
@@ -148,6 +149,24 @@ impl Subject for ComponentSubject {
                 })
                 .collect()
         }))
+    }
+
+    fn judge_tool(&mut self, call: &sdk::ToolCall, context: &sdk::ToolContext) -> Result<sdk::ToolVerdict, String> {
+        let call = tools::ToolCall {
+            tool_name: call.tool_name.clone(),
+            input: call.input.clone(),
+        };
+        let context = tools::ToolContext {
+            project: context.project.clone(),
+            workdir: context.workdir.clone(),
+            command_id: context.command_id.clone(),
+            key_id: context.key_id.clone(),
+        };
+        let verdict = self.executor.block_on(self.version()?.judge_tool(&call, &context));
+        Ok(match verdict.map_err(|e| e.to_string())? {
+            tools::ToolVerdict::Allow => sdk::ToolVerdict::Allow,
+            tools::ToolVerdict::Deny(reason) => sdk::ToolVerdict::Deny(reason),
+        })
     }
 }
 

@@ -17,6 +17,7 @@ use super::slot::{PluginStatus, Slot};
 use super::version::Version;
 use super::{
     Chains, CommandSanitizer, PassThroughDiscovery, PluginError, Policies, ProjectDiscovery, RequestValidator,
+    ToolPolicy,
 };
 use super::{DiscoveredProject, InventoryItem};
 use crate::store::{AuditEntry, EventTag, Store};
@@ -413,6 +414,7 @@ fn chains(slots: &[Arc<Slot>]) -> Chains {
         validators: of(World::RequestValidator)
             .map(|s| s as Arc<dyn RequestValidator>)
             .collect(),
+        tool_policies: of(World::ToolPolicy).map(|s| s as Arc<dyn ToolPolicy>).collect(),
     }
 }
 

@@ -20,6 +20,8 @@ pub enum World {
     WebhookFormatter,
     /// `project-discovery`: turns the inventory into projects.
     ProjectDiscovery,
+    /// `tool-policy`: allow or deny the tool calls of `claude` runs.
+    ToolPolicy,
 }
 
 impl World {
@@ -30,6 +32,7 @@ impl World {
             World::RequestValidator => "request-validator",
             World::WebhookFormatter => "webhook-formatter",
             World::ProjectDiscovery => "project-discovery",
+            World::ToolPolicy => "tool-policy",
         }
     }
 }

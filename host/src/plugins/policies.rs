@@ -1,4 +1,4 @@
-//! The policy chains and their contract: validators and sanitizers run in order, a failing
+//! The policy chains and their contract: validators, sanitizers and tool policies run in order, a failing
 //! plugin fails closed, a rewrite is checked by the host and then judged by the whole chain again,
 //! and every decision is recorded with the version that took it.
 
@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::{
     Answer, CommandSanitizer, FailureKind, FieldError, PluginCommand, PluginError, RequestValidator, SanitizeInput,
-    Verdict,
+    ToolCallVerdict, ToolInput, ToolPolicy, Verdict,
 };
 
 /// Rewrites one command may go through before the chain gives up (fails closed).
@@ -53,6 +53,8 @@ pub struct Chains {
     pub sanitizers: Vec<Arc<dyn CommandSanitizer>>,
     /// Request validators.
     pub validators: Vec<Arc<dyn RequestValidator>>,
+    /// Tool policies of `claude` runs.
+    pub tool_policies: Vec<Arc<dyn ToolPolicy>>,
 }
 
 /// The active policy chains, replaced as a whole when the plugin set changes.
@@ -164,6 +166,7 @@ impl std::fmt::Debug for Policies {
         f.debug_struct("Policies")
             .field("sanitizers", &chains.sanitizers.len())
             .field("validators", &chains.validators.len())
+            .field("tool_policies", &chains.tool_policies.len())
             .finish()
     }
 }
@@ -219,6 +222,37 @@ impl Policies {
             if !errors.is_empty() {
                 let plugin = v.name().to_owned();
                 return Err((Refusal::Invalid { plugin, errors }, decisions));
+            }
+        }
+        Ok(decisions)
+    }
+
+    /// Runs the tool policies over a tool call of a `claude` run; the first denial refuses it,
+    /// and a failing plugin refuses it too (fail closed).
+    pub async fn judge_tool(&self, input: &ToolInput) -> Result<Vec<Decision>, Refused> {
+        let chains = self.chains.load_full();
+        let mut decisions = Vec::new();
+        for p in chains.tool_policies.iter().filter(|p| p.applies_to(&input.project)) {
+            let started = Instant::now();
+            let verdict_of = |v: &ToolCallVerdict| match v {
+                ToolCallVerdict::Allow => "allow",
+                ToolCallVerdict::Deny(_) => "deny",
+            };
+            let Answer { value, digest } = match traced_call(p.name(), p.judge(input), verdict_of).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    decisions.push(Decision::failed(&e, started));
+                    return Err((e.into(), decisions));
+                }
+            };
+            match value {
+                ToolCallVerdict::Allow => decisions.push(Decision::new(p.name(), Some(digest), "allow", None, started)),
+                ToolCallVerdict::Deny(reason) => {
+                    let decision = Decision::new(p.name(), Some(digest), "deny", Some(reason.clone()), started);
+                    decisions.push(decision);
+                    let plugin = p.name().to_owned();
+                    return Err((Refusal::Denied { plugin, reason }, decisions));
+                }
             }
         }
         Ok(decisions)
@@ -352,7 +386,7 @@ mod tests {
             .collect();
         Policies::new(Chains {
             sanitizers,
-            validators: vec![],
+            ..Chains::default()
         })
     }
 

@@ -14,7 +14,8 @@ use super::manifest::{PluginManifest, World};
 use super::runtime::CallError;
 use super::version::Version;
 use super::{
-    Answer, CommandSanitizer, FailureKind, FieldError, PluginError, RequestValidator, SanitizeInput, Verdict, convert,
+    Answer, CommandSanitizer, FailureKind, FieldError, PluginError, RequestValidator, SanitizeInput, ToolCallVerdict,
+    ToolInput, ToolPolicy, Verdict, convert,
 };
 use crate::telemetry::Metrics;
 
@@ -301,6 +302,31 @@ impl RequestValidator for Slot {
         self.finish(&version, started, result, |errors| match errors.is_empty() {
             true => "valid",
             false => "invalid",
+        })
+    }
+}
+
+#[async_trait]
+impl ToolPolicy for Slot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn applies_to(&self, project: &str) -> bool {
+        self.applies(Some(project))
+    }
+
+    async fn judge(&self, input: &ToolInput) -> Result<Answer<ToolCallVerdict>, PluginError> {
+        let version = self.serving()?;
+        let started = Instant::now();
+        let (call, context) = convert::tool_call(input);
+        let result = version
+            .judge_tool(&call, &context)
+            .await
+            .and_then(|v| convert::tool_verdict(v).map_err(CallError::BadOutput));
+        self.finish(&version, started, result, |v| match v {
+            ToolCallVerdict::Allow => "allow",
+            ToolCallVerdict::Deny(_) => "deny",
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
-use super::bindings::{discovery, formatter, sanitizer, types, validator};
+use super::bindings::{discovery, formatter, sanitizer, tool, tools, types, validator};
 use super::cache::{ArtifactCache, Origin};
 use super::call_state::CallState;
 use super::manifest::PluginManifest;
@@ -33,6 +33,7 @@ enum Pre {
     Validator(validator::RequestValidatorPre<CallState>),
     Formatter(formatter::WebhookFormatterPre<CallState>),
     Discovery(discovery::ProjectDiscoveryPre<CallState>),
+    Tool(tool::ToolPolicyPre<CallState>),
 }
 
 /// A plugin's `configure` refused the configuration it was given.
@@ -187,6 +188,15 @@ impl Version {
         call!(self, Discovery, |b, store| b.call_discover(store, inventory))
     }
 
+    /// Judges a tool call of a `claude` run.
+    pub async fn judge_tool(
+        &self,
+        call: &tools::ToolCall,
+        context: &tools::ToolContext,
+    ) -> Result<tools::ToolVerdict, CallError> {
+        call!(self, Tool, |b, store| b.call_judge(store, call, context))
+    }
+
     /// Runs the bundled self-test cases (which also proves `configure` accepts the config).
     async fn self_test(&self) -> Result<(), String> {
         let failed = |e: CallError| e.to_string();
@@ -210,6 +220,11 @@ impl Version {
                 let cases = call!(self, Discovery, |b, store| b.call_self_test(store)).map_err(failed)?;
                 self.check_count(cases.len())?;
                 self_test::discovery(self, cases).await
+            }
+            Pre::Tool(_) => {
+                let cases = call!(self, Tool, |b, store| b.call_self_test(store)).map_err(failed)?;
+                self.check_count(cases.len())?;
+                self_test::tool(self, cases).await
             }
         }
     }

@@ -2,8 +2,8 @@
 //! means the call itself failed (a trap, a missing export), which fails any case.
 
 use super::CaseReport;
-use crate::fixtures::{discovery, formatter, sanitizer, validator};
-use crate::{FieldError, Project, Rendered, Verdict};
+use crate::fixtures::{discovery, formatter, sanitizer, tool, validator};
+use crate::{FieldError, Project, Rendered, ToolVerdict, Verdict};
 use std::collections::BTreeSet;
 
 fn call_failed(name: &str, expected: String, error: String) -> CaseReport {
@@ -103,6 +103,27 @@ impl discovery::Case {
     }
 }
 
+impl tool::Case {
+    /// Judges the verdict the plugin gave this case's tool call.
+    pub fn evaluate(&self, actual: Result<ToolVerdict, String>) -> CaseReport {
+        let mut expected = if self.allow { "allow" } else { "deny" }.to_string();
+        if let Some(text) = &self.reason_contains {
+            expected.push_str(&format!(" (reason contains {text:?})"));
+        }
+        let verdict = match actual {
+            Ok(verdict) => verdict,
+            Err(error) => return call_failed(&self.name, expected, error),
+        };
+        let reason_ok = match (&self.reason_contains, verdict.reason()) {
+            (None, _) => true,
+            (Some(text), Some(reason)) => reason.contains(text.as_str()),
+            (Some(_), None) => false,
+        };
+        let passed = verdict.is_allow() == self.allow && reason_ok;
+        CaseReport::new(&self.name, passed, expected, verdict.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +145,25 @@ mod tests {
         let report = deny_case(None).evaluate(Ok(Verdict::Allow));
         assert!(!report.passed);
         assert_eq!((report.expected.as_str(), report.actual.as_str()), ("deny", "allow"));
+    }
+
+    #[test]
+    fn a_tool_case_checks_the_decision_and_the_reason_text() {
+        let case = tool::Case {
+            name: "env".into(),
+            call: crate::ToolCall {
+                tool_name: "Read".into(),
+                input: r#"{"file_path":".env"}"#.into(),
+            },
+            context: crate::ToolContext::new("demo", "/w", "cmd_1"),
+            allow: false,
+            reason_contains: Some("secret".into()),
+        };
+        assert!(case.evaluate(Ok(ToolVerdict::deny("a secret file"))).passed);
+        assert!(!case.evaluate(Ok(ToolVerdict::deny("no"))).passed);
+        let report = case.evaluate(Ok(ToolVerdict::Allow));
+        assert_eq!((report.passed, report.actual.as_str()), (false, "allow"));
+        assert!(!case.evaluate(Err("trap".into())).passed);
     }
 
     #[test]

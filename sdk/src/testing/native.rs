@@ -2,10 +2,10 @@
 //! component, called directly.
 
 use super::Subject;
-use crate::export::{format_json, validate_json};
+use crate::export::{format_json, judge_json, validate_json};
 use crate::{
-    Command, CommandContext, Discovery, FieldError, Formatter, InventoryItem, Project, Rendered, Sanitizer, Validator,
-    Verdict, WebhookTarget, parse_config,
+    Command, CommandContext, Discovery, FieldError, Formatter, InventoryItem, Project, Rendered, Sanitizer, ToolCall,
+    ToolContext, ToolPolicy, ToolVerdict, Validator, Verdict, WebhookTarget, parse_config,
 };
 
 /// A [`Sanitizer`] run natively.
@@ -106,5 +106,29 @@ impl<P: Discovery> Subject for NativeDiscovery<P> {
 
     fn discover(&mut self, inventory: &[InventoryItem]) -> Result<Result<Vec<Project>, String>, String> {
         Ok(P::discover(&self.config, inventory))
+    }
+}
+
+/// A [`ToolPolicy`] run natively.
+pub struct NativeToolPolicy<P: ToolPolicy> {
+    config: P::Config,
+}
+
+impl<P: ToolPolicy> Default for NativeToolPolicy<P> {
+    fn default() -> Self {
+        Self {
+            config: P::Config::default(),
+        }
+    }
+}
+
+impl<P: ToolPolicy> Subject for NativeToolPolicy<P> {
+    fn configure(&mut self, config: &str) -> Result<(), String> {
+        self.config = parse_config(config, P::check)?;
+        Ok(())
+    }
+
+    fn judge_tool(&mut self, call: &ToolCall, context: &ToolContext) -> Result<ToolVerdict, String> {
+        Ok(judge_json::<P>(&self.config, call, context))
     }
 }

@@ -1,13 +1,14 @@
 //! Judges one tool call of a `claude` run: the project's tool allowlist first, then the rules
 //! of the tool — a `Bash` command through the sanitizer chain as a `shell` script (the same
-//! parsed-script rules), a file tool by its path — and then the tool policies. The first
+//! parsed-script rules), a file tool by its path — and then the tool-policy plugins, which see
+//! every call by name and input (the `Bash` input as the sanitizers left it). The first
 //! refusal wins; a failing plugin refuses (fail closed).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::paths::{self, Access};
-use crate::plugins::{Decision, PluginCommand, Policies, SanitizeInput};
+use crate::plugins::{Decision, PluginCommand, Policies, SanitizeInput, ToolInput};
 use crate::projects::Project;
 
 /// The host's own checks, as they appear beside the plugins' decisions.
@@ -95,26 +96,27 @@ fn listed(allowed: &[String], tool: &str) -> bool {
     })
 }
 
-/// Judges `call` for a run in `project` submitted by `key_id`.
-pub async fn judge(policies: &Policies, project: &Project, key_id: &str, call: &ToolCall) -> ToolVerdict {
+/// The run a tool call belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOf<'a> {
+    /// Its project.
+    pub project: &'a Project,
+    /// The `claude` command.
+    pub command_id: &'a str,
+    /// The key that submitted it.
+    pub key_id: &'a str,
+}
+
+/// Judges `call` of the run `run`.
+pub async fn judge(policies: &Policies, run: RunOf<'_>, call: &ToolCall) -> ToolVerdict {
     let tool = call.tool_name.as_str();
-    if !listed(&project.settings.claude_allowed_tools, tool) {
-        let reason = format!("the tool `{tool}` is not allowed in project `{}`", project.name);
+    if let Err(reason) = gateway_rules(run.project, call) {
         return ToolVerdict::refused_by_gateway(reason);
-    }
-    if let Some((path, access)) = file_access(tool, &call.tool_input) {
-        let Some(path) = path else {
-            return ToolVerdict::refused_by_gateway(format!("`{tool}` names no path"));
-        };
-        let local = project.placement.pod.is_none();
-        if let Err(reason) = paths::check(&project.workspace, &path, access, local) {
-            return ToolVerdict::refused_by_gateway(reason);
-        }
     }
     let mut decisions = vec![gateway_decision("allow", None)];
     let mut updated_input = None;
     if tool == "Bash" {
-        match bash(policies, project, key_id, &call.tool_input).await {
+        match bash(policies, &run, &call.tool_input).await {
             Ok((rewritten, taken)) => {
                 decisions.extend(taken);
                 updated_input = rewritten;
@@ -125,6 +127,21 @@ pub async fn judge(policies: &Policies, project: &Project, key_id: &str, call: &
             }
         }
     }
+    let input = ToolInput {
+        project: run.project.name.clone(),
+        workdir: run.project.workspace.to_string_lossy().into_owned(),
+        command_id: run.command_id.to_owned(),
+        key_id: run.key_id.to_owned(),
+        tool_name: call.tool_name.clone(),
+        input: updated_input.clone().unwrap_or_else(|| call.tool_input.clone()),
+    };
+    match policies.judge_tool(&input).await {
+        Ok(taken) => decisions.extend(taken),
+        Err((refusal, taken)) => {
+            decisions.extend(taken);
+            return ToolVerdict::denied(refusal.to_string(), decisions);
+        }
+    }
     ToolVerdict {
         allowed: true,
         reason: None,
@@ -133,12 +150,28 @@ pub async fn judge(policies: &Policies, project: &Project, key_id: &str, call: &
     }
 }
 
+/// The gateway's own rules: the project's tool allowlist, then the path rules of file tools.
+fn gateway_rules(project: &Project, call: &ToolCall) -> Result<(), String> {
+    let tool = call.tool_name.as_str();
+    if !listed(&project.settings.claude_allowed_tools, tool) {
+        return Err(format!(
+            "the tool `{tool}` is not allowed in project `{}`",
+            project.name
+        ));
+    }
+    if let Some((path, access)) = file_access(tool, &call.tool_input) {
+        let path = path.ok_or_else(|| format!("`{tool}` names no path"))?;
+        let local = project.placement.pod.is_none();
+        paths::check(&project.workspace, &path, access, local)?;
+    }
+    Ok(())
+}
+
 /// A `Bash` call through the sanitizer chain; the input to run instead when a sanitizer
 /// rewrote the script.
 async fn bash(
     policies: &Policies,
-    project: &Project,
-    key_id: &str,
+    run: &RunOf<'_>,
     input: &Value,
 ) -> Result<(Option<Value>, Vec<Decision>), (String, Vec<Decision>)> {
     let Some(script) = input.get("command").and_then(Value::as_str) else {
@@ -152,11 +185,11 @@ async fn bash(
         env: Default::default(),
     };
     let input_for_chain = SanitizeInput {
-        project: project.name.clone(),
+        project: run.project.name.clone(),
         command,
-        key_id: key_id.to_owned(),
+        key_id: run.key_id.to_owned(),
         scopes: Vec::new(),
-        workdir: project.workspace.to_string_lossy().into_owned(),
+        workdir: run.project.workspace.to_string_lossy().into_owned(),
     };
     let recheck = |c: &PluginCommand| match (&c.kind[..], &c.script) {
         ("shell", Some(s)) if !s.trim().is_empty() => Ok(()),
@@ -286,11 +319,11 @@ mod tests {
     async fn a_rewrite_becomes_the_updated_input_and_a_failing_plugin_denies() {
         let policies = Policies::new(crate::plugins::Chains {
             sanitizers: vec![std::sync::Arc::new(Rewriter)],
-            validators: vec![],
+            ..Default::default()
         });
         let p = project(&["Bash"]);
         let input = serde_json::json!({"command": "make", "description": "build"});
-        let v = judge(&policies, &p, "key_1", &call("Bash", input)).await;
+        let v = judge(&policies, run(&p), &call("Bash", input)).await;
         assert!(v.allowed, "{v:?}");
         let updated = v.updated_input.unwrap();
         assert_eq!(
@@ -299,8 +332,7 @@ mod tests {
         );
         let v = judge(
             &policies,
-            &p,
-            "key_1",
+            run(&p),
             &call("Bash", serde_json::json!({"command": "trap x"})),
         )
         .await;
@@ -309,6 +341,108 @@ mod tests {
             "a failed plugin fails closed"
         );
         assert_eq!(v.decisions.last().unwrap().verdict, "failed");
+    }
+
+    fn run(project: &Project) -> RunOf<'_> {
+        RunOf {
+            project,
+            command_id: "cmd_1",
+            key_id: "key_1",
+        }
+    }
+
+    /// A tool policy that denies any input mentioning `secret`, fails on the tool `Trap`, and
+    /// records what it saw.
+    #[derive(Default)]
+    struct SecretGuard(std::sync::Mutex<Vec<ToolInput>>);
+
+    #[async_trait::async_trait]
+    impl crate::plugins::ToolPolicy for SecretGuard {
+        fn name(&self) -> &str {
+            "secret-guard"
+        }
+        async fn judge(
+            &self,
+            input: &ToolInput,
+        ) -> Result<crate::plugins::Answer<crate::plugins::ToolCallVerdict>, PluginError> {
+            self.0.lock().unwrap().push(input.clone());
+            if input.tool_name == "Trap" {
+                return Err(PluginError {
+                    plugin: "secret-guard".into(),
+                    digest: Some("g".into()),
+                    message: "trapped".into(),
+                    kind: crate::plugins::FailureKind::Failed,
+                });
+            }
+            let value = match input.input.to_string().contains("secret") {
+                true => crate::plugins::ToolCallVerdict::Deny("no secrets".into()),
+                false => crate::plugins::ToolCallVerdict::Allow,
+            };
+            Ok(crate::plugins::Answer {
+                value,
+                digest: "g".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn tool_policies_judge_every_tool_last_and_see_the_rewritten_bash_input() {
+        let guard = std::sync::Arc::new(SecretGuard::default());
+        let policies = Policies::new(crate::plugins::Chains {
+            sanitizers: vec![std::sync::Arc::new(Rewriter)],
+            tool_policies: vec![guard.clone()],
+            ..Default::default()
+        });
+        let p = project(&["*"]);
+        let v = judge(
+            &policies,
+            run(&p),
+            &call("WebFetch", serde_json::json!({"url": "https://secret.example"})),
+        )
+        .await;
+        assert!(!v.allowed, "{v:?}");
+        assert!(
+            v.reason.as_deref().unwrap().contains("`secret-guard`: no secrets"),
+            "{v:?}"
+        );
+        let last = v.decisions.last().unwrap();
+        assert_eq!(
+            (last.plugin.as_str(), last.verdict, last.digest.as_deref()),
+            ("secret-guard", "deny", Some("g"))
+        );
+        assert!(
+            judge(
+                &policies,
+                run(&p),
+                &call("Bash", serde_json::json!({"command": "make"}))
+            )
+            .await
+            .allowed
+        );
+        let seen = guard.0.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(
+            (
+                seen.tool_name.as_str(),
+                seen.input["command"].as_str(),
+                seen.command_id.as_str()
+            ),
+            ("Bash", Some("make -n"), "cmd_1")
+        );
+        let refused = judge(
+            &policies,
+            run(&p),
+            &call("Write", serde_json::json!({"file_path": "/etc/secret"})),
+        )
+        .await;
+        assert_eq!(
+            refused.decisions.len(),
+            1,
+            "the gateway's refusal never reaches the plugins"
+        );
+        assert_eq!(guard.0.lock().unwrap().len(), 2);
+        let trapped = judge(&policies, run(&p), &call("Trap", serde_json::json!({}))).await;
+        assert!(!trapped.allowed, "a failing tool policy fails closed");
+        assert_eq!(trapped.decisions.last().unwrap().verdict, "failed");
     }
 
     fn call(tool: &str, input: Value) -> ToolCall {
@@ -320,7 +454,7 @@ mod tests {
         let policies = Policies::default();
         let p = project(&["Bash", "Write", "Read", "mcp__docs__*"]);
         let (policies, p) = (&policies, &p);
-        let judged = |c| async move { judge(policies, p, "key_1", &c).await };
+        let judged = |c| async move { judge(policies, run(p), &c).await };
         let v = judged(call("WebFetch", serde_json::json!({"url": "https://x"}))).await;
         assert!(
             !v.allowed && v.reason.as_deref().unwrap().contains("not allowed"),

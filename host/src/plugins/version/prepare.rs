@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmtime::component::Component;
 
 use super::Pre;
-use crate::plugins::bindings::{discovery, formatter, sanitizer, validator};
+use crate::plugins::bindings::{discovery, formatter, sanitizer, tool, validator};
 use crate::plugins::cache::{self, ArtifactCache, Origin};
 use crate::plugins::manifest::World;
 use crate::plugins::runtime::{Budget, Runtime};
@@ -114,6 +114,7 @@ pub(super) fn link(runtime: &Runtime, component: &Component, world: World) -> Re
         World::RequestValidator => Pre::Validator(validator::RequestValidatorPre::new(linked).map_err(wrong_world)?),
         World::WebhookFormatter => Pre::Formatter(formatter::WebhookFormatterPre::new(linked).map_err(wrong_world)?),
         World::ProjectDiscovery => Pre::Discovery(discovery::ProjectDiscoveryPre::new(linked).map_err(wrong_world)?),
+        World::ToolPolicy => Pre::Tool(tool::ToolPolicyPre::new(linked).map_err(wrong_world)?),
     })
 }
 

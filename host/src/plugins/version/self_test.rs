@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::Version;
-use crate::plugins::bindings::types;
+use crate::plugins::bindings::{tools, types};
 
 fn verdict_name(v: &types::Verdict) -> &'static str {
     match v {
@@ -89,6 +89,22 @@ pub async fn discovery(version: &Version, cases: Vec<types::DiscoveryCase>) -> R
         let want: BTreeSet<_> = case.projects.into_iter().collect();
         if got != want {
             return Err(failure(&case.name, &format!("{want:?}"), format!("{got:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Tool-policy cases: each call must be allowed or denied as the case says.
+pub async fn tool(version: &Version, cases: Vec<tools::ToolCase>) -> Result<(), String> {
+    for case in cases {
+        let verdict = version
+            .judge_tool(&case.call, &case.context)
+            .await
+            .map_err(|e| failure(&case.name, "a verdict", e))?;
+        let allowed = matches!(verdict, tools::ToolVerdict::Allow);
+        if allowed != case.allow {
+            let name = |allow| if allow { "allow" } else { "deny" };
+            return Err(failure(&case.name, name(case.allow), name(allowed)));
         }
     }
     Ok(())
