@@ -63,3 +63,8 @@ fn main() {
     println!("{report}");
     report.assert_passed();
 }
+
+#[test]
+fn fixtures_pass() {
+    testing::run_sanitizer::<DenyRm>(FIXTURE).assert_passed();
+}
