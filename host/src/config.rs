@@ -102,6 +102,10 @@ pub struct HttpConfig {
     /// Seconds a connection may stay open without a request (a new connection, or between
     /// keep-alive requests) before it is closed.
     pub idle_timeout_secs: u64,
+    /// Milliseconds a response write may wait for the client to read (no progress at all)
+    /// before the connection is closed: a stream reader that stopped reading is cut, and
+    /// resumes with `Last-Event-ID`. Producers never wait for readers either way.
+    pub dispatch_timeout_ms: u64,
     /// Connections served normally. At the cap an idle connection is closed to make room;
     /// without one, new connections are served in shed mode. Kept below the descriptor limit.
     pub max_connections: usize,
@@ -122,6 +126,7 @@ impl Default for HttpConfig {
             header_timeout_secs: 10,
             body_timeout_secs: 30,
             idle_timeout_secs: 60,
+            dispatch_timeout_ms: 5000,
             max_connections: 4096,
             overflow_connections: 64,
             cors_allowed_origins: Vec::new(),
@@ -134,6 +139,9 @@ impl HttpConfig {
     fn validate(&self) -> Result<(), String> {
         if [self.header_timeout_secs, self.body_timeout_secs, self.idle_timeout_secs].contains(&0) {
             return Err("http: header_timeout_secs, body_timeout_secs and idle_timeout_secs must be at least 1".into());
+        }
+        if self.dispatch_timeout_ms < 100 {
+            return Err("http: dispatch_timeout_ms must be at least 100".into());
         }
         if self.max_connections == 0 || self.overflow_connections == 0 {
             return Err("http: max_connections and overflow_connections must be at least 1".into());

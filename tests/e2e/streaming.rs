@@ -325,6 +325,84 @@ async fn idle_streams_get_heartbeat_comments(db: Db) {
     assert!(!seen.contains("event:"), "a silent command sends only comments: {seen}");
 }
 
+/// Sends a stream request over a socket with a tiny receive buffer, and never reads.
+async fn stalled_reader(gw: &Gateway, id: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr: std::net::SocketAddr = gw.url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /v1/commands/{id}/stream HTTP/1.0\r\nAuthorization: Bearer {}\r\n\r\n",
+        gw.admin_token
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+async fn streams_open(gw: &Gateway) -> String {
+    let resp = gw
+        .client
+        .get(format!("{}/metrics", gw.url))
+        .bearer_auth(&gw.admin_token)
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with("rdev_streams_open "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A reader that stops reading is cut after the dispatch timeout while a reader beside it gets
+/// everything live; the cut one resumes with `Last-Event-ID` and misses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_is_cut_and_resumes_with_everything() {
+    use tokio::io::AsyncReadExt;
+    const LINES: usize = 1_500_000;
+    let gw = Gateway::start(Db::Sqlite, "http.dispatch_timeout_ms = 500\n").await;
+    let id = gw.shell("demo", &format!("sleep 1; seq 1 {LINES}")).await;
+    let mut stalled = stalled_reader(&gw, &id).await;
+    let url = stream_url(&gw, &id);
+    let live = SseStream::open(&url, &gw.admin_token, None).await.collect().await;
+    assert_ends(&live, "succeeded");
+    assert!(
+        output_text(&live) == numbered_lines(LINES),
+        "the reading follower lost output"
+    );
+    // Only the stalled stream is left; it goes once the gateway gives up on it.
+    crate::common::wait_until(std::time::Duration::from_secs(60), || async {
+        streams_open(&gw).await == "rdev_streams_open 0"
+    })
+    .await;
+
+    let mut received = Vec::new();
+    let read = stalled.read_to_end(&mut received);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("the cut stream stays open");
+    let received = String::from_utf8_lossy(&received).into_owned();
+    let (head, body) = received.split_once("\r\n\r\n").expect("a response head");
+    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
+    let before = crate::common::sse::parse_complete(body);
+    assert!(
+        before.iter().all(|e| e.event == "output"),
+        "the cut stream did not end normally"
+    );
+    assert!(before.len() < live.len() - 1, "the stalled reader was sent everything");
+    let last = before.last().and_then(|e| e.id.clone()).unwrap_or_else(|| "0".into());
+    let rest = SseStream::open(&url, &gw.admin_token, Some(&last))
+        .await
+        .collect()
+        .await;
+    assert_ends(&rest, "succeeded");
+    let mut whole = before;
+    whole.extend(rest);
+    assert_eq!(seqs(&whole), seqs(&live), "a gap or a duplicate across the resume");
+    assert!(output_text(&whole) == numbered_lines(LINES));
+}
+
 crate::on_both_databases!(
     resuming_after_an_event_id_replays_exactly_the_later_events,
     a_malformed_last_event_id_is_a_bad_request,

@@ -76,6 +76,7 @@ fn settings(router: Router, config: &HttpConfig) -> Settings {
     let timeouts = Timeouts {
         idle: Duration::from_secs(config.idle_timeout_secs),
         header: Duration::from_secs(config.header_timeout_secs),
+        dispatch: Duration::from_millis(config.dispatch_timeout_ms),
     };
     let shed_header = timeouts.header.min(SHED_HEADER_TIMEOUT);
     Settings {
@@ -84,6 +85,7 @@ fn settings(router: Router, config: &HttpConfig) -> Settings {
         shed_timeouts: Timeouts {
             idle: shed_header,
             header: shed_header,
+            dispatch: timeouts.dispatch,
         },
         body_timeout: Duration::from_secs(config.body_timeout_secs),
     }

@@ -86,6 +86,12 @@ fn parse(block: &str) -> Option<SseEvent> {
     })
 }
 
+/// The complete events of raw SSE text (a cut-off last event is left out).
+pub fn parse_complete(text: &str) -> Vec<SseEvent> {
+    let complete = &text[..text.rfind("\n\n").map_or(0, |at| at + 2)];
+    complete.split("\n\n").filter_map(parse).collect()
+}
+
 /// The concatenated text of `output` events.
 pub fn output_text(events: &[SseEvent]) -> String {
     events

@@ -1,6 +1,8 @@
 //! A connection's socket as hyper sees it. It closes a connection that stays idle too long,
-//! answers 408 to one whose request head does not arrive in time (a trickling client), and
-//! gives hyper's own bodiless error responses the JSON envelope. Timing lives here rather than
+//! answers 408 to one whose request head does not arrive in time (a trickling client), closes
+//! one whose client stopped reading (a write that makes no progress for the dispatch timeout:
+//! a slow SSE reader is cut and resumes with `Last-Event-ID`), and gives hyper's own bodiless
+//! error responses the JSON envelope. Timing lives here rather than
 //! in hyper because hyper's header timeout also counts the idle time before a request.
 
 use std::io;
@@ -23,6 +25,8 @@ pub(super) struct Timeouts {
     pub idle: Duration,
     /// From the first byte of a request head to its end.
     pub header: Duration,
+    /// A response write that makes no progress (the client does not read).
+    pub dispatch: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,9 @@ pub(super) struct ConnIo {
     pending: Vec<u8>,
     /// The 408 was queued: reading fails once it is sent.
     timed_out: bool,
+    /// Runs while a write waits for the client to read; reset by any progress.
+    stall: Pin<Box<Sleep>>,
+    stalled: bool,
 }
 
 impl ConnIo {
@@ -61,7 +68,28 @@ impl ConnIo {
             seen: 0,
             pending: Vec::new(),
             timed_out: false,
+            stall: Box::pin(tokio::time::sleep(timeouts.dispatch)),
+            stalled: false,
         }
+    }
+
+    /// A write's outcome, failed once it has waited for the client longer than the dispatch
+    /// timeout: hyper then drops the connection, and with it the response being written.
+    fn guard_write<T>(&mut self, cx: &mut Context<'_>, outcome: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled = false;
+            return outcome;
+        }
+        if !self.stalled {
+            self.stalled = true;
+            self.stall.as_mut().reset(Instant::now() + self.timeouts.dispatch);
+        }
+        ready!(self.stall.as_mut().poll(cx));
+        tracing::debug!("connection closed: the client stopped reading");
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client did not read within the dispatch timeout",
+        )))
     }
 
     fn enter(&mut self, phase: Phase, limit: Duration) {
@@ -161,7 +189,8 @@ impl AsyncWrite for ConnIo {
             // Reported as written; the substitute goes out on the flush that follows.
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        let outcome = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.guard_write(cx, outcome)
     }
 
     fn poll_write_vectored(
@@ -177,7 +206,8 @@ impl AsyncWrite for ConnIo {
         {
             return Poll::Ready(Ok(only.len()));
         }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        let outcome = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.guard_write(cx, outcome)
     }
 
     fn is_write_vectored(&self) -> bool {
