@@ -239,7 +239,7 @@ async fn replay_fixture(data_dir: &std::path::Path) -> String {
     let store = rdev::store::open(&rdev::store::sqlite_url(data_dir)).await.unwrap();
     let id = "cmd_replay_fixture".to_owned();
     let record = fixtures::finished_command(&id, "demo");
-    store.insert_command(&record, &AuditEntry::default()).await.unwrap();
+    store.insert_command(&record, &[AuditEntry::default()]).await.unwrap();
     let chunks: Vec<_> = (1..=REPLAY_EVENTS + 200)
         .map(|seq| OutputChunk {
             command_id: id.clone(),
@@ -248,7 +248,7 @@ async fn replay_fixture(data_dir: &std::path::Path) -> String {
             text: format!("{} {seq} some typical build output\n", now_ns()),
         })
         .collect();
-    store.append_output(&chunks).await.unwrap();
+    store.append_output(std::sync::Arc::new(chunks)).await.unwrap();
     id
 }
 

@@ -508,7 +508,7 @@ async fn store_path(store: &dyn rdev::store::Store, n: usize) -> f64 {
         ..fixtures::finished_command(&id, PROJECT)
     };
     let started = Instant::now();
-    store.insert_command(&record, &AuditEntry::default()).await.unwrap();
+    store.insert_command(&record, &[AuditEntry::default()]).await.unwrap();
     store.next_queued(PROJECT).await.unwrap().expect("queued");
     store.count_running(PROJECT).await.unwrap();
     let change = Transition {
@@ -529,7 +529,7 @@ async fn store_path(store: &dyn rdev::store::Store, n: usize) -> f64 {
         stream: "stdout".into(),
         text: "ready\n".into(),
     };
-    store.append_output(&[chunk]).await.unwrap();
+    store.append_output(std::sync::Arc::new(vec![chunk])).await.unwrap();
     store.get_command(&id).await.unwrap();
     store.get_command(&id).await.unwrap();
     store.output_after(&id, 0, 1000).await.unwrap();
@@ -556,7 +556,7 @@ async fn store_append(scratch: &Path, per_call: usize) -> f64 {
     std::fs::create_dir_all(&dir).unwrap();
     let store = rdev::store::open(&rdev::store::sqlite_url(&dir)).await.unwrap();
     let record = fixtures::finished_command("cmd_store_bench", PROJECT);
-    store.insert_command(&record, &AuditEntry::default()).await.unwrap();
+    store.insert_command(&record, &[AuditEntry::default()]).await.unwrap();
     let chunk_bytes = 64 * 1024;
     let chunks = (STREAM_BYTES as usize) / chunk_bytes;
     let text = "a".repeat(chunk_bytes);
@@ -570,7 +570,7 @@ async fn store_append(scratch: &Path, per_call: usize) -> f64 {
                 text: text.clone(),
             })
             .collect();
-        store.append_output(&batch).await.unwrap();
+        store.append_output(std::sync::Arc::new(batch)).await.unwrap();
     }
     mb_per_s(STREAM_BYTES, started.elapsed().as_secs_f64())
 }

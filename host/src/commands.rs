@@ -43,6 +43,20 @@ const CANCEL_WAIT: Duration = Duration::from_secs(10);
 /// How often a cancel of a command running elsewhere looks whether it ended.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 
+/// A request to run a command, as it came.
+#[derive(Debug)]
+pub struct Submission {
+    /// The request body.
+    pub request: CommandRequest,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// Most commands the project may hold queued for this caller's tier.
+    pub queue_bound: Option<u32>,
+    /// The HTTP request's own audit row, committed in the command's transaction when the
+    /// command is new (with outcome `202`), so that accepting costs one commit.
+    pub request_audit: Option<crate::store::AuditEntry>,
+}
+
 /// Who asked, for the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
@@ -268,20 +282,17 @@ impl Commands {
         Ok(Some(verdict))
     }
 
-    /// Validates, runs the policies and queues a command. Returns it and whether it is new
-    /// (false when an idempotency key matched an earlier identical request).
+    /// Validates, runs the policies and queues a command. Returns it as stored (`queued`: it
+    /// starts off the request path) and whether it is new (false when an idempotency key matched
+    /// an earlier identical request).
     pub async fn submit(
         &self,
         who: &Principal,
         actor: &Actor,
         project: &Project,
-        request: CommandRequest,
-        idempotency_key: Option<String>,
-        queue_bound: Option<u32>,
+        submission: Submission,
     ) -> Result<(CommandRecord, bool), CommandError> {
-        self.intake
-            .submit(who, actor, project, request, idempotency_key, queue_bound)
-            .await
+        self.intake.submit(who, actor, project, submission).await
     }
 
     /// Cancels a queued or running command; returns it as it is afterwards.

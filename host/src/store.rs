@@ -90,8 +90,9 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
     /// Records that a key was used.
     async fn touch_key(&self, id: &str, at: i64) -> StoreResult<()>;
 
-    /// Inserts a queued command and its acceptance audit event in one transaction.
-    async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted>;
+    /// Inserts a queued command and its audit rows (its acceptance, and the request's own row)
+    /// in one transaction; none of the rows when the idempotency key was taken.
+    async fn insert_command(&self, cmd: &CommandRecord, audits: &[AuditEntry]) -> StoreResult<Inserted>;
     /// One command by id.
     async fn get_command(&self, id: &str) -> StoreResult<Option<CommandRecord>>;
     /// The command a key submitted with an idempotency key.
@@ -143,8 +144,9 @@ pub trait Store: OutboxStore + Send + Sync + 'static {
     /// if its lease expired before that time, so that one peer alone reconciles a dead replica.
     async fn remove_replica(&self, id: &str, expired_before: Option<i64>) -> StoreResult<bool>;
 
-    /// Appends output chunks (sequence numbers assigned by the caller).
-    async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()>;
+    /// Appends output chunks (sequence numbers assigned by the caller), in one transaction. The
+    /// batch is shared, not copied, on its way to the database's writer.
+    async fn append_output(&self, chunks: Arc<Vec<OutputChunk>>) -> StoreResult<()>;
     /// Output chunks of a command with `seq > after`, in order, at most `limit`.
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>>;
 

@@ -4,19 +4,52 @@
 //! another replica arrives as [`StreamEvent::Stored`]: subscribers read it from the store.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use axum::body::Bytes;
 use tokio::sync::broadcast;
 
 use crate::store::{CommandState, OutputChunk};
 
 const CHANNEL_CAPACITY: usize = 1024;
 
+/// A persisted chunk as it is published: its wire frame is made once, by the first subscriber
+/// that sends it, and shared by all the others.
+#[derive(Debug)]
+pub struct LiveChunk {
+    /// The chunk.
+    pub chunk: OutputChunk,
+    frame: OnceLock<Bytes>,
+}
+
+impl LiveChunk {
+    /// A chunk to publish.
+    pub fn new(chunk: OutputChunk) -> Self {
+        Self {
+            chunk,
+            frame: OnceLock::new(),
+        }
+    }
+
+    /// Its frame, made by `encode` unless a subscriber made it already.
+    pub fn frame(&self, encode: impl FnOnce(&OutputChunk) -> Bytes) -> Bytes {
+        self.frame.get_or_init(|| encode(&self.chunk)).clone()
+    }
+}
+
+impl PartialEq for LiveChunk {
+    fn eq(&self, other: &Self) -> bool {
+        self.chunk == other.chunk
+    }
+}
+
+impl Eq for LiveChunk {}
+
 /// Something that happened to a command's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
     /// A persisted chunk.
-    Output(Arc<OutputChunk>),
+    Output(Arc<LiveChunk>),
     /// Output up to this sequence number is stored (by another replica): read it from the store.
     Stored(i64),
     /// The command ended; nothing follows.
@@ -55,10 +88,12 @@ impl OutputHub {
         }
     }
 
-    /// Publishes a persisted chunk.
-    pub fn publish(&self, chunk: Arc<OutputChunk>) {
-        if let Some(tx) = self.lock().get(&chunk.command_id) {
-            let _ = tx.send(StreamEvent::Output(chunk));
+    /// Publishes persisted chunks of one command, in order, under one lock.
+    pub fn publish(&self, command_id: &str, chunks: impl IntoIterator<Item = OutputChunk>) {
+        if let Some(tx) = self.lock().get(command_id) {
+            for chunk in chunks {
+                let _ = tx.send(StreamEvent::Output(Arc::new(LiveChunk::new(chunk))));
+            }
         }
     }
 
@@ -94,13 +129,13 @@ impl OutputHub {
 mod tests {
     use super::*;
 
-    fn chunk(seq: i64) -> Arc<OutputChunk> {
-        Arc::new(OutputChunk {
+    fn chunk(seq: i64) -> OutputChunk {
+        OutputChunk {
             command_id: "c".into(),
             seq,
             stream: "stdout".into(),
             text: "x".into(),
-        })
+        }
     }
 
     #[tokio::test]
@@ -108,15 +143,25 @@ mod tests {
         let hub = OutputHub::default();
         let mut a = hub.subscribe("c");
         let mut b = hub.subscribe("c");
-        hub.publish(chunk(1));
+        hub.publish("c", [chunk(1)]);
         hub.close("c", CommandState::Succeeded, Some(0));
+        let frames = std::sync::atomic::AtomicUsize::new(0);
         for rx in [&mut a, &mut b] {
-            assert_eq!(rx.recv().await.unwrap(), StreamEvent::Output(chunk(1)));
+            let StreamEvent::Output(live) = rx.recv().await.unwrap() else {
+                panic!("not output")
+            };
+            assert_eq!(live.chunk, chunk(1));
+            let frame = live.frame(|c| {
+                frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Bytes::from(c.text.clone())
+            });
+            assert_eq!(frame, "x");
             assert!(matches!(
                 rx.recv().await.unwrap(),
                 StreamEvent::End { exit_code: Some(0), .. }
             ));
         }
+        assert_eq!(frames.into_inner(), 1, "one frame made for both subscribers");
         assert_eq!(hub.len(), 0);
     }
 

@@ -117,7 +117,7 @@ async fn idempotency_key_returns_the_existing_command(db: Db) {
     first.idempotency_key = Some("k".into());
     first.request_hash = Some("h1".into());
     assert!(matches!(
-        s.insert_command(&first, &audit("command.accepted", "cmd_1", 1))
+        s.insert_command(&first, &[audit("command.accepted", "cmd_1", 1)])
             .await
             .unwrap(),
         Inserted::New
@@ -126,7 +126,7 @@ async fn idempotency_key_returns_the_existing_command(db: Db) {
     again.idempotency_key = Some("k".into());
     again.request_hash = Some("h2".into());
     match s
-        .insert_command(&again, &audit("command.accepted", "cmd_2", 2))
+        .insert_command(&again, &[audit("command.accepted", "cmd_2", 2)])
         .await
         .unwrap()
     {
@@ -153,7 +153,7 @@ async fn idempotency_key_returns_the_existing_command(db: Db) {
     let mut other_key = again.clone();
     other_key.key_id = "key_b".into();
     assert!(matches!(
-        s.insert_command(&other_key, &audit("a", "t", 3)).await.unwrap(),
+        s.insert_command(&other_key, &[audit("a", "t", 3)]).await.unwrap(),
         Inserted::New
     ));
 }
@@ -165,7 +165,7 @@ async fn queue_orders_by_priority_then_fifo(db: Db) {
         let project = if id == "other" { "elsewhere" } else { "demo" };
         s.insert_command(
             &command(id, project, priority, seq),
-            &audit("command.accepted", id, seq),
+            &[audit("command.accepted", id, seq)],
         )
         .await
         .unwrap();
@@ -192,7 +192,7 @@ async fn queue_orders_by_priority_then_fifo(db: Db) {
 async fn transitions_apply_only_from_expected_states(db: Db) {
     let opened = open(db).await;
     let s = &opened.store;
-    s.insert_command(&command("c", "demo", 0, 1), &audit("command.accepted", "c", 1))
+    s.insert_command(&command("c", "demo", 0, 1), &[audit("command.accepted", "c", 1)])
         .await
         .unwrap();
     let to = |to, from: &'static [CommandState], exit_code| Transition {
@@ -255,7 +255,7 @@ async fn transitions_apply_only_from_expected_states(db: Db) {
 async fn output_pages_in_order(db: Db) {
     let opened = open(db).await;
     let s = &opened.store;
-    s.insert_command(&command("c", "demo", 0, 1), &audit("a", "c", 1))
+    s.insert_command(&command("c", "demo", 0, 1), &[audit("a", "c", 1)])
         .await
         .unwrap();
     let chunks: Vec<_> = (1..=2500)
@@ -266,7 +266,7 @@ async fn output_pages_in_order(db: Db) {
             text: format!("line {seq}\n\u{1F600}\0"),
         })
         .collect();
-    s.append_output(&chunks).await.unwrap();
+    s.append_output(std::sync::Arc::new(chunks.clone())).await.unwrap();
     let mut after = 0;
     let mut seen = Vec::new();
     loop {
@@ -368,7 +368,7 @@ async fn claims_keep_the_limit_and_order_and_need_a_live_owner(db: Db) {
     let s = &opened.store;
     for (id, priority, seq) in [("low", 0, 1), ("high1", 5, 2), ("high2", 5, 3)] {
         let accepted = audit("command.accepted", id, seq);
-        s.insert_command(&command(id, "demo", priority, seq), &accepted)
+        s.insert_command(&command(id, "demo", priority, seq), &[accepted])
             .await
             .unwrap();
     }
@@ -411,7 +411,7 @@ async fn expired_replicas_are_removed_once_and_leave_orphans(db: Db) {
     let s = &opened.store;
     s.register_replica(&replica("rep_live", 1_000)).await.unwrap();
     s.register_replica(&replica("rep_dead", 100)).await.unwrap();
-    s.insert_command(&command("c", "demo", 0, 1), &audit("command.accepted", "c", 1))
+    s.insert_command(&command("c", "demo", 0, 1), &[audit("command.accepted", "c", 1)])
         .await
         .unwrap();
     assert_eq!(s.claim_next(&claim("rep_dead", 5, 2)).await.unwrap().unwrap().id, "c");
@@ -453,7 +453,7 @@ async fn a_cancel_asked_elsewhere_reaches_the_owner(db: Db) {
     let opened = open(db).await;
     let s = &opened.store;
     s.register_replica(&replica("rep_a", 1_000)).await.unwrap();
-    s.insert_command(&command("c", "demo", 0, 1), &audit("command.accepted", "c", 1))
+    s.insert_command(&command("c", "demo", 0, 1), &[audit("command.accepted", "c", 1)])
         .await
         .unwrap();
     assert!(

@@ -44,15 +44,15 @@ pub(super) struct OutputPublisher {
 
 impl OutputPublisher {
     /// Publishes chunks once they are stored, in order.
-    pub(super) fn stored(&self, chunks: impl IntoIterator<Item = OutputChunk>) {
-        let mut last = None;
-        for chunk in chunks {
-            last = Some((chunk.command_id.clone(), chunk.seq));
-            self.hub.publish(Arc::new(chunk));
-        }
-        if let Some((command, seq)) = last {
-            self.notices.publish(Notice::Output { command, seq });
-        }
+    pub(super) fn stored(&self, command_id: &str, chunks: Vec<OutputChunk>) {
+        let Some(seq) = chunks.last().map(|c| c.seq) else {
+            return;
+        };
+        self.hub.publish(command_id, chunks);
+        self.notices.publish(Notice::Output {
+            command: command_id.to_owned(),
+            seq,
+        });
     }
 }
 
@@ -85,11 +85,17 @@ impl Events {
         }
     }
 
-    /// Stores a new command with its `command.accepted` audit row; counts it and wakes the
-    /// replicas if it is new.
-    pub(super) async fn record_accepted(&self, record: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        let audit = tagged(audit.clone(), Some(&record.project));
-        let inserted = self.store.insert_command(record, &audit).await?;
+    /// Stores a new command with its `command.accepted` audit row (and the request's own row, if
+    /// given) in one commit; counts it and wakes the replicas if it is new.
+    pub(super) async fn record_accepted(
+        &self,
+        record: &CommandRecord,
+        audit: &AuditEntry,
+        request_audit: Option<AuditEntry>,
+    ) -> StoreResult<Inserted> {
+        let mut audits = vec![tagged(audit.clone(), Some(&record.project))];
+        audits.extend(request_audit);
+        let inserted = self.store.insert_command(record, &audits).await?;
         if matches!(inserted, Inserted::New) {
             self.spans.queued(&record.id);
             self.metrics.commands_accepted.inc();

@@ -1,6 +1,7 @@
 //! Intake: a command request is validated, checked against its limits, the idempotency keys
 //! already used and its project's queue bound, judged by the policy chains (fail closed), and
-//! stored queued; then the queue is woken. A refusal is audited with the decisions taken.
+//! stored queued with its audit rows in one commit; then the queue is woken off the request
+//! path. A refusal is audited with the decisions taken.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -12,6 +13,7 @@ use super::events::Events;
 use super::queue::Queue;
 use super::{
     Actor, ClaudeSession, CommandError, CommandRequest, CommandSpec, CommandsConfig, PRIORITY_RANGE, SpecError,
+    Submission,
 };
 use crate::auth::Principal;
 use crate::exec::ExecBackend;
@@ -58,17 +60,21 @@ impl Intake {
         }
     }
 
-    /// Validates, runs the policies and queues a command. Returns it and whether it is new
-    /// (false when an idempotency key matched an earlier identical request).
+    /// Validates, runs the policies and queues a command. Returns it as stored and whether it
+    /// is new (false when an idempotency key matched an earlier identical request).
     pub(super) async fn submit(
         &self,
         who: &Principal,
         actor: &Actor,
         project: &Project,
-        request: CommandRequest,
-        idempotency_key: Option<String>,
-        queue_bound: Option<u32>,
+        submission: Submission,
     ) -> Result<(CommandRecord, bool), CommandError> {
+        let Submission {
+            request,
+            idempotency_key,
+            queue_bound,
+            request_audit,
+        } = submission;
         if !self.queue.is_claiming() {
             return Err(CommandError::ShuttingDown);
         }
@@ -117,15 +123,20 @@ impl Intake {
         };
         let detail = serde_json::json!({ "kind": record.kind, "decisions": decisions }).to_string();
         let audit = actor.audit("command.accepted", &record.id, "queued", Some(detail));
-        match self.events.record_accepted(&record, &audit).await? {
+        let request_audit = request_audit.map(|mut row| {
+            row.outcome = "202".into();
+            row
+        });
+        match self.events.record_accepted(&record, &audit, request_audit).await? {
             Inserted::Existing(existing) if existing.request_hash == record.request_hash => Ok((*existing, false)),
             Inserted::Existing(_) => Err(CommandError::IdempotencyConflict),
             Inserted::New => {
-                self.queue.dispatch(&record.project).await;
-                // The command is stored: answer it even if the re-read fails (a 503 here would
-                // make the client submit it again).
-                let current = self.store.get_command(&record.id).await.ok().flatten();
-                Ok((current.unwrap_or(record), true))
+                // Claiming and starting it is the queue's work, off the request path: the answer
+                // is the command as stored, `queued`, and its stream follows it from there.
+                let (queue, project) = (self.queue.clone(), record.project.clone());
+                let dispatch = async move { queue.dispatch(&project).await };
+                tokio::spawn(dispatch.instrument(tracing::Span::current()));
+                Ok((record, true))
             }
         }
     }

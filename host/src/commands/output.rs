@@ -93,8 +93,15 @@ struct Utf8Carry {
 }
 
 impl Utf8Carry {
-    fn push(&mut self, bytes: &[u8]) -> String {
-        self.pending.extend_from_slice(bytes);
+    fn push(&mut self, mut bytes: Vec<u8>) -> String {
+        if self.pending.is_empty() {
+            // The usual case, a read that starts on a character: no copy unless it is invalid.
+            let complete = bytes.len() - incomplete_tail_len(&bytes);
+            self.pending.extend_from_slice(&bytes[complete..]);
+            bytes.truncate(complete);
+            return String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        }
+        self.pending.extend_from_slice(&bytes);
         let complete = self.pending.len() - incomplete_tail_len(&self.pending);
         let text = String::from_utf8_lossy(&self.pending[..complete]).into_owned();
         self.pending.drain(..complete);
@@ -259,7 +266,7 @@ impl OutputWriter {
             }
         }
         for (kind, bytes) in coalesce(batch) {
-            self.hold_read(kind, &bytes);
+            self.hold_read(kind, bytes);
         }
     }
 
@@ -310,7 +317,7 @@ impl OutputWriter {
         }
     }
 
-    fn hold_read(&mut self, kind: StreamKind, bytes: &[u8]) {
+    fn hold_read(&mut self, kind: StreamKind, bytes: Vec<u8>) {
         if self.kept_bytes >= self.max_bytes {
             return;
         }
@@ -336,7 +343,11 @@ impl OutputWriter {
         if self.held.is_empty() {
             return Ok(());
         }
-        match self.store.append_output(&self.held).await {
+        let batch = Arc::new(std::mem::take(&mut self.held));
+        let stored = self.store.append_output(batch.clone()).await;
+        // The store is done with its share: the batch goes on (or back) without a copy.
+        self.held = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+        match stored {
             Ok(()) => {
                 if self.outage.take().is_some() {
                     tracing::info!(command_id = %self.command_id, "output stored again after a storage outage");
@@ -344,7 +355,7 @@ impl OutputWriter {
                 self.retry_at = None;
                 self.backoff = RETRY_MIN;
                 self.held_bytes = 0;
-                self.publisher.stored(self.held.drain(..));
+                self.publisher.stored(&self.command_id, std::mem::take(&mut self.held));
                 Ok(())
             }
             Err(e) if e.fault() == Fault::Unavailable => {
@@ -397,16 +408,16 @@ mod tests {
     fn holds_back_split_characters() {
         let mut carry = Utf8Carry::default();
         let bytes = "héllo €".as_bytes();
-        let mut text = carry.push(&bytes[..2]);
-        text += &carry.push(&bytes[2..8]);
-        text += &carry.push(&bytes[8..]);
+        let mut text = carry.push(bytes[..2].to_vec());
+        text += &carry.push(bytes[2..8].to_vec());
+        text += &carry.push(bytes[8..].to_vec());
         assert_eq!(text, "héllo €");
     }
 
     #[test]
     fn replaces_invalid_bytes_and_flushes_truncated_tails() {
         let mut carry = Utf8Carry::default();
-        assert_eq!(carry.push(b"a\xffb\xe2\x82"), "a\u{fffd}b");
+        assert_eq!(carry.push(b"a\xffb\xe2\x82".to_vec()), "a\u{fffd}b");
         assert_eq!(carry.finish(), "\u{fffd}");
     }
 }

@@ -22,7 +22,7 @@ use super::{ExecBackend, ExecError, Execution, ExitOutcome, Invocation, StreamKi
 use crate::claude_items::{ItemKind, ItemSummary};
 use crate::projects::Project;
 
-const READ_BUFFER: usize = 16 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Runs commands as local processes.
 #[derive(Debug, Clone)]

@@ -1,15 +1,17 @@
 //! Starting, listing, inspecting and cancelling commands.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::context::Caller;
+use super::context::{Caller, RequestAudited};
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use crate::commands::claude::RunSummary;
-use crate::commands::{CommandError, CommandRequest, CommandSpec};
+use crate::commands::{CommandError, CommandRequest, CommandSpec, Submission};
 use crate::limits::LimitKind;
 use crate::store::{CommandQuery, CommandRecord, CommandState};
 use crate::time::serde_rfc3339;
@@ -130,30 +132,32 @@ pub async fn create_command(
     Path(project): Path<String>,
     headers: HeaderMap,
     Json(request): Json<CommandRequest>,
-) -> Result<(StatusCode, Json<CommandView>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require("commands:run")?;
     let project = state.visible_project(&caller.principal, &project)?;
     let idempotency_key = idempotency_key(&headers)?;
     let key = &caller.principal.key;
     state.limits.admit_command(key, state.replica.live_replicas())?;
-    let queue_bound = state.limits.queue_bound(key);
+    let submission = Submission {
+        request,
+        idempotency_key,
+        queue_bound: state.limits.queue_bound(key),
+        request_audit: caller.request_audit(),
+    };
     let submitted = state
         .commands
-        .submit(
-            &caller.principal,
-            &caller.actor(),
-            &project,
-            request,
-            idempotency_key,
-            queue_bound,
-        )
+        .submit(&caller.principal, &caller.actor(), &project, submission)
         .await;
     if let Err(CommandError::QueueFull(_)) = &submitted {
         state.limits.count_refusal(LimitKind::Queue);
     }
     let (record, created) = submitted?;
-    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
-    Ok((status, Json(record.into())))
+    let answer = Json(CommandView::from(record));
+    // A new command was stored with this request's audit row; a replay was not.
+    Ok(match created {
+        true => (StatusCode::ACCEPTED, Extension(RequestAudited), answer).into_response(),
+        false => (StatusCode::OK, answer).into_response(),
+    })
 }
 
 /// Commands of a project, newest first.

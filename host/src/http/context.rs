@@ -21,6 +21,7 @@ use super::request_id::{REQUEST_ID_HEADER, current_request_id, current_trace_id,
 use crate::auth::{AuthError, Principal};
 use crate::commands::Actor;
 use crate::limits::{Budget, Exceeded};
+use crate::store::AuditEntry;
 use crate::telemetry::traces;
 
 /// Runs a request through the pipeline described at the top of this module.
@@ -188,8 +189,13 @@ async fn serve(state: &AppState, route: &str, principal: Principal, mut req: Req
     }
     let action = format!("{} {route}", req.method());
     let target = req.uri().path().to_owned();
+    let pending = actor_of(&principal).audit(&action, &target, "", None);
+    req.extensions_mut().insert(RequestAudit(pending));
     req.extensions_mut().insert(principal.clone());
     let response = next.run(req).await;
+    if response.extensions().get::<RequestAudited>().is_some() {
+        return response;
+    }
     let entry = actor_of(&principal).audit(&action, &target, response.status().as_str(), None);
     if let Err(e) = state.store.append_audit(&entry).await {
         tracing::error!(request_id = %current_request_id(), trace_id = current_trace_id().as_deref(), error = %e,
@@ -207,14 +213,31 @@ fn actor_of(principal: &Principal) -> Actor {
     }
 }
 
+/// The audit row of the mutating request being served (its outcome not set yet), for a
+/// handler that commits it together with its own change.
+#[derive(Debug, Clone)]
+struct RequestAudit(AuditEntry);
+
+/// In an answer's extensions: the handler committed the request's audit row itself, so the
+/// pipeline writes none.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestAudited;
+
 /// The authenticated caller of a handler.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Key and address.
     pub principal: Principal,
+    request_audit: Option<AuditEntry>,
 }
 
 impl Caller {
+    /// The audit row of this (mutating) request, for a handler that commits it with its own
+    /// change and then answers with [`RequestAudited`].
+    pub fn request_audit(&self) -> Option<AuditEntry> {
+        self.request_audit.clone()
+    }
+
     /// The caller, for audit entries.
     pub fn actor(&self) -> Actor {
         actor_of(&self.principal)
@@ -231,6 +254,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let principal = parts.extensions.get::<Principal>().cloned().ok_or(AuthError::Missing)?;
-        Ok(Self { principal })
+        let request_audit = parts.extensions.get::<RequestAudit>().map(|r| r.0.clone());
+        Ok(Self {
+            principal,
+            request_audit,
+        })
     }
 }

@@ -5,7 +5,7 @@
 //! body frame. The stream closes as soon as the caller's key is revoked or expires.
 
 use std::convert::Infallible;
-use std::fmt::Write;
+use std::io::Write;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -160,38 +160,42 @@ struct Follower {
 }
 
 /// Appends one SSE event; `data` is serialized as a single line of JSON.
-fn push_event(out: &mut String, event: &str, id: Option<i64>, data: &impl serde::Serialize) {
-    let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
-    let _ = writeln!(out, "event: {event}");
+fn push_event(out: &mut Vec<u8>, event: &str, id: Option<i64>, data: &impl serde::Serialize) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
     if let Some(id) = id {
-        let _ = writeln!(out, "id: {id}");
+        let _ = write!(out, "\nid: {id}");
     }
-    let _ = write!(out, "data: {data}\n\n");
+    out.extend_from_slice(b"\ndata: ");
+    if serde_json::to_writer(&mut *out, data).is_err() {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b"\n\n");
 }
 
 fn single_event(event: &str, id: Option<i64>, data: &impl serde::Serialize) -> Bytes {
-    let mut out = String::new();
+    let mut out = Vec::new();
     push_event(&mut out, event, id, data);
     out.into()
 }
 
 /// Appends one chunk: raw output as an `output` event, a typed event of a `claude` run (its
-/// text is a line of JSON the gateway wrote) as a `claude` event.
-fn push_chunk(out: &mut String, chunk: &crate::store::OutputChunk) {
+/// text is a line of JSON the gateway wrote) as a `claude` event. The JSON is written straight
+/// into the frame, sized for it once.
+fn push_chunk(out: &mut Vec<u8>, chunk: &crate::store::OutputChunk) {
+    out.reserve(chunk.text.len() + chunk.command_id.len() + 96);
     if chunk.stream == crate::commands::EVENT_STREAM {
-        let _ = write!(
-            out,
-            "event: claude\nid: {seq}\ndata: {{\"seq\":{seq},\"event\":{}}}\n\n",
-            chunk.text,
-            seq = chunk.seq
-        );
+        let seq = chunk.seq;
+        let _ = write!(out, "event: claude\nid: {seq}\ndata: {{\"seq\":{seq},\"event\":");
+        out.extend_from_slice(chunk.text.as_bytes());
+        out.extend_from_slice(b"}\n\n");
     } else {
         push_event(out, "output", Some(chunk.seq), chunk);
     }
 }
 
 fn output_event(chunk: &crate::store::OutputChunk) -> Bytes {
-    let mut out = String::new();
+    let mut out = Vec::new();
     push_chunk(&mut out, chunk);
     out.into()
 }
@@ -249,7 +253,7 @@ impl Follower {
                     match self.state.store.output_after(&self.id, self.last, REPLAY_PAGE).await {
                         Ok(chunks) => {
                             let full = chunks.len() as i64 == REPLAY_PAGE;
-                            let mut page = String::new();
+                            let mut page = Vec::new();
                             for chunk in &chunks {
                                 self.last = chunk.seq;
                                 push_chunk(&mut page, chunk);
@@ -317,10 +321,10 @@ impl Follower {
                 }
                 _ = self.heartbeat.tick() => return Ok(Some(Bytes::from_static(HEARTBEAT_COMMENT))),
                 event = self.live.recv() => return match event {
-                    Ok(StreamEvent::Output(chunk)) if chunk.seq <= self.last => Ok(None),
-                    Ok(StreamEvent::Output(chunk)) if chunk.seq == self.last + 1 => {
-                        self.last = chunk.seq;
-                        Ok(Some(output_event(&chunk)))
+                    Ok(StreamEvent::Output(live)) if live.chunk.seq <= self.last => Ok(None),
+                    Ok(StreamEvent::Output(live)) if live.chunk.seq == self.last + 1 => {
+                        self.last = live.chunk.seq;
+                        Ok(Some(live.frame(output_event)))
                     }
                     Ok(StreamEvent::Stored(seq)) if seq <= self.last => Ok(None),
                     Ok(StreamEvent::Output(_) | StreamEvent::Stored(_)) | Err(RecvError::Lagged(_)) => Err(Next::Replay),

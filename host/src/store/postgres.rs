@@ -11,6 +11,7 @@ mod ownership;
 mod rows;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
@@ -109,8 +110,8 @@ impl Store for PostgresStore {
         write_on!(self, |conn| keys::touch(&mut conn, id, at))
     }
 
-    async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        write_on!(self, |conn| commands::insert(&mut conn, cmd, audit))
+    async fn insert_command(&self, cmd: &CommandRecord, audits: &[AuditEntry]) -> StoreResult<Inserted> {
+        write_on!(self, |conn| commands::insert(&mut conn, cmd, audits))
     }
 
     async fn get_command(&self, id: &str) -> StoreResult<Option<CommandRecord>> {
@@ -197,8 +198,8 @@ impl Store for PostgresStore {
         write_on!(self, |conn| ownership::remove(&mut conn, id, expired_before))
     }
 
-    async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
-        write_on!(self, |conn| commands::append_output(&mut conn, chunks))
+    async fn append_output(&self, chunks: Arc<Vec<OutputChunk>>) -> StoreResult<()> {
+        write_on!(self, |conn| commands::append_output(&mut conn, &chunks))
     }
 
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {

@@ -8,7 +8,11 @@ use crate::store::{
     AuditEntry, CommandQuery, CommandRecord, CommandState, Inserted, OutputChunk, StoreResult, Transition,
 };
 
-pub(super) async fn insert(conn: &mut PgConnection, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
+pub(super) async fn insert(
+    conn: &mut PgConnection,
+    cmd: &CommandRecord,
+    audits: &[AuditEntry],
+) -> StoreResult<Inserted> {
     let mut tx = conn.begin().await?;
     let done = sqlx::query(concat!(
         "INSERT INTO commands (",
@@ -53,7 +57,9 @@ pub(super) async fn insert(conn: &mut PgConnection, cmd: &CommandRecord, audit: 
         tx.commit().await?;
         return Ok(Inserted::Existing(Box::new(rows::command(&row)?)));
     }
-    insert_audit(&mut tx, audit).await?;
+    for audit in audits {
+        insert_audit(&mut tx, audit).await?;
+    }
     tx.commit().await?;
     Ok(Inserted::New)
 }

@@ -230,10 +230,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_command(&self, cmd: &CommandRecord, audit: &AuditEntry) -> StoreResult<Inserted> {
-        let (cmd, audit) = (cmd.clone(), audit.clone());
+    async fn insert_command(&self, cmd: &CommandRecord, audits: &[AuditEntry]) -> StoreResult<Inserted> {
+        let (cmd, audits) = (cmd.clone(), audits.to_vec());
         self.write(Box::new(move |conn| {
-            Box::pin(async move { writes::insert_command(conn, &cmd, &audit).await })
+            Box::pin(async move { writes::insert_command(conn, &cmd, &audits).await })
         }))
         .await
     }
@@ -391,8 +391,7 @@ impl Store for SqliteStore {
         self.remove(id, expired_before).await
     }
 
-    async fn append_output(&self, chunks: &[OutputChunk]) -> StoreResult<()> {
-        let chunks = chunks.to_vec();
+    async fn append_output(&self, chunks: Arc<Vec<OutputChunk>>) -> StoreResult<()> {
         self.write(Box::new(move |conn| {
             Box::pin(async move { writes::append_output(conn, &chunks).await })
         }))

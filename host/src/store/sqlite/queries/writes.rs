@@ -114,7 +114,7 @@ pub(super) async fn touch_key(conn: &mut SqliteConnection, id: &str, at: i64) ->
 pub(super) async fn insert_command(
     conn: &mut SqliteConnection,
     cmd: &CommandRecord,
-    audit: &AuditEntry,
+    audits: &[AuditEntry],
 ) -> StoreResult<Inserted> {
     let mut tx = conn.begin().await?;
     let done = sqlx::query(concat!(
@@ -158,7 +158,9 @@ pub(super) async fn insert_command(
         tx.commit().await?;
         return Ok(Inserted::Existing(Box::new(command_from_row(&row)?)));
     }
-    insert_audit(&mut tx, audit).await?;
+    for audit in audits {
+        insert_audit(&mut tx, audit).await?;
+    }
     tx.commit().await?;
     Ok(Inserted::New)
 }
@@ -234,10 +236,10 @@ pub(super) async fn append_output(conn: &mut SqliteConnection, chunks: &[OutputC
             "INSERT INTO command_output (command_id, seq, stream, data) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (command_id, seq) DO NOTHING",
         )
-        .bind(c.command_id.clone())
+        .bind(c.command_id.as_str())
         .bind(c.seq)
-        .bind(c.stream.clone())
-        .bind(c.text.as_bytes().to_vec())
+        .bind(c.stream.as_str())
+        .bind(c.text.as_bytes())
         .execute(&mut *tx)
         .await?;
     }

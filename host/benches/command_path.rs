@@ -1,0 +1,290 @@
+//! The command path at wire speed (issue #15), each figure against a baseline of the same run:
+//! 1. `output`: a command printing 200 MB followed live over SSE by 1 and by 10 subscribers,
+//!    against reading the same command's pipe directly;
+//! 2. `accept`: `POST …/commands` → 202 at one connection (p50, p99) beside an authenticated
+//!    `GET /v1/projects` at one connection, and accepted commands per second at 16 connections,
+//!    with every commit synced (the default) and synced at checkpoints only.
+//!
+//! Run with `cargo bench --bench command_path` (both), or `-- output` / `-- accept` for one. The
+//! gateway serves on one core (a one-worker runtime), the clients run on the other.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdev::config::{Config, LimitsConfig};
+use rdev::limits::Tier;
+use rdev::store::SqliteSync;
+
+#[path = "support/server.rs"]
+mod server;
+
+const OUTPUT_BYTES: u64 = 200_000_000;
+const ACCEPT_SAMPLES: usize = 2_000;
+const LOAD_CONNECTIONS: usize = 16;
+const LOAD_ROUND: Duration = Duration::from_secs(3);
+
+/// A build log's worth of lines, `OUTPUT_BYTES` in all.
+fn output_script() -> String {
+    format!("yes 'Compiling rdev-shell v0.1.0 (/work/main/shell): 0123456789 abcdef' | head -c {OUTPUT_BYTES}")
+}
+
+/// A tier that no benchmark exceeds: every request pays for the limiter and none is refused.
+fn unrefused_limits() -> LimitsConfig {
+    let mut limits = LimitsConfig::default();
+    let tier = Tier {
+        requests_per_second: 1e9,
+        burst: 1_000_000_000,
+        commands_per_minute: 1_000_000_000,
+        max_streams: 1_000_000,
+        max_queued_per_project: 1_000_000,
+    };
+    limits.tiers.insert("default".into(), tier);
+    limits
+}
+
+fn start_server(dir: &Path, sync: SqliteSync) -> (String, String) {
+    let mut config = Config {
+        data_dir: dir.join(format!("data-{sync:?}")),
+        plugins: Some(Vec::new()),
+        backend: rdev::config::BackendConfig {
+            workspaces: dir.join("workspaces"),
+            ..Default::default()
+        },
+        limits: unrefused_limits(),
+        ..Config::default()
+    };
+    config.commands.max_output_bytes = 2 * OUTPUT_BYTES;
+    // `held` runs one command at a time: behind a blocker, what is submitted there only queues.
+    for project in ["demo", "held"] {
+        std::fs::create_dir_all(dir.join("workspaces").join(project)).unwrap();
+    }
+    let held = rdev::projects::ProjectOverride {
+        max_concurrent_commands: Some(1),
+        ..Default::default()
+    };
+    config.projects.insert("held".into(), held);
+    config.database.sqlite_synchronous = sync;
+    config.project_defaults.max_concurrent_commands = 64;
+    server::serve_gateway(config, |_| axum::Router::new())
+}
+
+async fn submit(client: &reqwest::Client, base: &str, token: &str, script: &str) -> String {
+    submit_to(client, &format!("{base}/v1/projects/demo/commands"), token, script).await
+}
+
+async fn submit_to(client: &reqwest::Client, url: &str, token: &str, script: &str) -> String {
+    let body = serde_json::json!({ "kind": "shell", "script": script, "timeout_secs": 600 });
+    let resp = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let cmd: serde_json::Value = resp.json().await.unwrap();
+    cmd["id"].as_str().expect("command id").to_owned()
+}
+
+/// Megabytes per second of reading the script's stdout directly.
+async fn direct_pipe(workspace: &Path) -> f64 {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(output_script())
+        .current_dir(workspace)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (mut buf, mut total) = (vec![0u8; 64 * 1024], 0u64);
+    loop {
+        let n = stdout.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    child.wait().await.unwrap();
+    assert_eq!(total, OUTPUT_BYTES);
+    total as f64 / 1e6 / started.elapsed().as_secs_f64()
+}
+
+/// Reads one stream to its `end` event; the bytes of its body.
+async fn follow(resp: reqwest::Response) -> u64 {
+    let mut body = resp.bytes_stream();
+    let (mut total, mut tail) = (0u64, Vec::new());
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        total += chunk.len() as u64;
+        tail.extend_from_slice(&chunk[chunk.len().saturating_sub(256)..]);
+        tail.drain(..tail.len().saturating_sub(256));
+    }
+    let tail = String::from_utf8_lossy(&tail);
+    assert!(tail.contains("event: end") && tail.contains("succeeded"), "{tail}");
+    total
+}
+
+/// Megabytes of output per second reaching each of `subscribers` live subscribers, from the
+/// moment the command may start to the last subscriber's `end`.
+async fn through_gateway(base: &str, token: &str, workspace: &Path, subscribers: usize) -> f64 {
+    let client = rdev::http_client();
+    let script = format!("while [ ! -e go ]; do sleep 0.01; done; rm go; {}", output_script());
+    let id = submit(&client, base, token, &script).await;
+    let mut streams = Vec::new();
+    for _ in 0..subscribers {
+        let resp = client
+            .get(format!("{base}/v1/commands/{id}/stream"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        streams.push(tokio::spawn(follow(resp)));
+    }
+    let started = Instant::now();
+    std::fs::write(workspace.join("go"), "").unwrap();
+    for stream in streams {
+        assert!(
+            stream.await.unwrap() > OUTPUT_BYTES,
+            "a subscriber got less than the output"
+        );
+    }
+    OUTPUT_BYTES as f64 / 1e6 / started.elapsed().as_secs_f64()
+}
+
+async fn bench_output(base: &str, token: &str, workspace: &Path) {
+    for subscribers in [1, 10] {
+        let direct = direct_pipe(workspace).await;
+        let gateway = through_gateway(base, token, workspace, subscribers).await;
+        let target = if subscribers == 1 { 80 } else { 60 };
+        println!(
+            "200 MB live to {subscribers:>2} subscriber(s): {gateway:.0} MB/s; direct pipe {direct:.0} MB/s; \
+             ratio {:.1}%  (target >= {target}%)",
+            100.0 * gateway / direct
+        );
+    }
+}
+
+/// The `p` quantile of sorted samples.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Milliseconds each of `ACCEPT_SAMPLES` sequential requests took, sorted.
+async fn latencies(mut request: impl AsyncFnMut() -> ()) -> Vec<f64> {
+    let mut samples = Vec::with_capacity(ACCEPT_SAMPLES);
+    for _ in 0..ACCEPT_SAMPLES {
+        let started = Instant::now();
+        request().await;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.sort_by(f64::total_cmp);
+    samples
+}
+
+/// Accepted commands per second over `LOAD_CONNECTIONS` connections for one round.
+async fn accept_throughput(base: &str, token: &str) -> f64 {
+    let deadline = Instant::now() + LOAD_ROUND;
+    let workers = (0..LOAD_CONNECTIONS).map(|_| {
+        let (base, token) = (base.to_owned(), token.to_owned());
+        tokio::spawn(async move {
+            let client = rdev::http_client();
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                submit(&client, &base, &token, "true").await;
+                done += 1;
+            }
+            done
+        })
+    });
+    let total: u64 = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    total as f64 / LOAD_ROUND.as_secs_f64()
+}
+
+/// Waits until `demo` has nothing queued or running, so that one measurement does not pay for
+/// the commands of the one before.
+async fn drain(client: &reqwest::Client, base: &str, token: &str) {
+    for state in ["queued", "running"] {
+        loop {
+            let url = format!("{base}/v1/projects/demo/commands?state={state}&limit=1");
+            let page: serde_json::Value = client
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if page["commands"].as_array().is_none_or(Vec::is_empty) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn bench_accept(base: &str, token: &str, sync: SqliteSync) {
+    let client = rdev::http_client();
+    drain(&client, base, token).await;
+    let get = latencies(async || {
+        let resp = client
+            .get(format!("{base}/v1/projects"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        resp.bytes().await.unwrap();
+    })
+    .await;
+    let post = latencies(async || {
+        submit(&client, base, token, "true").await;
+    })
+    .await;
+    let held = format!("{base}/v1/projects/held/commands");
+    submit_to(&client, &held, token, "sleep 600").await;
+    let queued = latencies(async || {
+        submit_to(&client, &held, token, "true").await;
+    })
+    .await;
+    drain(&client, base, token).await;
+    println!("sqlite_synchronous = {sync:?}:");
+    println!(
+        "POST …/commands → 202 that only queues (the project busy), 1 connection: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&queued, 0.5),
+        percentile(&queued, 0.99)
+    );
+    println!(
+        "POST …/commands → 202, 1 connection: p50 {:.3} ms, p99 {:.3} ms  (targets <= 1 ms, <= 5 ms); \
+         authenticated GET: p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&post, 0.5),
+        percentile(&post, 0.99),
+        percentile(&get, 0.5),
+        percentile(&get, 0.99)
+    );
+    let rate = accept_throughput(base, token).await;
+    println!("accepted at {LOAD_CONNECTIONS} connections: {rate:.0} commands/s  (target >= 1000)");
+}
+
+fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let dir = tempfile::tempdir().unwrap();
+    rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
+    let (base, token) = start_server(dir.path(), SqliteSync::Full);
+    let workspace: PathBuf = dir.path().join("workspaces/demo");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        if only.as_deref().is_none_or(|o| o == "output") {
+            bench_output(&base, &token, &workspace).await;
+        }
+        if only.as_deref().is_none_or(|o| o == "accept") {
+            bench_accept(&base, &token, SqliteSync::Full).await;
+            let (base, token) = start_server(dir.path(), SqliteSync::Normal);
+            bench_accept(&base, &token, SqliteSync::Normal).await;
+        }
+    });
+}
