@@ -3,9 +3,11 @@
 //!    against reading the same command's pipe directly;
 //! 2. `accept`: `POST …/commands` → 202 at one connection (p50, p99) beside an authenticated
 //!    `GET /v1/projects` at one connection, and accepted commands per second at 16 connections,
-//!    with every commit synced (the default) and synced at checkpoints only.
+//!    with every commit synced (the default) and synced at checkpoints only;
+//! 3. `retention`: a shortened soak, the database's size under a project's output bound.
 //!
-//! Run with `cargo bench --bench command_path` (both), or `-- output` / `-- accept` for one. The
+//! Run with `cargo bench --bench command_path` (all), or `-- output` / `-- accept` /
+//! `-- retention` for one. The
 //! gateway serves on one core (a one-worker runtime), the clients run on the other.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,9 @@ const OUTPUT_BYTES: u64 = 200_000_000;
 const ACCEPT_SAMPLES: usize = 2_000;
 const LOAD_CONNECTIONS: usize = 16;
 const LOAD_ROUND: Duration = Duration::from_secs(3);
+const SOAK: Duration = Duration::from_secs(60);
+const SOAK_COMMAND_BYTES: u64 = 2_000_000;
+const SOAK_POLICY_BYTES: u64 = 20_000_000;
 
 /// A build log's worth of lines, `OUTPUT_BYTES` in all.
 fn output_script() -> String {
@@ -43,9 +48,9 @@ fn unrefused_limits() -> LimitsConfig {
     limits
 }
 
-fn start_server(dir: &Path, sync: SqliteSync) -> (String, String) {
+fn start_server(dir: &Path, sync: SqliteSync, label: &str) -> (String, String) {
     let mut config = Config {
-        data_dir: dir.join(format!("data-{sync:?}")),
+        data_dir: dir.join(format!("data-{label}")),
         plugins: Some(Vec::new()),
         backend: rdev::config::BackendConfig {
             workspaces: dir.join("workspaces"),
@@ -56,7 +61,7 @@ fn start_server(dir: &Path, sync: SqliteSync) -> (String, String) {
     };
     config.commands.max_output_bytes = 2 * OUTPUT_BYTES;
     // `held` runs one command at a time: behind a blocker, what is submitted there only queues.
-    for project in ["demo", "held"] {
+    for project in ["demo", "held", "soak"] {
         std::fs::create_dir_all(dir.join("workspaces").join(project)).unwrap();
     }
     let held = rdev::projects::ProjectOverride {
@@ -64,6 +69,12 @@ fn start_server(dir: &Path, sync: SqliteSync) -> (String, String) {
         ..Default::default()
     };
     config.projects.insert("held".into(), held);
+    let soak = rdev::projects::ProjectOverride {
+        output_max_bytes: Some(SOAK_POLICY_BYTES),
+        ..Default::default()
+    };
+    config.projects.insert("soak".into(), soak);
+    config.retention.interval_secs = 1;
     config.database.sqlite_synchronous = sync;
     config.project_defaults.max_concurrent_commands = 64;
     server::serve_gateway(config, |_| axum::Router::new())
@@ -266,11 +277,72 @@ async fn bench_accept(base: &str, token: &str, sync: SqliteSync) {
     println!("accepted at {LOAD_CONNECTIONS} connections: {rate:.0} commands/s  (target >= 1000)");
 }
 
+/// Bytes of the SQLite file and its log.
+fn database_bytes(data_dir: &Path) -> u64 {
+    ["rdev.db", "rdev.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(data_dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+async fn wait_done(client: &reqwest::Client, base: &str, token: &str, id: &str) {
+    loop {
+        let url = format!("{base}/v1/commands/{id}");
+        let cmd: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !matches!(cmd["state"].as_str(), Some("queued" | "running")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A shortened soak: commands printing `SOAK_COMMAND_BYTES` each, one after the other, in a project
+/// that keeps `SOAK_POLICY_BYTES` of output; the database's size sampled every second.
+async fn bench_retention(base: &str, token: &str, data_dir: &Path) {
+    let client = rdev::http_client();
+    let url = format!("{base}/v1/projects/soak/commands");
+    let script = format!("head -c {SOAK_COMMAND_BYTES} /dev/zero | tr '\\0' s");
+    let started = Instant::now();
+    let (mut written, mut peak, mut next_sample) = (0u64, 0u64, Instant::now());
+    let mut sizes = Vec::new();
+    while started.elapsed() < SOAK {
+        let id = submit_to(&client, &url, token, &script).await;
+        wait_done(&client, base, token, &id).await;
+        written += SOAK_COMMAND_BYTES;
+        if Instant::now() >= next_sample {
+            let size = database_bytes(data_dir);
+            peak = peak.max(size);
+            sizes.push(size);
+            next_sample += Duration::from_secs(1);
+        }
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "soak of {} s: {:.0} MB of output written under a {:.0} MB policy; database {:.1} MB at 10 s, \
+         {:.1} MB at the end, {:.1} MB at most",
+        SOAK.as_secs(),
+        mb(written),
+        mb(SOAK_POLICY_BYTES),
+        mb(sizes.get(10).copied().unwrap_or_default()),
+        mb(sizes.last().copied().unwrap_or_default()),
+        mb(peak)
+    );
+}
+
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let dir = tempfile::tempdir().unwrap();
     rdev::telemetry::init_with_writer(rdev::config::LogFormat::Json, std::io::sink);
-    let (base, token) = start_server(dir.path(), SqliteSync::Full);
+    let (base, token) = start_server(dir.path(), SqliteSync::Full, "full");
     let workspace: PathBuf = dir.path().join("workspaces/demo");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -283,8 +355,12 @@ fn main() {
         }
         if only.as_deref().is_none_or(|o| o == "accept") {
             bench_accept(&base, &token, SqliteSync::Full).await;
-            let (base, token) = start_server(dir.path(), SqliteSync::Normal);
+            let (base, token) = start_server(dir.path(), SqliteSync::Normal, "normal");
             bench_accept(&base, &token, SqliteSync::Normal).await;
+        }
+        if only.as_deref().is_none_or(|o| o == "retention") {
+            let (base, token) = start_server(dir.path(), SqliteSync::Full, "soak");
+            bench_retention(&base, &token, &dir.path().join("data-soak")).await;
         }
     });
 }

@@ -283,6 +283,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let debounce = Duration::from_millis(state.config.plugins_debounce_ms);
     crate::plugins::reload::spawn(state.plugins.clone(), debounce, state.shutdown.clone());
     let webhook_workers = spawn_webhook_workers(&state)?;
+    let retention = crate::retention::Retention::new(
+        state.store.clone(),
+        state.projects.clone(),
+        state.config.retention.clone(),
+    )
+    .spawn(state.shutdown.clone());
     let token = bootstrap_admin(&state).await?;
     print_banner(addr, token.as_deref());
     tracing::info!(%addr, "listening");
@@ -300,7 +306,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     heartbeat.abort();
     state.replica.leave().await;
     state.shutdown.cancel();
-    for task in [refresher, sweeper, peers, peer_sweeper, revocations]
+    for task in [refresher, sweeper, peers, peer_sweeper, revocations, retention]
         .into_iter()
         .chain(webhook_workers)
     {

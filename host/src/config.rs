@@ -15,6 +15,7 @@ use crate::plugins::limits::RuntimeLimits;
 use crate::plugins::manifest::{self, PluginManifest};
 pub use crate::projects::{ProjectConfig, ProjectOverride, ProjectSettings};
 use crate::replicas::ReplicasConfig;
+use crate::retention::RetentionConfig;
 use crate::store::DatabaseConfig;
 pub use crate::telemetry::LogFormat;
 use crate::webhooks::WebhooksConfig;
@@ -87,6 +88,8 @@ pub struct Config {
     pub projects: BTreeMap<String, ProjectOverride>,
     /// Webhook delivery.
     pub webhooks: WebhooksConfig,
+    /// What is kept, and for how long.
+    pub retention: RetentionConfig,
 }
 
 /// HTTP connection handling: read timeouts and the connection cap, which keep slow or idle
@@ -211,6 +214,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            retention: RetentionConfig::default(),
             backend: BackendConfig::default(),
             commands: CommandsConfig::default(),
             project_defaults: ProjectSettings::default(),
@@ -294,6 +298,7 @@ impl Config {
         self.http.validate().map_err(ConfigError::Invalid)?;
         self.limits.validate().map_err(ConfigError::Invalid)?;
         self.webhooks.validate().map_err(ConfigError::Invalid)?;
+        self.retention.validate().map_err(ConfigError::Invalid)?;
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes must be at least 1024".into());
         }

@@ -14,6 +14,7 @@ pub mod names;
 pub mod plugins;
 pub mod projects;
 pub mod replicas;
+pub mod retention;
 pub mod store;
 pub mod streaming;
 pub mod telemetry;

@@ -9,6 +9,7 @@ mod columns;
 mod errors;
 mod postgres;
 mod records;
+mod retention;
 mod settings;
 mod sqlite;
 mod webhooks;
@@ -16,6 +17,7 @@ mod webhooks;
 pub use errors::Fault;
 pub use postgres::PostgresStore;
 pub use records::*;
+pub use retention::RetentionStore;
 pub use settings::{DatabaseConfig, SqliteSync};
 pub use sqlite::{LockError, ServingLock, SqliteStore};
 pub use webhooks::*;
@@ -69,7 +71,7 @@ pub enum Inserted {
 
 /// Everything the gateway persists.
 #[async_trait]
-pub trait Store: OutboxStore + Send + Sync + 'static {
+pub trait Store: OutboxStore + RetentionStore + Send + Sync + 'static {
     /// Checks the database the way requests use it: a small write on the write path, then a read
     /// of what was written.
     async fn probe(&self) -> StoreResult<()>;

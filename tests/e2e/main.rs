@@ -30,6 +30,7 @@ mod plugin_tutorial;
 mod plugins;
 mod queue;
 mod replicas;
+mod retention;
 mod smoke;
 mod store;
 mod streaming;

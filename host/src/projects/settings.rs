@@ -29,6 +29,12 @@ pub struct ProjectSettings {
     /// `mcp__docs__*`); others are denied. `Bash` calls are also judged by the sanitizers, file
     /// tools by their paths.
     pub claude_allowed_tools: Vec<String>,
+    /// The output of an ended command is deleted this many seconds after it finished (the
+    /// command's record stays); 0: kept forever.
+    pub output_max_age_secs: u64,
+    /// Most bytes of stored output of the project's ended commands: beyond it, the output of the
+    /// commands that finished first is deleted; 0: no bound.
+    pub output_max_bytes: u64,
 }
 
 /// Claude Code's permission modes (`--permission-mode`). Runs are unattended: `dontAsk` (the
@@ -86,6 +92,10 @@ pub struct ProjectOverride {
     pub claude_max_budget_usd: Option<f64>,
     /// Tools a `claude` run may call.
     pub claude_allowed_tools: Option<Vec<String>>,
+    /// Seconds the output of an ended command is kept.
+    pub output_max_age_secs: Option<u64>,
+    /// Most bytes of stored output of ended commands.
+    pub output_max_bytes: Option<u64>,
 }
 
 impl Default for ProjectSettings {
@@ -114,6 +124,8 @@ impl Default for ProjectSettings {
             ]
             .map(String::from)
             .to_vec(),
+            output_max_age_secs: 30 * 24 * 3600,
+            output_max_bytes: 0,
         }
     }
 }
@@ -147,6 +159,8 @@ impl ProjectConfig {
                         .claude_allowed_tools
                         .clone()
                         .unwrap_or_else(|| d.claude_allowed_tools.clone()),
+                    output_max_age_secs: p.output_max_age_secs.unwrap_or(d.output_max_age_secs),
+                    output_max_bytes: p.output_max_bytes.unwrap_or(d.output_max_bytes),
                 },
             ),
         }

@@ -8,6 +8,7 @@ mod audit;
 mod commands;
 mod keys;
 mod ownership;
+mod retention;
 mod rows;
 
 use std::str::FromStr;

@@ -23,6 +23,7 @@ pub struct SqliteStore {
 }
 
 mod ownership;
+mod retention;
 mod webhooks;
 mod writes;
 
