@@ -77,7 +77,16 @@ fn start_server(dir: &Path, sync: SqliteSync, label: &str) -> (String, String) {
     config.retention.interval_secs = 1;
     config.database.sqlite_synchronous = sync;
     config.project_defaults.max_concurrent_commands = 64;
-    server::serve_gateway(config, |_| axum::Router::new())
+    server::serve_gateway(config, |state| {
+        // `rdev serve` starts the retention pass; the benchmark serves the router alone.
+        let retention = rdev::retention::Retention::new(
+            state.store.clone(),
+            state.projects.clone(),
+            state.config.retention.clone(),
+        );
+        retention.spawn(state.shutdown.clone());
+        axum::Router::new()
+    })
 }
 
 async fn submit(client: &reqwest::Client, base: &str, token: &str, script: &str) -> String {
