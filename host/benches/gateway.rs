@@ -18,8 +18,9 @@ use axum::Router;
 use axum::routing::get;
 use futures::StreamExt;
 use rdev::config::{Config, LimitsConfig};
-use rdev::limits::Tier;
 
+#[path = "support/limits.rs"]
+mod bench_limits;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 #[path = "support/lines.rs"]
@@ -27,6 +28,7 @@ mod lines;
 #[path = "support/server.rs"]
 mod server;
 
+use bench_limits::unrefused_limits;
 use lines::{emit, now_ns, percentile};
 
 const LOAD_CONNECTIONS: usize = 16;
@@ -35,21 +37,6 @@ const LOAD_ROUNDS: usize = 9;
 const LINES: usize = 100_000;
 const REPLAY_EVENTS: i64 = 1_000;
 const REPLAY_RUNS: usize = 50;
-
-/// Rate limits as configured by default, with a default tier that no benchmark exceeds: every
-/// request pays for the limiter and none is refused.
-fn unrefused_limits() -> LimitsConfig {
-    let mut limits = LimitsConfig::default();
-    let tier = Tier {
-        requests_per_second: 1e9,
-        burst: 1_000_000_000,
-        commands_per_minute: 1_000_000_000,
-        max_streams: 1_000_000,
-        max_queued_per_project: 1_000_000,
-    };
-    limits.tiers.insert("default".into(), tier);
-    limits
-}
 
 /// Starts the gateway (plus a bare route) on its own thread with a one-worker runtime, so that
 /// server and load generator each have one of the machine's two cores, as with an external load

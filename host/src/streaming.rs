@@ -11,7 +11,10 @@ use tokio::sync::broadcast;
 
 use crate::store::{CommandState, OutputChunk};
 
-const CHANNEL_CAPACITY: usize = 1024;
+/// Events a command's channel keeps for subscribers that fall behind (who then read the store
+/// instead). Each holds up to a 64 KiB chunk and its frame, so this bounds a command's live
+/// memory at about 32 MiB however many subscribers it has.
+const CHANNEL_CAPACITY: usize = 256;
 
 /// A persisted chunk as it is published: its wire frame is made once, by the first subscriber
 /// that sends it, and shared by all the others.

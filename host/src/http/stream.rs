@@ -28,7 +28,13 @@ use crate::limits::StreamPermit;
 use crate::store::{CommandState, Fault, StoreError, StoreResult};
 use crate::streaming::{OutputHub, StreamEvent};
 
+/// Most chunks one replay page reads.
 const REPLAY_PAGE: i64 = 1000;
+/// About the most output one replay page holds in memory: the page after a page of large chunks
+/// reads fewer of them (always at least one).
+const REPLAY_PAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Chunks the first page reads, before their size is known.
+const FIRST_PAGE: i64 = 32;
 
 /// Query parameters of the stream (for clients that cannot set headers, such as `EventSource`).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -91,6 +97,7 @@ pub async fn stream_output(
         caller,
         id: cmd.id,
         last: after,
+        page: FIRST_PAGE,
         _permit: permit,
         _span: tracing::info_span!(target: crate::telemetry::traces::TARGET, "stream", rdev.command.id = %id,
             rdev.last_event_id = after),
@@ -153,6 +160,8 @@ struct Follower {
     heartbeat: tokio::time::Interval,
     expiry: Option<Instant>,
     last: i64,
+    /// Chunks the next replay page reads, sized by the chunks of the page before.
+    page: i64,
     /// Counts this stream against its key's cap while it is open.
     _permit: StreamPermit,
     /// The trace span of the stream, from its answer to its end.
@@ -250,9 +259,10 @@ impl Follower {
                     }
                 };
                 loop {
-                    match self.state.store.output_after(&self.id, self.last, REPLAY_PAGE).await {
+                    match self.state.store.output_after(&self.id, self.last, self.page).await {
                         Ok(chunks) => {
-                            let full = chunks.len() as i64 == REPLAY_PAGE;
+                            let full = chunks.len() as i64 == self.page;
+                            self.page = next_page(&chunks);
                             let mut page = Vec::new();
                             for chunk in &chunks {
                                 self.last = chunk.seq;
@@ -341,9 +351,44 @@ impl Follower {
     }
 }
 
+/// How many chunks the page after `chunks` reads: as many as fit [`REPLAY_PAGE_BYTES`] at
+/// their average size, between 1 and [`REPLAY_PAGE`].
+fn next_page(chunks: &[crate::store::OutputChunk]) -> i64 {
+    let bytes: usize = chunks.iter().map(|c| c.text.len()).sum();
+    let average = (bytes / chunks.len().max(1)).max(1);
+    i64::try_from(REPLAY_PAGE_BYTES / average)
+        .unwrap_or(REPLAY_PAGE)
+        .clamp(1, REPLAY_PAGE)
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutputChunk;
+
+    fn chunks(n: usize, bytes: usize) -> Vec<OutputChunk> {
+        (1..=n)
+            .map(|seq| OutputChunk {
+                command_id: "c".into(),
+                seq: seq as i64,
+                stream: "stdout".into(),
+                text: "x".repeat(bytes),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replay_pages_hold_about_a_bounded_number_of_bytes() {
+        assert_eq!(next_page(&chunks(32, 64 * 1024)), 64, "4 MiB of 64 KiB chunks");
+        assert_eq!(next_page(&chunks(32, 10)), REPLAY_PAGE, "small chunks: a full page");
+        assert_eq!(next_page(&chunks(1, 8 * 1024 * 1024)), 1, "at least one chunk");
+        assert_eq!(next_page(&[]), REPLAY_PAGE);
     }
 }

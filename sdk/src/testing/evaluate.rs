@@ -10,22 +10,32 @@ fn call_failed(name: &str, expected: String, error: String) -> CaseReport {
     CaseReport::failed(name, expected, format!("call failed: {error}"))
 }
 
+/// What a case expects, with the text its reason must contain.
+fn with_reason(expected: String, reason_contains: &Option<String>) -> String {
+    match reason_contains {
+        Some(text) => format!("{expected} (reason contains {text:?})"),
+        None => expected,
+    }
+}
+
+/// Whether a denial's reason holds the text a case asks for (any reason, if it asks for none).
+fn reason_holds(reason_contains: &Option<String>, reason: Option<&str>) -> bool {
+    match (reason_contains, reason) {
+        (None, _) => true,
+        (Some(text), Some(reason)) => reason.contains(text.as_str()),
+        (Some(_), None) => false,
+    }
+}
+
 impl sanitizer::Case {
     /// Judges the verdict the plugin gave this case's command.
     pub fn evaluate(&self, actual: Result<Verdict, String>) -> CaseReport {
-        let mut expected = self.expect.to_string();
-        if let Some(text) = &self.reason_contains {
-            expected.push_str(&format!(" (reason contains {text:?})"));
-        }
+        let expected = with_reason(self.expect.to_string(), &self.reason_contains);
         let verdict = match actual {
             Ok(verdict) => verdict,
             Err(error) => return call_failed(&self.name, expected, error),
         };
-        let reason_ok = match (&self.reason_contains, verdict.reason()) {
-            (None, _) => true,
-            (Some(text), Some(reason)) => reason.contains(text.as_str()),
-            (Some(_), None) => false,
-        };
+        let reason_ok = reason_holds(&self.reason_contains, verdict.reason());
         CaseReport::new(
             &self.name,
             self.expect.matches(&verdict) && reason_ok,
@@ -106,20 +116,13 @@ impl discovery::Case {
 impl tool::Case {
     /// Judges the verdict the plugin gave this case's tool call.
     pub fn evaluate(&self, actual: Result<ToolVerdict, String>) -> CaseReport {
-        let mut expected = if self.allow { "allow" } else { "deny" }.to_string();
-        if let Some(text) = &self.reason_contains {
-            expected.push_str(&format!(" (reason contains {text:?})"));
-        }
+        let decision = if self.allow { "allow" } else { "deny" };
+        let expected = with_reason(decision.to_string(), &self.reason_contains);
         let verdict = match actual {
             Ok(verdict) => verdict,
             Err(error) => return call_failed(&self.name, expected, error),
         };
-        let reason_ok = match (&self.reason_contains, verdict.reason()) {
-            (None, _) => true,
-            (Some(text), Some(reason)) => reason.contains(text.as_str()),
-            (Some(_), None) => false,
-        };
-        let passed = verdict.is_allow() == self.allow && reason_ok;
+        let passed = verdict.is_allow() == self.allow && reason_holds(&self.reason_contains, verdict.reason());
         CaseReport::new(&self.name, passed, expected, verdict.to_string())
     }
 }
