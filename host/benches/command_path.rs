@@ -4,10 +4,11 @@
 //! 2. `accept`: `POST …/commands` → 202 at one connection (p50, p99) beside an authenticated
 //!    `GET /v1/projects` at one connection, and accepted commands per second at 16 connections,
 //!    with every commit synced (the default) and synced at checkpoints only;
-//! 3. `retention`: a shortened soak, the database's size under a project's output bound.
+//! 3. `streams`: the memory of idle output streams;
+//! 4. `retention`: a shortened soak, the database's size under a project's output bound.
 //!
 //! Run with `cargo bench --bench command_path` (all), or `-- output` / `-- accept` /
-//! `-- retention` for one. The
+//! `-- streams` / `-- retention` for one. The
 //! gateway serves on one core (a one-worker runtime), the clients run on the other.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ const OUTPUT_BYTES: u64 = 200_000_000;
 const ACCEPT_SAMPLES: usize = 2_000;
 const LOAD_CONNECTIONS: usize = 16;
 const LOAD_ROUND: Duration = Duration::from_secs(3);
+const IDLE_STREAMS: usize = 2_000;
 const SOAK: Duration = Duration::from_secs(60);
 const SOAK_COMMAND_BYTES: u64 = 2_000_000;
 const SOAK_POLICY_BYTES: u64 = 20_000_000;
@@ -354,6 +356,53 @@ async fn bench_retention(base: &str, token: &str, data_dir: &Path) {
     );
 }
 
+/// Resident memory of this process, in bytes.
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Opens an output stream over a bare socket and reads its response head: what the client
+/// keeps of it is a few hundred bytes, so the memory that grows is the gateway's.
+async fn open_idle_stream(addr: std::net::SocketAddr, token: &str, id: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET /v1/commands/{id}/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "the stream closed");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    stream
+}
+
+/// The gateway's memory per idle output stream: `IDLE_STREAMS` streams of a silent command.
+async fn bench_idle_streams(base: &str, token: &str) {
+    let client = rdev::http_client();
+    let id = submit(&client, base, token, "sleep 600").await;
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    // A few first, so that what every stream shares (buffers, the channel) is already there.
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        streams.push(open_idle_stream(addr, token, &id).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = resident_bytes();
+    for _ in 0..IDLE_STREAMS {
+        streams.push(open_idle_stream(addr, token, &id).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let per_stream = resident_bytes().saturating_sub(before) as f64 / IDLE_STREAMS as f64;
+    println!(
+        "{IDLE_STREAMS} idle streams: {:.1} KiB of resident memory each (gateway and client in one process)  (target <= 10 KiB)",
+        per_stream / 1024.0
+    );
+}
+
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let dir = tempfile::tempdir().unwrap();
@@ -373,6 +422,9 @@ fn main() {
             bench_accept(&base, &token, SqliteSync::Full).await;
             let (base, token) = start_server(dir.path(), SqliteSync::Normal, "normal");
             bench_accept(&base, &token, SqliteSync::Normal).await;
+        }
+        if only.as_deref().is_none_or(|o| o == "streams") {
+            bench_idle_streams(&base, &token).await;
         }
         if only.as_deref().is_none_or(|o| o == "retention") {
             let (base, token) = start_server(dir.path(), SqliteSync::Full, "soak");
