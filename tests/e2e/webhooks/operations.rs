@@ -1,7 +1,8 @@
 //! Running webhooks: a rotated secret signs beside the new one for its overlap window (both
 //! verify with the reference library), a subscription failing for longer than its period is
-//! disabled and then left alone, the attempt metrics count what was sent, and replicas on one
-//! PostgreSQL database send each delivery once, also after one of them lost its lease.
+//! disabled and then left alone, the attempt metrics count what was sent, replicas on one
+//! PostgreSQL database send each delivery once, also after one of them lost its lease, and
+//! retention deletes old finished deliveries only.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -181,7 +182,52 @@ async fn a_replica_back_from_a_lost_lease_still_sends_each_delivery_once() {
     each_delivery_is_sent_once(&first, &second).await;
 }
 
+/// Retention deletes a finished delivery past `retention.deliveries_max_age_secs`, never one
+/// still waiting to be sent.
+async fn finished_deliveries_go_after_their_age_and_waiting_ones_stay(db: Db) {
+    let retention = "retention.interval_secs = 1\nretention.deliveries_max_age_secs = 5\n";
+    let gw = Gateway::start_with_plugins(db, &format!("{retention}{}", config("[3600]"))).await;
+    let (_ok, ok_url) = Receiver::start(&[]).await;
+    let (_failing, failing_url) = Receiver::start(&[500]).await;
+    let (sent, _) = subscribe(&gw, json!({"url": ok_url, "events": ["webhook.test"]})).await;
+    let (waiting, _) = subscribe(&gw, json!({"url": failing_url, "events": ["webhook.test"]})).await;
+    for id in [&sent, &waiting] {
+        let (status, _) = gw.post(&format!("/v1/webhooks/{id}/test"), json!({})).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let deliveries = |id: &str| {
+        let url = format!("/v1/webhooks/{id}/deliveries");
+        let gw = &gw;
+        async move {
+            gw.get(&url).await.1["deliveries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    };
+    wait_until(DEADLINE, || async {
+        deliveries(&sent).await.iter().any(|d| d["state"] == "succeeded")
+    })
+    .await;
+    wait_until(DEADLINE, || async {
+        deliveries(&waiting)
+            .await
+            .iter()
+            .any(|d| d["attempts"].as_i64() >= Some(1))
+    })
+    .await;
+    wait_until(DEADLINE, || async { deliveries(&sent).await.is_empty() }).await;
+    let left = deliveries(&waiting).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "the delivery waiting for its retry was deleted: {left:?}"
+    );
+    assert_eq!(left[0]["state"], "pending", "{left:?}");
+}
+
 crate::on_both_databases!(
+    finished_deliveries_go_after_their_age_and_waiting_ones_stay,
     a_rotated_secret_signs_beside_the_new_one_until_its_overlap_ends,
     a_subscription_failing_past_its_period_is_disabled_and_left_alone,
 );
