@@ -105,6 +105,8 @@ pub struct RunOf<'a> {
     pub command_id: &'a str,
     /// The key that submitted it.
     pub key_id: &'a str,
+    /// That key's scopes.
+    pub scopes: &'a [String],
 }
 
 /// Judges `call` of the run `run`.
@@ -188,7 +190,7 @@ async fn bash(
         project: run.project.name.clone(),
         command,
         key_id: run.key_id.to_owned(),
-        scopes: Vec::new(),
+        scopes: run.scopes.to_vec(),
         workdir: run.project.workspace.to_string_lossy().into_owned(),
     };
     let recheck = |c: &PluginCommand| match (&c.kind[..], &c.script) {
@@ -306,6 +308,7 @@ mod tests {
                     script: Some("make -n".into()),
                     ..input.command.clone()
                 }),
+                "reboot" if !input.scopes.iter().any(|s| s == "admin") => Verdict::Deny("admins only".into()),
                 _ => Verdict::Allow,
             };
             Ok(crate::plugins::Answer {
@@ -313,6 +316,23 @@ mod tests {
                 digest: "d".into(),
             })
         }
+    }
+
+    #[tokio::test]
+    async fn the_sanitizers_see_the_submitters_scopes() {
+        let policies = Policies::new(crate::plugins::Chains {
+            sanitizers: vec![std::sync::Arc::new(Rewriter)],
+            ..Default::default()
+        });
+        let p = project(&["Bash"]);
+        let reboot = call("Bash", serde_json::json!({"command": "reboot"}));
+        assert!(!judge(&policies, run(&p), &reboot).await.allowed);
+        let admin = ["admin".to_owned()];
+        let as_admin = RunOf {
+            scopes: &admin,
+            ..run(&p)
+        };
+        assert!(judge(&policies, as_admin, &reboot).await.allowed);
     }
 
     #[tokio::test]
@@ -343,11 +363,14 @@ mod tests {
         assert_eq!(v.decisions.last().unwrap().verdict, "failed");
     }
 
+    const SCOPES: &[String] = &[];
+
     fn run(project: &Project) -> RunOf<'_> {
         RunOf {
             project,
             command_id: "cmd_1",
             key_id: "key_1",
+            scopes: SCOPES,
         }
     }
 
