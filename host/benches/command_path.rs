@@ -230,26 +230,30 @@ async fn accept_throughput(base: &str, token: &str) -> f64 {
     total as f64 / LOAD_ROUND.as_secs_f64()
 }
 
+/// Reads `url` every `every` until `done` says so of its JSON answer.
+async fn poll_until(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    every: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) {
+    loop {
+        let resp = client.get(url).bearer_auth(token).send().await.unwrap();
+        if done(&resp.json().await.unwrap()) {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Waits until `demo` has nothing queued or running, so that one measurement does not pay for
 /// the commands of the one before.
 async fn drain(client: &reqwest::Client, base: &str, token: &str) {
     for state in ["queued", "running"] {
-        loop {
-            let url = format!("{base}/v1/projects/demo/commands?state={state}&limit=1");
-            let page: serde_json::Value = client
-                .get(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if page["commands"].as_array().is_none_or(Vec::is_empty) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let url = format!("{base}/v1/projects/demo/commands?state={state}&limit=1");
+        let empty = |page: &serde_json::Value| page["commands"].as_array().is_none_or(Vec::is_empty);
+        poll_until(client, &url, token, Duration::from_millis(100), empty).await;
     }
 }
 
@@ -305,22 +309,9 @@ fn database_bytes(data_dir: &Path) -> u64 {
 }
 
 async fn wait_done(client: &reqwest::Client, base: &str, token: &str, id: &str) {
-    loop {
-        let url = format!("{base}/v1/commands/{id}");
-        let cmd: serde_json::Value = client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !matches!(cmd["state"].as_str(), Some("queued" | "running")) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let url = format!("{base}/v1/commands/{id}");
+    let ended = |cmd: &serde_json::Value| !matches!(cmd["state"].as_str(), Some("queued" | "running"));
+    poll_until(client, &url, token, Duration::from_millis(20), ended).await;
 }
 
 /// A shortened soak: commands printing `SOAK_COMMAND_BYTES` each, one after the other, in a project

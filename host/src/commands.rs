@@ -262,19 +262,11 @@ impl Commands {
         let Some(run) = self.hooks.find(command_id, token) else {
             return Ok(None);
         };
-        // The submitter's scopes as they are now, so that a sanitizer judges the agent's `Bash`
-        // calls as it judged the command (a key deleted since has none).
-        let scopes = self
-            .store
-            .get_key(&run.key_id)
-            .await?
-            .map(|k| k.scopes)
-            .unwrap_or_default();
         let of = claude::tools::RunOf {
             project: &run.project,
             command_id,
             key_id: &run.key_id,
-            scopes: &scopes,
+            scopes: &run.scopes,
         };
         let verdict = claude::tools::judge(self.intake.policies(), of, call).await;
         let mut audit = actor.audit(

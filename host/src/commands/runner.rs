@@ -250,7 +250,7 @@ impl Runner {
 
     /// For a `claude` run: the hook's credential (in the process's environment, valid until
     /// the registration drops), and where its tool decisions arrive.
-    fn claude_hook(
+    async fn claude_hook(
         &self,
         project: &Arc<Project>,
         cmd: &CommandRecord,
@@ -259,8 +259,18 @@ impl Runner {
         if cmd.kind != "claude" {
             return None;
         }
+        // Read once here rather than on every tool call: the sanitizers judge the agent's `Bash`
+        // calls with the scopes the command was run with (none if the key cannot be read).
+        let scopes = match self.inner.store.get_key(&cmd.key_id).await {
+            Ok(key) => key.map(|k| k.scopes).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(command_id = %cmd.id, error = %e, "the submitter's scopes could not be read; tool calls are judged without them");
+                Vec::new()
+            }
+        };
         let (tx, rx) = mpsc::channel(DECISION_BACKLOG);
-        let (registration, token) = self.inner.hooks.register(&cmd.id, (project.clone(), &cmd.key_id), tx);
+        let run = (project.clone(), cmd.key_id.as_str(), scopes);
+        let (registration, token) = self.inner.hooks.register(&cmd.id, run, tx);
         env.insert(TOKEN_ENV.to_owned(), token);
         Some((registration, rx))
     }
@@ -293,7 +303,7 @@ impl Runner {
             (&self.inner.config, &project.settings),
             &self.inner.inherited_env,
         );
-        let hook = self.claude_hook(project, cmd, &mut invocation.env);
+        let hook = self.claude_hook(project, cmd, &mut invocation.env).await;
         let mut exec = match self.inner.backend.start(project, &invocation).await {
             Ok(exec) => exec,
             Err(e) => return Ending::new(CommandState::Failed, None, Some(e.to_string())),

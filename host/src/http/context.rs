@@ -189,14 +189,15 @@ async fn serve(state: &AppState, route: &str, principal: Principal, mut req: Req
     }
     let action = format!("{} {route}", req.method());
     let target = req.uri().path().to_owned();
-    let pending = actor_of(&principal).audit(&action, &target, "", None);
-    req.extensions_mut().insert(RequestAudit(pending));
-    req.extensions_mut().insert(principal.clone());
+    let mut entry = actor_of(&principal).audit(&action, &target, "", None);
+    req.extensions_mut().insert(RequestAudit(entry.clone()));
+    req.extensions_mut().insert(principal);
     let response = next.run(req).await;
     if response.extensions().get::<RequestAudited>().is_some() {
         return response;
     }
-    let entry = actor_of(&principal).audit(&action, &target, response.status().as_str(), None);
+    entry.outcome = response.status().as_str().to_owned();
+    entry.at = crate::time::now_ms();
     if let Err(e) = state.store.append_audit(&entry).await {
         tracing::error!(request_id = %current_request_id(), trace_id = current_trace_id().as_deref(), error = %e,
             "could not append audit event");

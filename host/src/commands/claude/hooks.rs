@@ -51,6 +51,8 @@ pub(crate) struct HookRun {
     pub(crate) project: Arc<Project>,
     /// The key that submitted the command.
     pub(crate) key_id: String,
+    /// That key's scopes when the run started.
+    pub(crate) scopes: Vec<String>,
     /// Where its tool decisions join its output stream.
     pub(crate) events: mpsc::Sender<String>,
     token_hash: [u8; 32],
@@ -87,7 +89,7 @@ impl HookRuns {
     pub(crate) fn register(
         self: &Arc<Self>,
         command_id: &str,
-        (project, key_id): (Arc<Project>, &str),
+        (project, key_id, scopes): (Arc<Project>, &str, Vec<String>),
         events: mpsc::Sender<String>,
     ) -> (Registration, String) {
         let mut secret = [0u8; 32];
@@ -96,6 +98,7 @@ impl HookRuns {
         let run = HookRun {
             project,
             key_id: key_id.to_owned(),
+            scopes,
             events,
             token_hash: hash(&token),
         };
@@ -134,8 +137,8 @@ mod tests {
     fn a_credential_speaks_for_its_own_run_only_and_only_while_it_runs() {
         let runs = Arc::new(HookRuns::default());
         let (tx, _rx) = mpsc::channel(1);
-        let (first, token_a) = runs.register("cmd_a", (project(), "key_1"), tx.clone());
-        let (_second, token_b) = runs.register("cmd_b", (project(), "key_1"), tx);
+        let (first, token_a) = runs.register("cmd_a", (project(), "key_1", Vec::new()), tx.clone());
+        let (_second, token_b) = runs.register("cmd_b", (project(), "key_1", Vec::new()), tx);
         assert!(runs.find("cmd_a", &token_a).is_some());
         assert!(runs.find("cmd_a", &token_b).is_none(), "another run's credential");
         assert!(runs.find("cmd_a", "rdh_forged").is_none());
