@@ -216,10 +216,12 @@ impl OutputWriter {
                 None => std::future::pending().await,
             }
         };
+        // A tool decision is sent before the hook answers, so before the tool's own output:
+        // taken first, it is numbered before that output however fast output arrives.
         tokio::select! {
             biased;
-            read = rx.recv() => read.map_or(Input::Closed, Input::Read),
             Some(event) = decision => Input::Event(event),
+            read = rx.recv() => read.map_or(Input::Closed, Input::Read),
             () = sleep_until(retry_at) => Input::Retry,
         }
     }
@@ -272,6 +274,14 @@ impl OutputWriter {
 
     /// Numbers what the UTF-8 decoders still hold once both streams closed.
     fn take_tails(&mut self) {
+        // Decisions still queued came before the output's last bytes.
+        while let Some(decision) = self
+            .claude
+            .as_mut()
+            .and_then(|(_, decisions)| decisions.try_recv().ok())
+        {
+            self.hold_numbered(EVENT_STREAM, decision);
+        }
         let tails = [
             (StreamKind::Stdout, self.stdout.finish()),
             (StreamKind::Stderr, self.stderr.finish()),
