@@ -39,6 +39,9 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// An output file could not be read or written.
+    #[error("output file error: {0}")]
+    OutputFile(std::sync::Arc<std::io::Error>),
     /// The SQLite file the gateway opened is no longer at its path (deleted or replaced):
     /// writes would go to a file that the next start never sees.
     #[error("the database file {0} was removed or replaced")]
@@ -48,6 +51,12 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         Self::Database(std::sync::Arc::new(e))
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        Self::OutputFile(std::sync::Arc::new(e))
     }
 }
 
@@ -146,9 +155,14 @@ pub trait Store: OutboxStore + RetentionStore + Send + Sync + 'static {
     /// if its lease expired before that time, so that one peer alone reconciles a dead replica.
     async fn remove_replica(&self, id: &str, expired_before: Option<i64>) -> StoreResult<bool>;
 
-    /// Appends output chunks (sequence numbers assigned by the caller), in one transaction. The
-    /// batch is shared, not copied, on its way to the database's writer.
+    /// Appends output chunks (sequence numbers assigned by the caller), all or none. The batch
+    /// is shared, not copied, on its way to the database's writer. Once it returns, a crash of
+    /// the gateway loses none of it; a crash of the machine, at most what was appended in the
+    /// last moments (see each store), until [`Store::seal_output`].
     async fn append_output(&self, chunks: Arc<Vec<OutputChunk>>) -> StoreResult<()>;
+    /// Makes a command's output durable in full, once no more is appended (before its end is
+    /// reported, and when a crashed command is reconciled).
+    async fn seal_output(&self, command_id: &str) -> StoreResult<()>;
     /// Output chunks of a command with `seq > after`, in order, at most `limit`.
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>>;
 

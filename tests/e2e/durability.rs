@@ -242,6 +242,41 @@ async fn sqlite_disk_full_answers_503_loses_nothing_and_heals() {
     drop(tmpfs);
 }
 
+/// A command printing while the disk fills up: its output waits in memory, is stored once the
+/// space is back, and the stored output has every line once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_disk_full_holds_output_and_stores_it_when_space_returns() {
+    let (tmpfs, gw) = Gateway::start_prepared(Db::Sqlite, "plugins = []\n", |dir| {
+        Tmpfs::mount(&dir.join("data"), "24m")
+    })
+    .await;
+    // Lines of 2 KB, so that the output needs new pages of the full file system.
+    let script = "for i in $(seq 1 40); do printf 'line %d %02000d\\n' $i 0; sleep 0.25; done";
+    let id = gw.shell("demo", script).await;
+    wait_until(Duration::from_secs(20), || async {
+        let (_, page) = gw.get(&format!("/v1/commands/{id}")).await;
+        page["state"] == "running"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let filler = tmpfs.fill();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    std::fs::remove_file(filler).unwrap();
+
+    let done = gw.wait_done(&id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let held = gw
+        .logs
+        .lines()
+        .iter()
+        .any(|l| l.contains("output held: storage unavailable"));
+    assert!(held, "the disk never refused the output");
+    let expected: Vec<_> = (1..=40).map(|i| format!("line {i} {:02000}", 0)).collect();
+    assert_eq!(full_output(&gw, &id).await.lines().collect::<Vec<_>>(), expected);
+    drop(gw);
+    drop(tmpfs);
+}
+
 /// The database file removed under a running gateway: writes and `/ready` answer 503 instead of
 /// acknowledging writes into a file that no longer exists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

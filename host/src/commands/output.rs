@@ -200,7 +200,19 @@ impl OutputWriter {
         mut self,
         mut rx: mpsc::Receiver<(StreamKind, Vec<u8>)>,
     ) -> Result<Option<RunSummary>, OutputLost> {
-        let result = self.pump(&mut rx).await;
+        let pumped = self.pump(&mut rx).await;
+        // What was stored becomes durable in full before the command's end can be reported.
+        let sealed = self.store.seal_output(&self.command_id).await;
+        let result = match (pumped, sealed) {
+            (Ok(()), Err(e)) => {
+                tracing::error!(command_id = %self.command_id, error = %e, "output could not be made durable");
+                Err(OutputLost(format!(
+                    "the output could not be made durable ({})",
+                    e.summary()
+                )))
+            }
+            (pumped, _) => pumped,
+        };
         if result.is_err() {
             self.lost.cancel();
         }

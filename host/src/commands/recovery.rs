@@ -55,6 +55,9 @@ impl Commands {
             Some(owner) => format!("the gateway replica running it ({owner}) stopped"),
             None => "the gateway stopped while the command ran".to_owned(),
         };
+        if let Err(e) = self.store.seal_output(&cmd.id).await {
+            tracing::warn!(command_id = %cmd.id, error = %e, "the output of an interrupted command could not be sealed");
+        }
         let running = &[CommandState::Running];
         let actor = Actor::default();
         let change = state_change(

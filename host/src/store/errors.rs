@@ -26,6 +26,9 @@ impl StoreError {
     pub fn fault(&self) -> Fault {
         match self {
             Self::Vanished(_) => Fault::Unavailable,
+            // A file that does not hold what it should, or a failed sync, is not a passing fault.
+            Self::OutputFile(e) if e.kind() == std::io::ErrorKind::InvalidData => Fault::Internal,
+            Self::OutputFile(_) => Fault::Unavailable,
             Self::Database(e) => database_fault(e),
             Self::Migrate(_) | Self::Corrupt(_) => Fault::Internal,
         }
@@ -35,6 +38,11 @@ impl StoreError {
     pub fn summary(&self) -> &'static str {
         match self {
             Self::Vanished(_) => "the database file was removed or replaced",
+            Self::OutputFile(e) => match e.kind() {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => "the disk is full",
+                std::io::ErrorKind::InvalidData => "stored output is damaged",
+                _ => "the output files cannot be read or written",
+            },
             Self::Database(e) => match &**e {
                 sqlx::Error::PoolTimedOut => "timed out waiting for a database connection",
                 sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => "the database cannot be reached",

@@ -203,6 +203,11 @@ impl Store for PostgresStore {
         write_on!(self, |conn| commands::append_output(&mut conn, &chunks))
     }
 
+    async fn seal_output(&self, _command_id: &str) -> StoreResult<()> {
+        // Rows are durable once appended.
+        Ok(())
+    }
+
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {
         commands::output_after(&self.pool, command_id, after, limit).await
     }

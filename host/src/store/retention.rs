@@ -9,13 +9,13 @@ use super::StoreResult;
 /// says how many it deleted; the caller calls again until none is left.
 #[async_trait]
 pub trait RetentionStore: Send + Sync {
-    /// Deletes output rows of the ended commands of `project` that finished before `before`
-    /// (Unix milliseconds).
+    /// Deletes the output (rows, or a command's output file whole) of the ended commands of
+    /// `project` that finished before `before` (Unix milliseconds).
     async fn prune_output_before(&self, project: &str, before: i64, limit: i64) -> StoreResult<u64>;
     /// The ended commands of `project` that still have stored output, the latest to finish
     /// first, with the size of that output in bytes.
     async fn stored_output(&self, project: &str) -> StoreResult<Vec<(String, i64)>>;
-    /// Deletes output rows of command `command_id`.
+    /// Deletes the output (rows, or its output file whole) of command `command_id`.
     async fn delete_output(&self, command_id: &str, limit: i64) -> StoreResult<u64>;
     /// Deletes audit rows older than `before` that no webhook event still waiting to be sent
     /// refers to.

@@ -2,7 +2,8 @@
 //! one connection (SQLite has one writer at a time anyway; queueing in the pool is fair and
 //! bounded, busy-waiting on the file lock is neither), reads through a few read-only ones. By
 //! default every commit is synced (`synchronous = FULL`), so an acknowledged write survives a
-//! crash of the machine, and the log is checkpointed in the background and kept small.
+//! crash of the machine, and the log is checkpointed in the background and kept small. Command
+//! output goes to files of its own beside the database (`output_files`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,13 @@ use sqlx::Executor;
 use sqlx::sqlite::SqlitePoolOptions;
 
 mod group_commit;
+mod output_files;
 mod queries;
 
 pub use queries::SqliteStore;
 
 use group_commit::{GroupCommit, Work};
+use output_files::{OutputFiles, OutputLogs};
 
 use super::{DatabaseConfig, StoreError, StoreResult};
 
@@ -197,7 +200,8 @@ pub(super) async fn open(url: &str, settings: &DatabaseConfig) -> StoreResult<Sq
         group,
         _checkpoints: tokio_util::task::AbortOnDropHandle::new(checkpoints),
     };
-    Ok(SqliteStore::new(readers, writer))
+    let output = OutputLogs::start(PathBuf::from(format!("{}.output", path.display())));
+    Ok(SqliteStore::new(readers, writer, output))
 }
 
 async fn connect<const N: usize>(

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::{Work, Writer};
+use super::{OutputFiles, OutputLogs, Work, Writer};
 use crate::store::{
     AuditEntry, AuditQuery, AuditRecord, Claim, CommandQuery, CommandRecord, CommandState, Inserted, KeyRecord,
     OutputChunk, ReplicaRecord, Store, StoreError, StoreResult, Transition,
@@ -20,6 +20,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Where writes go: the one writer connection, through group commit.
     writer: Arc<Writer>,
+    /// Command output, in files of its own.
+    output: Arc<OutputLogs>,
 }
 
 mod ownership;
@@ -28,11 +30,25 @@ mod webhooks;
 mod writes;
 
 impl SqliteStore {
-    pub(in crate::store) fn new(readers: SqlitePool, writer: Writer) -> Self {
+    pub(in crate::store::sqlite) fn new(readers: SqlitePool, writer: Writer, output: OutputLogs) -> Self {
         Self {
             pool: readers,
             writer: Arc::new(writer),
+            output: Arc::new(output),
         }
+    }
+
+    /// Runs blocking work on the output files off the async threads.
+    async fn on_files<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&OutputFiles) -> std::io::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let files = self.output.files();
+        tokio::task::spawn_blocking(move || work(&files))
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+            .and_then(|done| done)
+            .map_err(StoreError::from)
     }
 
     /// Runs one write in the writer's next batch.
@@ -393,13 +409,27 @@ impl Store for SqliteStore {
     }
 
     async fn append_output(&self, chunks: Arc<Vec<OutputChunk>>) -> StoreResult<()> {
+        self.on_files(move |files| files.append(&chunks)).await
+    }
+
+    async fn seal_output(&self, command_id: &str) -> StoreResult<()> {
+        let id = command_id.to_owned();
+        let Some(bytes) = self.on_files(move |files| files.seal(&id)).await? else {
+            return Ok(());
+        };
+        let id = command_id.to_owned();
         self.write(Box::new(move |conn| {
-            Box::pin(async move { writes::append_output(conn, &chunks).await })
+            Box::pin(async move { writes::set_output_file_bytes(conn, &id, bytes).await })
         }))
         .await
     }
 
     async fn output_after(&self, command_id: &str, after: i64, limit: i64) -> StoreResult<Vec<OutputChunk>> {
+        let id = command_id.to_owned();
+        if let Some(chunks) = self.on_files(move |files| files.read_after(&id, after, limit)).await? {
+            return Ok(chunks);
+        }
+        // Output stored before output files existed.
         let rows = sqlx::query(
             "SELECT seq, stream, data FROM command_output WHERE command_id = $1 AND seq > $2 \
              ORDER BY seq LIMIT $3",

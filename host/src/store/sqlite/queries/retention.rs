@@ -1,4 +1,5 @@
-//! Retention on SQLite: each batch is one short write through the writer's group commit.
+//! Retention on SQLite: each batch is one short write through the writer's group commit. Output
+//! lives in files (a command's file goes whole) and, from before files, in rows.
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -21,6 +22,36 @@ impl SqliteStore {
         }))
         .await
     }
+
+    /// Deletes the output files of `ids` and records that they are gone; how many there were.
+    async fn delete_files(&self, ids: Vec<String>) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let listed = ids.clone();
+        let removed = self
+            .on_files(move |files| {
+                let mut removed = 0;
+                for id in &listed {
+                    removed += u64::from(files.remove(id)?);
+                }
+                Ok(removed)
+            })
+            .await?;
+        self.write(Box::new(move |conn| {
+            Box::pin(async move {
+                for id in &ids {
+                    sqlx::query("UPDATE commands SET output_file_bytes = 0 WHERE id = $1")
+                        .bind(id.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        }))
+        .await?;
+        Ok(removed)
+    }
 }
 
 #[async_trait]
@@ -29,13 +60,24 @@ impl RetentionStore for SqliteStore {
         let sql = "DELETE FROM command_output WHERE (command_id, seq) IN (SELECT o.command_id, o.seq \
                    FROM commands c JOIN command_output o ON o.command_id = c.id \
                    WHERE c.project = $1 AND c.finished_at < $2 LIMIT $3)";
-        self.delete_batch(sql, Some(project.into()), [before, limit]).await
+        let rows = self.delete_batch(sql, Some(project.into()), [before, limit]).await?;
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM commands WHERE project = $1 AND finished_at < $2 AND output_file_bytes > 0 LIMIT $3",
+        )
+        .bind(project)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows + self.delete_files(ids).await?)
     }
 
     async fn stored_output(&self, project: &str) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query(
-            "SELECT c.id, SUM(length(o.data)) AS bytes FROM commands c JOIN command_output o ON o.command_id = c.id \
-             WHERE c.project = $1 AND c.finished_at IS NOT NULL GROUP BY c.id ORDER BY MAX(c.finished_at) DESC, c.id",
+            "SELECT id, bytes FROM (SELECT c.id, c.finished_at, COALESCE(c.output_file_bytes, 0) + \
+             COALESCE((SELECT SUM(length(o.data)) FROM command_output o WHERE o.command_id = c.id), 0) AS bytes \
+             FROM commands c WHERE c.project = $1 AND c.finished_at IS NOT NULL) \
+             WHERE bytes > 0 ORDER BY finished_at DESC, id",
         )
         .bind(project)
         .fetch_all(&self.pool)
@@ -48,7 +90,8 @@ impl RetentionStore for SqliteStore {
     async fn delete_output(&self, command_id: &str, limit: i64) -> StoreResult<u64> {
         let sql = "DELETE FROM command_output WHERE (command_id, seq) IN \
                    (SELECT command_id, seq FROM command_output WHERE command_id = $1 AND seq > $2 LIMIT $3)";
-        self.delete_batch(sql, Some(command_id.into()), [0, limit]).await
+        let rows = self.delete_batch(sql, Some(command_id.into()), [0, limit]).await?;
+        Ok(rows + self.delete_files(vec![command_id.to_owned()]).await?)
     }
 
     async fn prune_audit_before(&self, before: i64, limit: i64) -> StoreResult<u64> {

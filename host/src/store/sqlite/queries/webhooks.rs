@@ -477,6 +477,10 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn output_tail(&self, command_id: &str, limit: i64) -> StoreResult<Vec<OutputChunk>> {
+        let id = command_id.to_owned();
+        if let Some(chunks) = self.on_files(move |files| files.read_tail(&id, limit)).await? {
+            return Ok(chunks);
+        }
         let rows = sqlx::query(
             "SELECT seq, stream, data FROM (SELECT seq, stream, data FROM command_output WHERE command_id = $1 \
              ORDER BY seq DESC LIMIT $2) ORDER BY seq",

@@ -4,9 +4,7 @@
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::{command_from_row, to_json};
-use crate::store::{
-    AuditEntry, CommandRecord, CommandState, Inserted, KeyRecord, OutputChunk, StoreResult, Transition,
-};
+use crate::store::{AuditEntry, CommandRecord, CommandState, Inserted, KeyRecord, StoreResult, Transition};
 
 /// Bytes the readiness probe writes: enough to need new pages in the log, as real writes do.
 const PROBE_BYTES: usize = 16 * 1024;
@@ -229,21 +227,13 @@ pub(super) async fn set_run_summary(
     Ok(())
 }
 
-pub(super) async fn append_output(conn: &mut SqliteConnection, chunks: &[OutputChunk]) -> StoreResult<()> {
-    let mut tx = conn.begin().await?;
-    for c in chunks {
-        sqlx::query(
-            "INSERT INTO command_output (command_id, seq, stream, data) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (command_id, seq) DO NOTHING",
-        )
-        .bind(c.command_id.as_str())
-        .bind(c.seq)
-        .bind(c.stream.as_str())
-        .bind(c.text.as_bytes())
-        .execute(&mut *tx)
+/// Records the size of a sealed output file on its command, for retention.
+pub(super) async fn set_output_file_bytes(conn: &mut SqliteConnection, id: &str, bytes: u64) -> StoreResult<()> {
+    sqlx::query("UPDATE commands SET output_file_bytes = $1 WHERE id = $2")
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(&mut *conn)
         .await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 
