@@ -5,7 +5,6 @@
 //! body frame. The stream closes as soon as the caller's key is revoked or expires.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -25,8 +24,14 @@ use super::error::ApiError;
 use super::extract::{Path, Query};
 use crate::auth::AuthError;
 use crate::limits::StreamPermit;
-use crate::store::{CommandState, Fault, StoreError, StoreResult};
+use crate::store::{CommandState, StoreResult};
 use crate::streaming::{OutputHub, StreamEvent};
+
+mod frames;
+
+use frames::{
+    HEARTBEAT_COMMENT, end_event, error_event, output_event, push_chunk, store_error_event, unavailable_event,
+};
 
 /// Most chunks one replay page reads.
 const REPLAY_PAGE: i64 = 1000;
@@ -167,74 +172,6 @@ struct Follower {
     /// The trace span of the stream, from its answer to its end.
     _span: tracing::Span,
 }
-
-/// Appends one SSE event; `data` is serialized as a single line of JSON.
-fn push_event(out: &mut Vec<u8>, event: &str, id: Option<i64>, data: &impl serde::Serialize) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(event.as_bytes());
-    if let Some(id) = id {
-        let _ = write!(out, "\nid: {id}");
-    }
-    out.extend_from_slice(b"\ndata: ");
-    if serde_json::to_writer(&mut *out, data).is_err() {
-        out.extend_from_slice(b"null");
-    }
-    out.extend_from_slice(b"\n\n");
-}
-
-fn single_event(event: &str, id: Option<i64>, data: &impl serde::Serialize) -> Bytes {
-    let mut out = Vec::new();
-    push_event(&mut out, event, id, data);
-    out.into()
-}
-
-/// Appends one chunk: raw output as an `output` event, a typed event of a `claude` run (its
-/// text is a line of JSON the gateway wrote) as a `claude` event. The JSON is written straight
-/// into the frame, sized for it once.
-fn push_chunk(out: &mut Vec<u8>, chunk: &crate::store::OutputChunk) {
-    out.reserve(chunk.text.len() + chunk.command_id.len() + 96);
-    if chunk.stream == crate::commands::EVENT_STREAM {
-        let seq = chunk.seq;
-        let _ = write!(out, "event: claude\nid: {seq}\ndata: {{\"seq\":{seq},\"event\":");
-        out.extend_from_slice(chunk.text.as_bytes());
-        out.extend_from_slice(b"}\n\n");
-    } else {
-        push_event(out, "output", Some(chunk.seq), chunk);
-    }
-}
-
-fn output_event(chunk: &crate::store::OutputChunk) -> Bytes {
-    let mut out = Vec::new();
-    push_chunk(&mut out, chunk);
-    out.into()
-}
-
-fn end_event(state: CommandState, exit_code: Option<i32>) -> Bytes {
-    single_event(
-        "end",
-        None,
-        &serde_json::json!({ "state": state, "exit_code": exit_code }),
-    )
-}
-
-fn error_event(code: &str, message: &str) -> Bytes {
-    single_event("error", None, &serde_json::json!({ "code": code, "message": message }))
-}
-
-/// The last event of a stream that storage failed: a fault that passes says `unavailable` (the
-/// client resumes later with `Last-Event-ID`), anything else `internal`.
-fn store_error_event(e: &StoreError) -> Bytes {
-    match e.fault() {
-        Fault::Unavailable => unavailable_event(),
-        Fault::Internal => error_event("internal", "internal error"),
-    }
-}
-
-fn unavailable_event() -> Bytes {
-    error_event("unavailable", "storage is unavailable; resume later with Last-Event-ID")
-}
-
-const HEARTBEAT_COMMENT: &[u8] = b": heartbeat\n\n";
 
 /// What the live phase ended with.
 enum Next {
