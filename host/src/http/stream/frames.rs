@@ -79,8 +79,8 @@ fn push_json_string(out: &mut Vec<u8>, text: &str) {
             mask &= mask - 1;
         }
     }
-    for at in rest_at..bytes.len() {
-        if needs_escape(bytes[at]) {
+    for (at, &b) in bytes.iter().enumerate().skip(rest_at) {
+        if needs_escape(b) {
             escape(at, out);
         }
     }
