@@ -5,10 +5,12 @@
 //!    `GET /v1/projects` at one connection, and accepted commands per second at 16 connections,
 //!    with every commit synced (the default) and synced at checkpoints only;
 //! 3. `streams`: the memory of idle output streams;
-//! 4. `retention`: a shortened soak, the database's size under a project's output bound.
+//! 4. `fanout`: 8,000 streams of a command printing 10 lines a second, each line its time of
+//!    writing: the lag to each client, and the gateway's CPU;
+//! 5. `retention`: a shortened soak, the database's size under a project's output bound.
 //!
 //! Run with `cargo bench --bench command_path` (all), or `-- output` / `-- accept` /
-//! `-- streams` / `-- retention` for one. The
+//! `-- streams` / `-- fanout` / `-- retention` for one. The
 //! gateway serves on one core (a one-worker runtime), the clients run on the other.
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ const ACCEPT_SAMPLES: usize = 2_000;
 const LOAD_CONNECTIONS: usize = 16;
 const LOAD_ROUND: Duration = Duration::from_secs(3);
 const IDLE_STREAMS: usize = 2_000;
+const FANOUT_STREAMS: usize = 8_000;
+const FANOUT_LINES: usize = 100;
 const SOAK: Duration = Duration::from_secs(60);
 const SOAK_COMMAND_BYTES: u64 = 2_000_000;
 const SOAK_POLICY_BYTES: u64 = 20_000_000;
@@ -51,6 +55,7 @@ fn start_server(dir: &Path, sync: SqliteSync, label: &str) -> (String, String) {
         ..Config::default()
     };
     config.commands.max_output_bytes = 2 * OUTPUT_BYTES;
+    config.http.max_connections = 2 * FANOUT_STREAMS;
     // `held` runs one command at a time: behind a blocker, what is submitted there only queues.
     for project in ["demo", "held", "soak"] {
         std::fs::create_dir_all(dir.join("workspaces").join(project)).unwrap();
@@ -394,6 +399,82 @@ async fn bench_idle_streams(base: &str, token: &str) {
     );
 }
 
+/// CPU time of this process's threads named `gateway` (its runtime's worker and blocking threads).
+fn gateway_cpu() -> Duration {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() == "gateway" {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            nanos += stat.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(nanos)
+}
+
+/// Reads one stream to its end: for each line, seconds from its writing to its arrival.
+async fn lags_of(mut stream: tokio::net::TcpStream) -> Vec<f64> {
+    use tokio::io::AsyncReadExt;
+    let (mut buf, mut lags) = (Vec::with_capacity(4096), Vec::new());
+    loop {
+        let mut chunk = [0u8; 2048];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "a stream closed before its end");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(at) = buf.windows(2).position(|w| w == b"\n\n") {
+            let event = String::from_utf8_lossy(&buf[..at]).into_owned();
+            buf.drain(..at + 2);
+            if event.contains("event: end") {
+                return lags;
+            }
+            if let Some(text) = event.split("\"text\":\"").nth(1) {
+                let written: f64 = text.trim_end_matches("\\n\"}").parse().expect("a time stamp");
+                lags.push(now - written);
+            }
+        }
+    }
+}
+
+/// `FANOUT_STREAMS` streams of one command printing `FANOUT_LINES` lines 100 ms apart, each its
+/// time of writing (bash's `EPOCHREALTIME`); the lag of every line to every stream, and the
+/// gateway's CPU while the lines flow.
+async fn bench_fanout(base: &str, token: &str, workspace: &Path) {
+    let client = rdev::http_client();
+    let script = format!(
+        "while [ ! -e go ]; do sleep 0.01; done; rm go; \
+         exec bash -c 'for i in $(seq 1 {FANOUT_LINES}); do echo \"$EPOCHREALTIME\"; sleep 0.1; done'"
+    );
+    let id = submit(&client, base, token, &script).await;
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let mut streams = Vec::with_capacity(FANOUT_STREAMS);
+    for _ in 0..FANOUT_STREAMS {
+        streams.push(open_idle_stream(addr, token, &id).await);
+    }
+    let readers: Vec<_> = streams.into_iter().map(|s| tokio::spawn(lags_of(s))).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (started, cpu) = (Instant::now(), gateway_cpu());
+    std::fs::write(workspace.join("go"), "").unwrap();
+    let mut lags = Vec::with_capacity(FANOUT_STREAMS * FANOUT_LINES);
+    for reader in readers {
+        lags.extend(reader.await.unwrap());
+    }
+    let (elapsed, cpu) = (started.elapsed(), gateway_cpu() - cpu);
+    assert_eq!(lags.len(), FANOUT_STREAMS * FANOUT_LINES, "every line reached every stream");
+    lags.sort_by(f64::total_cmp);
+    println!(
+        "{FANOUT_STREAMS} streams x 10 lines/s: lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; gateway CPU {:.2} cores  \
+         (target: p99 <= 50 ms on <= 0.5 core)",
+        percentile(&lags, 0.5) * 1e3,
+        percentile(&lags, 0.99) * 1e3,
+        lags.last().copied().unwrap_or_default() * 1e3,
+        cpu.as_secs_f64() / elapsed.as_secs_f64()
+    );
+}
+
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let dir = tempfile::tempdir().unwrap();
@@ -416,6 +497,9 @@ fn main() {
         }
         if only.as_deref().is_none_or(|o| o == "streams") {
             bench_idle_streams(&base, &token).await;
+        }
+        if only.as_deref().is_none_or(|o| o == "fanout") {
+            bench_fanout(&base, &token, &workspace).await;
         }
         if only.as_deref().is_none_or(|o| o == "retention") {
             let (base, token) = start_server(dir.path(), SqliteSync::Full, "soak");

@@ -35,6 +35,7 @@ pub fn serve_gateway(
     config: Config,
     prepare: impl FnOnce(&AppState) -> axum::Router + Send + 'static,
 ) -> (String, String) {
+    let http = config.http.clone();
     on_own_runtime("gateway", |tx| async move {
         let state = rdev::app::build(config).await.unwrap();
         let extra = prepare(&state);
@@ -46,6 +47,6 @@ pub fn serve_gateway(
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         tx.send((format!("http://{}", listener.local_addr().unwrap()), token))
             .unwrap();
-        rdev::http::server::serve(listener, app, Default::default(), Default::default()).await;
+        rdev::http::server::serve(listener, app, http, Default::default()).await;
     })
 }
