@@ -305,12 +305,21 @@ async fn bench_accept(base: &str, token: &str, sync: SqliteSync) {
 }
 
 /// Bytes of the SQLite file and its log.
+/// The database, its log and its output files.
 fn database_bytes(data_dir: &Path) -> u64 {
-    ["rdev.db", "rdev.db-wal"]
+    let files = ["rdev.db", "rdev.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(data_dir.join(f)).ok())
         .map(|m| m.len())
-        .sum()
+        .sum::<u64>();
+    let output = std::fs::read_dir(data_dir.join("rdev.db.output"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>();
+    files + output
 }
 
 async fn wait_done(client: &reqwest::Client, base: &str, token: &str, id: &str) {
