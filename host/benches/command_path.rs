@@ -472,7 +472,11 @@ async fn bench_fanout(base: &str, token: &str, workspace: &Path) {
         lags.extend(reader.await.unwrap());
     }
     let (elapsed, cpu) = (started.elapsed(), gateway_cpu() - cpu);
-    assert_eq!(lags.len(), FANOUT_STREAMS * FANOUT_LINES, "every line reached every stream");
+    assert_eq!(
+        lags.len(),
+        FANOUT_STREAMS * FANOUT_LINES,
+        "every line reached every stream"
+    );
     lags.sort_by(f64::total_cmp);
     println!(
         "{FANOUT_STREAMS} streams x 10 lines/s: lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; gateway CPU {:.2} cores  \

@@ -253,11 +253,7 @@ async fn sqlite_disk_full_holds_output_and_stores_it_when_space_returns() {
     // Lines of 2 KB, so that the output needs new pages of the full file system.
     let script = "for i in $(seq 1 40); do printf 'line %d %02000d\\n' $i 0; sleep 0.25; done";
     let id = gw.shell("demo", script).await;
-    wait_until(Duration::from_secs(20), || async {
-        let (_, page) = gw.get(&format!("/v1/commands/{id}")).await;
-        page["state"] == "running"
-    })
-    .await;
+    gw.wait_state(&id, "running").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let filler = tmpfs.fill();
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -301,11 +297,7 @@ async fn postgres_outage_answers_503_fast_keeps_output_and_heals() {
     let (_, gw) = Gateway::start_prepared(Db::Sqlite, &config, |_| ()).await;
     let script = "for i in $(seq 1 60); do echo line $i; sleep 0.25; done";
     let id = gw.shell("demo", script).await;
-    wait_until(Duration::from_secs(20), || async {
-        let (_, page) = gw.get(&format!("/v1/commands/{id}")).await;
-        page["state"] == "running"
-    })
-    .await;
+    gw.wait_state(&id, "running").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.stop_immediate();
 
