@@ -173,6 +173,8 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         webhook_sealer(&config)?,
         config.webhooks.clone(),
     );
+    let stream_clock =
+        crate::streaming::StreamClock::start(Duration::from_secs(config.sse_heartbeat_secs), shutdown.clone());
     Ok(AppState::new(Services {
         config,
         store,
@@ -181,6 +183,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         projects,
         commands,
         hub,
+        stream_clock,
         backend,
         metrics,
         plugins,

@@ -75,6 +75,8 @@ pub struct Services {
     pub commands: Commands,
     /// Live output.
     pub hub: OutputHub,
+    /// The heartbeats of open streams.
+    pub stream_clock: crate::streaming::StreamClock,
     /// Execution backend.
     pub backend: Arc<dyn ExecBackend>,
     /// Prometheus metrics.

@@ -11,6 +11,10 @@ use tokio::sync::broadcast;
 
 use crate::store::{CommandState, OutputChunk};
 
+mod clock;
+
+pub use clock::StreamClock;
+
 /// Events a command's channel keeps for subscribers that fall behind (who then read the store
 /// instead). Each holds up to a 64 KiB chunk and its frame, so this bounds a command's live
 /// memory at about 32 MiB however many subscribers it has.

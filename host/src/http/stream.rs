@@ -15,6 +15,7 @@ use futures::{Stream, StreamExt};
 use prometheus::IntGauge;
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::AppState;
@@ -90,13 +91,13 @@ pub async fn stream_output(
         request_id: super::request_id::current_request_id(),
         revocations: state.auth.revocations(),
         recheck: {
+            // A timer of the stream's own: streams opened at different times recheck at
+            // different times, where one shared tick would recheck all of them at once.
             let every = Duration::from_secs(state.config.sse_recheck_secs);
             tokio::time::interval_at(Instant::now() + every, every)
         },
-        heartbeat: {
-            let every = Duration::from_secs(state.config.sse_heartbeat_secs);
-            tokio::time::interval_at(Instant::now() + every, every)
-        },
+        heartbeats: state.stream_clock.heartbeats(),
+        sent_since_heartbeat: false,
         expiry,
         state,
         caller,
@@ -162,7 +163,9 @@ struct Follower {
     live: Subscription,
     revocations: broadcast::Receiver<String>,
     recheck: tokio::time::Interval,
-    heartbeat: tokio::time::Interval,
+    /// The shared heartbeat tick: a heartbeat goes out unless something was sent since the last.
+    heartbeats: watch::Receiver<()>,
+    sent_since_heartbeat: bool,
     expiry: Option<Instant>,
     last: i64,
     /// Chunks the next replay page reads, sized by the chunks of the page before.
@@ -266,11 +269,17 @@ impl Follower {
                         Err(e) => return Err(Next::Stop(error_event("unauthorized", &e.to_string()))),
                     }
                 }
-                _ = self.heartbeat.tick() => return Ok(Some(Bytes::from_static(HEARTBEAT_COMMENT))),
+                Ok(()) = self.heartbeats.changed() => {
+                    // A stream that sent something since the last heartbeat is not idle.
+                    if !std::mem::take(&mut self.sent_since_heartbeat) {
+                        return Ok(Some(Bytes::from_static(HEARTBEAT_COMMENT)));
+                    }
+                }
                 event = self.live.recv() => return match event {
                     Ok(StreamEvent::Output(live)) if live.chunk.seq <= self.last => Ok(None),
                     Ok(StreamEvent::Output(live)) if live.chunk.seq == self.last + 1 => {
                         self.last = live.chunk.seq;
+                        self.sent_since_heartbeat = true;
                         Ok(Some(live.frame(output_event)))
                     }
                     Ok(StreamEvent::Stored(seq)) if seq <= self.last => Ok(None),
