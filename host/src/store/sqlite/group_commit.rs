@@ -1,7 +1,8 @@
 //! Group commit on SQLite's one writer connection. Writes that arrive while a commit is being
 //! synced wait in a queue and go into the next transaction together: one sync for all of them,
-//! so `synchronous = FULL` costs a sync per batch, not per write. Each write runs in a savepoint
-//! of its own (sqlx nests the writes' own transactions), and every write of a batch is answered
+//! so `synchronous = FULL` costs a sync per batch, not per write. A write's statements commit
+//! with its batch or not at all; the writes of the command path open no savepoint of their own
+//! (each would cost two more round trips to sqlx's worker thread). Every write of a batch is answered
 //! only once the batch is committed; a failed batch fails all of its writes with the same error
 //! and closes the connection. Checkpoints that make the log start over run here too, between
 //! batches: on any other connection they would hold the write lock while writes wait for it in

@@ -2,7 +2,7 @@
 //! writer makes it atomic), cancels, and the replica rows (one live process per file, under its
 //! serving lock; earlier processes' rows are reconciled at start).
 
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 
 use super::{SqliteStore, command_from_row, writes};
 use crate::store::{Claim, CommandRecord, ReplicaRecord, StoreResult};
@@ -134,18 +134,16 @@ impl SqliteStore {
 /// already took as dead claims nothing, so no command is started by a replica whose commands are
 /// being reconciled.
 async fn claim_next(conn: &mut SqliteConnection, claim: &Claim) -> StoreResult<Option<CommandRecord>> {
-    let mut tx = conn.begin().await?;
     let live = sqlx::query("SELECT id FROM replicas WHERE id = $1")
         .bind(claim.owner.clone())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
     let running: i64 = sqlx::query("SELECT COUNT(*) AS n FROM commands WHERE project = $1 AND state = 'running'")
         .bind(claim.project.clone())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?
         .try_get("n")?;
     if live.is_none() || running >= claim.limit {
-        tx.commit().await?;
         return Ok(None);
     }
     let next = concat!(
@@ -156,10 +154,9 @@ async fn claim_next(conn: &mut SqliteConnection, claim: &Claim) -> StoreResult<O
     );
     let Some(row) = sqlx::query(next)
         .bind(claim.project.clone())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?
     else {
-        tx.commit().await?;
         return Ok(None);
     };
     let mut cmd = command_from_row(&row)?;
@@ -167,12 +164,11 @@ async fn claim_next(conn: &mut SqliteConnection, claim: &Claim) -> StoreResult<O
         .bind(claim.at)
         .bind(claim.owner.clone())
         .bind(cmd.id.clone())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     let mut audit = claim.audit.clone();
     audit.target.clone_from(&cmd.id);
-    writes::insert_audit(&mut tx, &audit).await?;
-    tx.commit().await?;
+    writes::insert_audit(&mut *conn, &audit).await?;
     cmd.state = crate::store::CommandState::Running;
     cmd.started_at = Some(claim.at);
     cmd.owner = Some(claim.owner.clone());

@@ -1,5 +1,7 @@
 //! The store's writes, each on the connection it is given (the caller decides which connection
-//! and what becomes of it when the write fails).
+//! and what becomes of it when the write fails). They run inside the writer's group-commit
+//! transaction, which makes a write's statements atomic; those of the command path open no
+//! savepoint of their own.
 
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
@@ -114,7 +116,6 @@ pub(super) async fn insert_command(
     cmd: &CommandRecord,
     audits: &[AuditEntry],
 ) -> StoreResult<Inserted> {
-    let mut tx = conn.begin().await?;
     let done = sqlx::query(concat!(
         "INSERT INTO commands (",
         command_insert_columns!(),
@@ -141,7 +142,7 @@ pub(super) async fn insert_command(
     .bind(cmd.started_at)
     .bind(cmd.finished_at)
     .bind(cmd.session_id.clone())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
         let row = sqlx::query(concat!(
@@ -151,15 +152,13 @@ pub(super) async fn insert_command(
         ))
         .bind(cmd.key_id.clone())
         .bind(cmd.idempotency_key.clone())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
-        tx.commit().await?;
         return Ok(Inserted::Existing(Box::new(command_from_row(&row)?)));
     }
     for audit in audits {
-        insert_audit(&mut tx, audit).await?;
+        insert_audit(&mut *conn, audit).await?;
     }
-    tx.commit().await?;
     Ok(Inserted::New)
 }
 
@@ -172,7 +171,6 @@ pub(super) async fn transition(conn: &mut SqliteConnection, change: &Transition<
         .join(", ");
     let started = (change.to == CommandState::Running).then_some(change.at);
     let finished = change.to.is_terminal().then_some(change.at);
-    let mut tx = conn.begin().await?;
     // `from` holds only our own state names, never client input.
     let update = format!(
         "UPDATE commands SET state = $1, exit_code = COALESCE($2, exit_code), reason = COALESCE($3, reason), \
@@ -186,14 +184,12 @@ pub(super) async fn transition(conn: &mut SqliteConnection, change: &Transition<
         .bind(started)
         .bind(finished)
         .bind(change.id.to_owned())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     if done.rows_affected() == 0 {
-        tx.rollback().await?;
         return Ok(false);
     }
-    insert_audit(&mut tx, &change.audit).await?;
-    tx.commit().await?;
+    insert_audit(&mut *conn, &change.audit).await?;
     Ok(true)
 }
 
@@ -238,9 +234,7 @@ pub(super) async fn set_output_file_bytes(conn: &mut SqliteConnection, id: &str,
 }
 
 pub(super) async fn append_audit(conn: &mut SqliteConnection, entry: &AuditEntry) -> StoreResult<()> {
-    let mut tx = conn.begin().await?;
-    insert_audit(&mut tx, entry).await?;
-    tx.commit().await?;
+    insert_audit(&mut *conn, entry).await?;
     Ok(())
 }
 
