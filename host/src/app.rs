@@ -16,6 +16,7 @@ use crate::exec::kubernetes::Cluster;
 use crate::exec::{ExecBackend, KubernetesBackend, LocalBackend};
 use crate::http::{AppState, Services};
 use crate::plugins::manager::{ManagerSettings, PluginManager};
+use crate::plugins::trust::Trust;
 use crate::projects::{ClusterInventory, LocalDirectories, ProjectRegistry, ProjectSource};
 use crate::replicas::{Notices, Replica};
 use crate::store::Store;
@@ -55,8 +56,8 @@ async fn notices(url: &str, config: &Config, shutdown: CancellationToken) -> any
 }
 
 /// What the plugin manager starts with; a reload reads the manifests from the file again.
-fn plugin_settings(config: &Config) -> ManagerSettings {
-    ManagerSettings {
+fn plugin_settings(config: &Config) -> anyhow::Result<ManagerSettings> {
+    Ok(ManagerSettings {
         runtime: config.plugin_runtime.clone(),
         cache_dir: config.data_dir.join("plugin-cache"),
         cache_secret: config.key_hash_secret_path(),
@@ -68,7 +69,8 @@ fn plugin_settings(config: &Config) -> ManagerSettings {
                 .map(|c| c.plugin_manifests())
                 .map_err(|e| e.to_string())
         },
-    }
+        trust: Trust::from_config(&config.plugin_trust).map_err(anyhow::Error::msg)?,
+    })
 }
 
 /// The authenticator, with the key-hashing secret from the data directory.
@@ -147,7 +149,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("cannot register this replica")?;
     let (backend, source) = backend(&config, &metrics, shutdown.clone()).await?;
-    let plugins = PluginManager::start(plugin_settings(&config), store.clone(), metrics.clone())
+    let plugins = PluginManager::start(plugin_settings(&config)?, store.clone(), metrics.clone())
         .await
         .context("cannot start the plugin runtime")?;
     let projects = ProjectRegistry::new(source, plugins.discovery(), config.project_config());

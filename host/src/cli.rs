@@ -1,5 +1,7 @@
-//! Command line: `rdev serve`, `rdev keys create` and `rdev plugins test`. Every option has an `RDEV_*` environment
+//! Command line: `rdev serve`, `rdev keys create`, `rdev plugins test|keygen|sign`. Every option has an `RDEV_*` environment
 //! equivalent; flags override the environment, which overrides the config file.
+
+mod signing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +59,11 @@ enum PluginsCommand {
     /// Runs a fixture file (see the SDK's `fixtures` format) against a compiled component, with
     /// the gateway's runtime, budgets and checks; exits non-zero when a case fails.
     Test(PluginTestArgs),
+    /// Makes an Ed25519 key pair for signing plugins: writes the private key to a file and
+    /// prints the public key for `[plugin_trust] keys`.
+    Keygen(signing::KeygenArgs),
+    /// Signs a component with a private key, writing the detached signature `<file>.sig`.
+    Sign(signing::SignArgs),
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +232,8 @@ pub fn main() -> ExitCode {
         }),
         Command::Keys(KeysCommand::Create(args)) => load(false).and_then(|(config, _)| create_key(config, args)),
         Command::Plugins(PluginsCommand::Test(args)) => load(false).and_then(|_| test_plugin(args)),
+        Command::Plugins(PluginsCommand::Keygen(args)) => signing::keygen(args),
+        Command::Plugins(PluginsCommand::Sign(args)) => signing::sign(args),
         // The guardian reads no configuration: nothing may keep it from starting.
         Command::Reaper => return crate::exec::guardian::run(),
     };

@@ -5,6 +5,7 @@
 
 pub mod claude;
 mod events;
+mod explain;
 mod intake;
 mod output;
 mod queue;
@@ -13,6 +14,7 @@ mod runner;
 mod settings;
 mod spec;
 
+pub use explain::{Explanation, Queueable};
 pub use output::EVENT_STREAM;
 pub use settings::CommandsConfig;
 pub use spec::{ClaudeSession, CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};
@@ -294,6 +296,17 @@ impl Commands {
         submission: Submission,
     ) -> Result<(CommandRecord, bool), CommandError> {
         self.intake.submit(who, actor, project, submission).await
+    }
+
+    /// What submitting `request` would do, with nothing queued, run or audited.
+    pub async fn explain(
+        &self,
+        who: &Principal,
+        project: &Project,
+        request: &CommandRequest,
+        queue_bound: Option<u32>,
+    ) -> Explanation {
+        self.intake.explain(who, project, request, queue_bound).await
     }
 
     /// Cancels a queued or running command; returns it as it is afterwards.

@@ -13,6 +13,7 @@ pub use crate::exec::kubernetes::KubernetesConfig;
 pub use crate::limits::LimitsConfig;
 use crate::plugins::limits::RuntimeLimits;
 use crate::plugins::manifest::{self, PluginManifest};
+use crate::plugins::trust::{Trust, TrustConfig};
 pub use crate::projects::{ProjectConfig, ProjectOverride, ProjectSettings};
 use crate::replicas::ReplicasConfig;
 use crate::retention::RetentionConfig;
@@ -58,6 +59,8 @@ pub struct Config {
     pub plugins_debounce_ms: u64,
     /// Bounds of the plugin runtime: call slots, waiting for one, plugin file size and load time.
     pub plugin_runtime: RuntimeLimits,
+    /// Keys plugin components must be signed by (none: signatures are not required).
+    pub plugin_trust: TrustConfig,
     /// The file this configuration was read from (not a config key): watched for plugin changes.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -204,6 +207,7 @@ impl Default for Config {
             plugins: None,
             plugins_debounce_ms: 200,
             plugin_runtime: RuntimeLimits::default(),
+            plugin_trust: TrustConfig::default(),
             file: None,
             shutdown_grace_secs: 10,
             max_body_bytes: 1024 * 1024,
@@ -292,6 +296,7 @@ impl Config {
             return invalid("plugins_debounce_ms must be between 10 and 10000".into());
         }
         self.plugin_runtime.check().map_err(ConfigError::Invalid)?;
+        Trust::from_config(&self.plugin_trust).map_err(ConfigError::Invalid)?;
         if self.backend.kind == BackendKind::Kubernetes {
             self.backend.kubernetes.validate().map_err(ConfigError::Invalid)?;
         }

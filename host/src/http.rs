@@ -6,6 +6,7 @@ mod claude;
 mod commands;
 pub mod context;
 pub mod error;
+mod explain;
 mod extract;
 mod health;
 mod hooks;
@@ -15,6 +16,7 @@ mod openapi;
 mod plugins;
 mod projects;
 pub mod request_id;
+mod rollouts;
 pub mod server;
 mod stream;
 mod webhooks;
@@ -118,6 +120,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(plugins::list_plugins))
         .routes(routes!(plugins::reload_plugins))
+        .merge(
+            // An upload is a component of up to `plugin_runtime.max_file_bytes`, which the
+            // handler enforces; the other two take no body.
+            OpenApiRouter::new()
+                .routes(routes!(
+                    rollouts::get_shadow,
+                    rollouts::put_shadow,
+                    rollouts::delete_shadow
+                ))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(rollouts::promote))
+        .routes(routes!(explain::explain_command))
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(
             webhooks::get_webhook,

@@ -5,6 +5,7 @@
 pub mod bindings;
 pub mod cache;
 mod call_state;
+pub mod compat;
 mod convert;
 mod cpu_meter;
 mod file;
@@ -15,10 +16,12 @@ pub mod manager;
 pub mod manifest;
 mod policies;
 pub mod reload;
+pub mod rollout;
 pub mod runtime;
 mod shell_convert;
 pub mod slot;
 pub mod snapshot;
+pub mod trust;
 pub mod version;
 
 pub use inventory::{DiscoveredProject, InventoryItem, Placement};

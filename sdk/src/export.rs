@@ -11,6 +11,38 @@ use crate::{
 };
 use std::marker::PhantomData;
 
+/// Writes the `rdev:plugin-info` custom section: the plugin crate's name and version, which the
+/// gateway shows beside the component's digest in `GET /v1/plugins`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plugin_info {
+    () => {
+        const RDEV_PLUGIN_INFO_JSON: &str = concat!(
+            "{\"name\":\"",
+            env!("CARGO_PKG_NAME"),
+            "\",\"version\":\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"}"
+        );
+        #[unsafe(link_section = "rdev:plugin-info")]
+        #[used]
+        static RDEV_PLUGIN_INFO: [u8; RDEV_PLUGIN_INFO_JSON.len()] =
+            $crate::__private::info_bytes(RDEV_PLUGIN_INFO_JSON);
+    };
+}
+
+/// `text` as an array of its bytes, for a custom section (`N` is its length).
+pub const fn info_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
 /// Exports a [`Sanitizer`] as the component's `command-sanitizer` world.
 #[macro_export]
 macro_rules! export_sanitizer {
@@ -18,6 +50,7 @@ macro_rules! export_sanitizer {
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
+            $crate::__plugin_info!();
             type RdevExport = $crate::__private::SanitizerExport<$plugin>;
             $crate::bindings::sanitizer::export_command_sanitizer!(RdevExport with_types_in $crate::bindings::sanitizer);
         };
@@ -31,6 +64,7 @@ macro_rules! export_validator {
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
+            $crate::__plugin_info!();
             type RdevExport = $crate::__private::ValidatorExport<$plugin>;
             $crate::bindings::validator::export_request_validator!(RdevExport with_types_in $crate::bindings::validator);
         };
@@ -44,6 +78,7 @@ macro_rules! export_formatter {
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
+            $crate::__plugin_info!();
             type RdevExport = $crate::__private::FormatterExport<$plugin>;
             $crate::bindings::formatter::export_webhook_formatter!(RdevExport with_types_in $crate::bindings::formatter);
         };
@@ -57,6 +92,7 @@ macro_rules! export_discovery {
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
+            $crate::__plugin_info!();
             type RdevExport = $crate::__private::DiscoveryExport<$plugin>;
             $crate::bindings::discovery::export_project_discovery!(RdevExport with_types_in $crate::bindings::discovery);
         };
@@ -70,6 +106,7 @@ macro_rules! export_tool_policy {
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]
         const _: () = {
+            $crate::__plugin_info!();
             type RdevExport = $crate::__private::ToolPolicyExport<$plugin>;
     $crate::bindings::tool::export_tool_policy!(RdevExport with_types_in $crate::bindings::tool);
         };

@@ -61,6 +61,8 @@ static ALLOCATOR: arena::Arena = arena::Arena::new();
 /// Items the export macros expand to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{DiscoveryExport, FormatterExport, SanitizerExport, ToolPolicyExport, ValidatorExport};
+    pub use crate::export::{
+        DiscoveryExport, FormatterExport, SanitizerExport, ToolPolicyExport, ValidatorExport, info_bytes,
+    };
     pub use wit_bindgen;
 }

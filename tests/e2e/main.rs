@@ -31,6 +31,7 @@ mod plugins;
 mod queue;
 mod replicas;
 mod retention;
+mod rollouts;
 mod smoke;
 mod store;
 mod streaming;

@@ -51,6 +51,13 @@ async fn every_default_plugin_is_loaded_and_listed_with_its_digest() {
         assert_eq!(plugin["state"], "active", "{plugin}");
         assert_eq!(plugin["digest"].as_str().unwrap().len(), 64, "{plugin}");
         assert!(plugin["file"].as_str().unwrap().ends_with(".wasm"), "{plugin}");
+        // The SDK's export macros declare the plugin crate's name and version.
+        assert_eq!(
+            plugin["declared"],
+            json!({"name": name, "version": "0.1.0"}),
+            "{plugin}"
+        );
+        assert_eq!(plugin["package_version"], "0.1.0", "{plugin}");
     }
 }
 

@@ -22,6 +22,31 @@ use crate::projects::Project;
 use crate::store::{CommandRecord, CommandState, Inserted, Store};
 use crate::time::now_ms;
 
+/// What the policies made of a request.
+pub(super) struct Judgement {
+    /// The validators' decisions, in order.
+    pub(super) validators: Vec<Decision>,
+    /// The sanitizers' decisions, in order (a rewrite starts the chain again).
+    pub(super) sanitizers: Vec<Decision>,
+    /// The command as the sanitizers leave it, or why it is refused.
+    pub(super) outcome: Result<CommandSpec, Judged>,
+}
+
+/// Why a judged request is refused.
+pub(super) enum Judged {
+    /// It is not a valid command.
+    Invalid(SpecError),
+    /// A policy refused it.
+    Refused(Refusal),
+}
+
+/// What the checks before the policies settled.
+pub(super) struct Prechecked {
+    pub(super) priority: i32,
+    pub(super) timeout_secs: u64,
+    pub(super) session: Option<ClaudeSession>,
+}
+
 /// Takes command requests in.
 pub(super) struct Intake {
     pub(super) events: Events,
@@ -88,14 +113,11 @@ impl Intake {
             }
             return Ok((existing, false));
         }
-        if let Some(bound) = queue_bound
-            && self.store.count_queued(Some(&project.name)).await? >= i64::from(bound)
-        {
-            return Err(CommandError::QueueFull(bound));
-        }
-        self.backend.available().map_err(CommandError::BackendUnavailable)?;
-        let (priority, timeout_secs) = self.limits(project, &request)?;
-        let session = self.session(project, &request).await?;
+        let Prechecked {
+            priority,
+            timeout_secs,
+            session,
+        } = self.precheck(project, &request, queue_bound).await?;
         let (mut spec, decisions) = self.apply_policies(who, actor, project, &request).await?;
         spec.session = session;
         let record = CommandRecord {
@@ -139,6 +161,33 @@ impl Intake {
                 Ok((record, true))
             }
         }
+    }
+
+    /// The checks a request passes before the policies judge it, which read but change nothing:
+    /// the project's queue bound, the backend's availability, the priority and timeout, the
+    /// session.
+    pub(super) async fn precheck(
+        &self,
+        project: &Project,
+        request: &CommandRequest,
+        queue_bound: Option<u32>,
+    ) -> Result<Prechecked, CommandError> {
+        if !self.queue.is_claiming() {
+            return Err(CommandError::ShuttingDown);
+        }
+        if let Some(bound) = queue_bound
+            && self.store.count_queued(Some(&project.name)).await? >= i64::from(bound)
+        {
+            return Err(CommandError::QueueFull(bound));
+        }
+        self.backend.available().map_err(CommandError::BackendUnavailable)?;
+        let (priority, timeout_secs) = self.limits(project, request)?;
+        let session = self.session(project, request).await?;
+        Ok(Prechecked {
+            priority,
+            timeout_secs,
+            session,
+        })
     }
 
     /// The Claude Code session a `claude` request runs in: a new one, or one that a command of
@@ -209,10 +258,32 @@ impl Intake {
         project: &Project,
         request: &CommandRequest,
     ) -> Result<(CommandSpec, Vec<Decision>), CommandError> {
+        let Judgement {
+            mut validators,
+            sanitizers,
+            outcome,
+        } = self.judge(who, project, request).await;
+        validators.extend(sanitizers);
+        match outcome {
+            Ok(spec) => Ok((spec, validators)),
+            Err(Judged::Invalid(e)) => Err(CommandError::Invalid(e)),
+            Err(Judged::Refused(refusal)) => Err(self.refused(actor, project, (refusal, validators)).await),
+        }
+    }
+
+    /// What the validators and the sanitizer chain make of a request, recording nothing: the
+    /// command as they leave it, or why it is refused, and every decision taken.
+    pub(super) async fn judge(&self, who: &Principal, project: &Project, request: &CommandRequest) -> Judgement {
         let commands = &*self.config;
         let recheck = |spec: &CommandSpec| spec.validate(commands, &project.settings);
         let spec = CommandSpec::from_request(request);
-        recheck(&spec).map_err(CommandError::Invalid)?;
+        if let Err(e) = recheck(&spec) {
+            return Judgement {
+                validators: Vec::new(),
+                sanitizers: Vec::new(),
+                outcome: Err(Judged::Invalid(e)),
+            };
+        }
         let body = serde_json::to_value(request).unwrap_or_default();
         // The validators judge the request while the sanitizers judge the command: the two chains
         // are independent, and on an idle gateway they run on two cores at once.
@@ -241,19 +312,22 @@ impl Intake {
             };
             Err((Refusal::Failed(error), Vec::new()))
         });
-        match (validated, sanitized) {
-            (Err((refusal, mut decisions)), other) => {
-                decisions.extend(other.map_or_else(|(_, taken)| taken, |(_, taken)| taken));
-                Err(self.refused(actor, project, (refusal, decisions)).await)
-            }
-            (Ok(mut decisions), Ok((command, taken))) => {
-                decisions.extend(taken);
-                Ok((CommandSpec::from(command), decisions))
-            }
-            (Ok(mut decisions), Err((refusal, taken))) => {
-                decisions.extend(taken);
-                Err(self.refused(actor, project, (refusal, decisions)).await)
-            }
+        let (validators, refused_by_validators) = match validated {
+            Ok(decisions) => (decisions, None),
+            Err((refusal, decisions)) => (decisions, Some(refusal)),
+        };
+        let (sanitizers, outcome) = match sanitized {
+            Ok((command, decisions)) => (decisions, Ok(CommandSpec::from(command))),
+            Err((refusal, decisions)) => (decisions, Err(Judged::Refused(refusal))),
+        };
+        let outcome = match refused_by_validators {
+            Some(refusal) => Err(Judged::Refused(refusal)),
+            None => outcome,
+        };
+        Judgement {
+            validators,
+            sanitizers,
+            outcome,
         }
     }
 

@@ -1,6 +1,11 @@
 //! The plugin manager: the configured plugins (one [`Slot`] each), loading and checking new versions
 //! off the request path, and publishing the policy chains. Every load attempt is logged, audited
-//! and counted; a failed one never replaces a working version.
+//! and counted; a failed one never replaces a working version. Rollouts (shadow candidates,
+//! promotion, the audit of rollbacks) are in [`rollouts`].
+
+mod rollouts;
+
+pub use rollouts::{Promotion, RolloutActor, RolloutError};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +17,10 @@ use serde::Serialize;
 use super::cache::{self, ArtifactCache, CacheKey};
 use super::limits::RuntimeLimits;
 use super::manifest::{PluginManifest, World};
+use super::rollout::shadow::ShadowRunner;
 use super::runtime::{EngineOptions, Runtime};
-use super::slot::{PluginStatus, Slot};
+use super::slot::{PluginStatus, Slot, SlotHooks};
+use super::trust::{Trust, signature_path};
 use super::version::Version;
 use super::{
     Chains, CommandSanitizer, PassThroughDiscovery, PluginError, Policies, ProjectDiscovery, RequestValidator,
@@ -58,7 +65,13 @@ struct Inner {
     reloading: tokio::sync::Mutex<()>,
     store: Arc<dyn Store>,
     metrics: Metrics,
+    hooks: SlotHooks,
+    trust: Option<Trust>,
 }
+
+/// A plugin file as read: its bytes, their digest, and its signature file's content if it has
+/// one.
+type ReadFile = (Vec<u8>, String, Option<Vec<u8>>);
 
 /// The plugin manager.
 #[derive(Clone)]
@@ -102,6 +115,8 @@ pub struct ManagerSettings {
     pub config_file: Option<PathBuf>,
     /// How a reload reads it.
     pub read_manifests: ReadManifests,
+    /// The keys plugins must be signed by, if any.
+    pub trust: Option<Trust>,
 }
 
 impl PluginManager {
@@ -114,6 +129,11 @@ impl PluginManager {
             runtime.engine(),
             &cache_key(&settings.cache_secret),
         )?;
+        let (rollbacks, rolled_back) = tokio::sync::mpsc::unbounded_channel();
+        let hooks = SlotHooks {
+            runner: Arc::new(ShadowRunner::start()?),
+            rollbacks,
+        };
         let host = Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -127,8 +147,11 @@ impl PluginManager {
                 reloading: tokio::sync::Mutex::new(()),
                 store,
                 metrics,
+                hooks,
+                trust: settings.trust,
             }),
         };
+        host.spawn_rollout_tasks(rolled_back);
         let report = host.apply(host.inner.startup_manifests.clone()).await;
         for failure in &report.failed {
             tracing::error!(plugin = %failure.plugin, error = %failure.error, "plugin could not be loaded");
@@ -207,9 +230,13 @@ impl PluginManager {
                 .iter()
                 .find(|s| s.name() == manifest.name)
                 .cloned()
-                .unwrap_or_else(|| Arc::new(Slot::new(manifest.clone(), self.inner.metrics.clone())));
+                .unwrap_or_else(|| {
+                    let (metrics, hooks) = (self.inner.metrics.clone(), self.inner.hooks.clone());
+                    Arc::new(Slot::new(manifest.clone(), metrics, hooks))
+                });
             slot.set_desired(manifest);
             self.refresh(&slot, &mut report).await;
+            self.refresh_shadow(&slot).await;
             slots.push(slot);
         }
         slots.sort_by_cached_key(|slot| {
@@ -225,11 +252,11 @@ impl PluginManager {
     async fn refresh(&self, slot: &Slot, report: &mut ReloadReport) {
         let manifest = slot.desired();
         let name = manifest.name.clone();
-        let outcome = match self.read(&manifest).await {
-            Ok((_, digest))
+        let outcome = match self.read_file(manifest.path(&self.inner.plugins_dir)).await {
+            Ok((_, digest, _))
                 if slot
                     .active()
-                    .is_some_and(|v| v.digest == digest && v.manifest == manifest) =>
+                    .is_some_and(|v| v.digest == digest && v.manifest.serves_like(&manifest)) =>
             {
                 if slot.restored() {
                     tracing::info!(plugin = %name, %digest, "plugin file restored: it matches the serving version again");
@@ -245,10 +272,16 @@ impl PluginManager {
                 report.unchanged.push(name);
                 return;
             }
-            Ok((wasm, digest)) => {
-                let (runtime, cache) = (self.inner.runtime.clone(), self.inner.cache.clone());
-                Version::load(runtime, cache, manifest, wasm, digest).await
+            Ok((_, digest, _)) if slot.refused_digest().as_deref() == Some(digest.as_str()) => {
+                let error =
+                    format!("version {digest} was rolled back; it is refused until a different file is in place");
+                report.failed.push(ReloadFailure { plugin: name, error });
+                return;
             }
+            Ok((wasm, digest, signature)) => match self.verify(&wasm, signature.as_deref()) {
+                Ok(()) => self.load_version(manifest, wasm, digest).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match outcome {
@@ -297,16 +330,20 @@ impl PluginManager {
         }
     }
 
-    /// The manifest's file and its digest, read off the async runtime within the load timeout
-    /// (a file on a hung filesystem must not hold up the reload).
-    async fn read(&self, manifest: &PluginManifest) -> Result<(Vec<u8>, String), String> {
-        let path = manifest.path(&self.inner.plugins_dir);
+    /// A component file, its digest and its signature, read off the async runtime within the
+    /// load timeout (a file on a hung filesystem must not hold up the reload).
+    async fn read_file(&self, path: PathBuf) -> Result<ReadFile, String> {
         let limits = self.inner.runtime.limits();
         let (cap, limit) = (limits.max_file_bytes, limits.load_timeout());
         let read = tokio::task::spawn_blocking(move || {
             let wasm = super::file::read(&path, cap).map_err(|e| e.to_string())?;
             let digest = cache::digest(&wasm);
-            Ok((wasm, digest))
+            let signature = match std::fs::read(signature_path(&path)) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(format!("cannot read its signature file: {e}")),
+            };
+            Ok((wasm, digest, signature))
         });
         match tokio::time::timeout(limit, read).await {
             Ok(Ok(result)) => result,
@@ -318,6 +355,19 @@ impl PluginManager {
         }
     }
 
+    /// Refuses a component that trusted keys are configured for and it is not signed by.
+    fn verify(&self, wasm: &[u8], signature: Option<&[u8]>) -> Result<(), String> {
+        match &self.inner.trust {
+            Some(trust) => trust.verify(wasm, signature),
+            None => Ok(()),
+        }
+    }
+
+    async fn load_version(&self, manifest: PluginManifest, wasm: Vec<u8>, digest: String) -> Result<Version, String> {
+        let (runtime, cache) = (self.inner.runtime.clone(), self.inner.cache.clone());
+        Version::load(runtime, cache, manifest, wasm, digest).await
+    }
+
     async fn audit(
         &self,
         action: &str,
@@ -326,14 +376,27 @@ impl PluginManager {
         detail: serde_json::Value,
         event: Option<EventTag>,
     ) {
+        self.audit_by(&RolloutActor::default(), action, target, outcome, detail, event)
+            .await;
+    }
+
+    async fn audit_by(
+        &self,
+        actor: &RolloutActor,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: serde_json::Value,
+        event: Option<EventTag>,
+    ) {
         let entry = AuditEntry {
             at: crate::time::now_ms(),
-            key_id: None,
+            key_id: actor.key_id.clone(),
             client_ip: None,
             action: action.into(),
             target: target.into(),
             outcome: outcome.into(),
-            request_id: None,
+            request_id: actor.request_id.clone(),
             trace_id: None,
             detail: Some(detail.to_string()),
             event,

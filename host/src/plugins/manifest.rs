@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::rollout::RolloutSettings;
 use super::runtime::{Budget, MAX_MEMORY_BYTES};
 
 /// The plugin kinds, one per WIT world.
@@ -65,6 +66,14 @@ pub struct PluginManifest {
     /// Position in its chain: lower runs first; ties run in name order.
     #[serde(default)]
     pub order: i32,
+    /// A candidate version judged in shadow beside the serving one and never enforced (relative
+    /// paths are inside the plugin directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_file: Option<PathBuf>,
+    /// How the shadow is sampled and bounded, what promotion requires, and what a new version is
+    /// watched against after a swap.
+    #[serde(default)]
+    pub rollout: RolloutSettings,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -90,7 +99,29 @@ impl PluginManifest {
             fuel: None,
             projects: Vec::new(),
             order,
+            shadow_file: None,
+            rollout: RolloutSettings::default(),
         }
+    }
+
+    /// Whether a version loaded with `other` serves exactly as one loaded with this manifest
+    /// would: everything but the shadow and the rollout settings is the same.
+    pub fn serves_like(&self, other: &PluginManifest) -> bool {
+        let serving = |m: &PluginManifest| PluginManifest {
+            shadow_file: None,
+            rollout: RolloutSettings::default(),
+            ..m.clone()
+        };
+        serving(self) == serving(other)
+    }
+
+    /// Whether this world's calls can be judged in shadow: those that decide (sanitizers,
+    /// validators, tool policies).
+    pub fn has_shadow_calls(&self) -> bool {
+        matches!(
+            self.world,
+            World::CommandSanitizer | World::RequestValidator | World::ToolPolicy
+        )
     }
 
     /// The budget of one call.
@@ -135,7 +166,13 @@ impl PluginManifest {
         if self.fuel == Some(0) {
             return Err(format!("plugin `{name}`: fuel must be at least 1"));
         }
-        Ok(())
+        if self.shadow_file.is_some() && !self.has_shadow_calls() {
+            return Err(format!(
+                "plugin `{name}`: shadow_file is for sanitizers, validators and tool policies, not the `{}` world",
+                self.world.as_str()
+            ));
+        }
+        self.rollout.check(name)
     }
 }
 

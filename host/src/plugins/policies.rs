@@ -79,6 +79,9 @@ pub struct Decision {
     pub reason: Option<String>,
     /// Time the call took, in microseconds.
     pub duration_us: u64,
+    /// The command a rewrite made (kept out of audit rows: its env values may be secrets).
+    #[serde(skip)]
+    pub rewrite: Option<PluginCommand>,
 }
 
 impl Decision {
@@ -95,6 +98,7 @@ impl Decision {
             verdict,
             reason,
             duration_us: started.elapsed().as_micros() as u64,
+            rewrite: None,
         }
     }
 
@@ -308,7 +312,9 @@ impl Policies {
                         decisions.push(Decision::new(s.name(), Some(digest), "allow", None, started));
                     }
                     Verdict::Rewrite(spec) => {
-                        decisions.push(Decision::new(s.name(), Some(digest.clone()), "rewrite", None, started));
+                        let mut decision = Decision::new(s.name(), Some(digest.clone()), "rewrite", None, started);
+                        decision.rewrite = Some(spec.clone());
+                        decisions.push(decision);
                         rewrites += 1;
                         let problem = match recheck(&spec) {
                             Err(problem) => Some(format!("returned a rewrite that is not a valid command: {problem}")),

@@ -17,8 +17,11 @@ use super::limits::{MAX_CALL_SLOTS, RuntimeLimits};
 
 /// Largest memory budget a manifest may ask for; the pooling allocator reserves slots this big.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
+/// Shadow calls that may run at once across all plugins: they have call slots of their own, so
+/// a candidate starved of CPU never holds a slot a serving call waits for.
+pub const SHADOW_SLOTS: usize = 8;
 /// Instances that may exist at once (each call holds one, so no more calls than this run).
-const POOL_INSTANCES: u32 = MAX_CALL_SLOTS as u32;
+const POOL_INSTANCES: u32 = (MAX_CALL_SLOTS + SHADOW_SLOTS) as u32;
 /// Memory per pooled instance kept resident between calls. A fresh instance whose working set
 /// fits takes no page faults and its reset needs no system call (no TLB shootdowns across CPUs);
 /// beyond it, the rest is handed back to the kernel as before.
@@ -87,6 +90,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     permits: Arc<Semaphore>,
+    shadow_permits: Arc<Semaphore>,
     limits: RuntimeLimits,
     options: EngineOptions,
 }
@@ -161,6 +165,7 @@ impl Runtime {
             engine,
             linker,
             permits: Arc::new(Semaphore::new(limits.call_slots)),
+            shadow_permits: Arc::new(Semaphore::new(SHADOW_SLOTS)),
             limits,
             options,
         }))
@@ -193,6 +198,14 @@ impl Runtime {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(CallError::Busy(wait.as_millis())),
         }
+    }
+
+    /// A shadow call slot if one is free now (a shadow call never waits).
+    pub fn shadow_permit(&self) -> Result<OwnedSemaphorePermit, CallError> {
+        self.shadow_permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| CallError::Busy(0))
     }
 
     /// A fresh store for one call of `plugin`, with the budget's deadline, memory and fuel.

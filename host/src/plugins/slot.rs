@@ -1,22 +1,25 @@
 //! A slot holds one configured plugin: the version serving now (swapped atomically; calls in
 //! flight keep the version they started with), the outcome of the last load attempt, and
-//! counters. Slots are what the policy chains call.
+//! counters, and the version's rollout: a shadow candidate, the probation of a new version and
+//! the last good one to roll back to. Slots are what the policy chains call.
+
+mod rollout;
+mod worlds;
+
+pub use rollout::{RolledBack, SlotHooks};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
-use async_trait::async_trait;
 use serde::Serialize;
 
 use super::manifest::{PluginManifest, World};
+use super::rollout::shadow::Shadow;
 use super::runtime::CallError;
-use super::version::Version;
-use super::{
-    Answer, CommandSanitizer, FailureKind, FieldError, PluginError, RequestValidator, SanitizeInput, ToolCallVerdict,
-    ToolInput, ToolPolicy, Verdict, convert,
-};
+use super::version::{Declared, Version};
+use super::{Answer, FailureKind, PluginError};
 use crate::telemetry::Metrics;
 
 /// Health of a plugin.
@@ -42,6 +45,10 @@ pub struct PluginStatus {
     pub file: String,
     /// SHA-256 of the serving version's file.
     pub digest: Option<String>,
+    /// The name and version the serving component declares of itself, if it does.
+    pub declared: Option<Declared>,
+    /// The `rdev:plugin` package version the serving component was built against.
+    pub package_version: Option<String>,
     /// When the serving version was loaded (RFC 3339).
     pub loaded_at: Option<String>,
     /// Health.
@@ -69,6 +76,14 @@ pub struct PluginStatus {
     pub denials: u64,
     /// Calls that failed (trap, deadline, memory, fuel, bad output) and so refused the request.
     pub traps: u64,
+    /// The candidate in shadow, if there is one: its digest (the diff is at
+    /// `GET /v1/plugins/{name}/shadow`).
+    pub shadow_digest: Option<String>,
+    /// Why the last candidate could not be loaded, if it could not.
+    pub shadow_error: Option<String>,
+    /// The version last rolled back, if the serving one replaced it that way: that digest is
+    /// refused until a different file arrives.
+    pub rolled_back_from: Option<RolledBack>,
 }
 
 #[derive(Default)]
@@ -87,11 +102,15 @@ pub struct Slot {
     denials: AtomicU64,
     traps: AtomicU64,
     metrics: Metrics,
+    shadow: ArcSwapOption<Shadow>,
+    shadow_error: Mutex<Option<String>>,
+    rollout: Mutex<rollout::Rollout>,
+    hooks: SlotHooks,
 }
 
 impl Slot {
     /// An empty slot for `manifest`.
-    pub fn new(manifest: PluginManifest, metrics: Metrics) -> Self {
+    pub fn new(manifest: PluginManifest, metrics: Metrics, hooks: SlotHooks) -> Self {
         Self {
             name: manifest.name.clone(),
             desired: RwLock::new(manifest),
@@ -101,6 +120,10 @@ impl Slot {
             denials: AtomicU64::new(0),
             traps: AtomicU64::new(0),
             metrics,
+            shadow: ArcSwapOption::empty(),
+            shadow_error: Mutex::new(None),
+            rollout: Mutex::new(rollout::Rollout::default()),
+            hooks,
         }
     }
 
@@ -124,9 +147,14 @@ impl Slot {
         self.active.load_full()
     }
 
-    /// Swaps in a new version.
+    /// Swaps in a new version, which goes on probation with the one it replaces as the version
+    /// to roll back to.
     pub fn activate(&self, version: Version) {
-        self.active.store(Some(Arc::new(version)));
+        let version = Arc::new(version);
+        let mut rollout = self.lock_rollout();
+        rollout.swapped(self.active.load_full(), &version);
+        self.active.store(Some(version));
+        drop(rollout);
         self.record_attempt(None);
     }
 
@@ -155,6 +183,8 @@ impl Slot {
             .as_ref()
             .map(|v| v.manifest.clone())
             .unwrap_or_else(|| self.desired());
+        // Taken before `last`: a rollback holds the rollout lock while it records its error.
+        let rolled_back_from = self.lock_rollout().rolled_back.clone();
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let state = match (&active, &last.error) {
             (None, _) => PluginState::Failed,
@@ -166,6 +196,8 @@ impl Slot {
             world: manifest.world,
             file: manifest.path(plugins_dir).display().to_string(),
             digest: active.as_ref().map(|v| v.digest.clone()),
+            declared: active.as_ref().and_then(|v| v.declared.clone()),
+            package_version: active.as_ref().and_then(|v| v.package_version.clone()),
             loaded_at: active.as_ref().map(|v| crate::time::to_rfc3339(v.loaded_at)),
             state,
             snapshot: active.as_ref().is_some_and(|v| v.snapshot),
@@ -179,6 +211,9 @@ impl Slot {
             calls: self.calls.load(Ordering::Relaxed),
             denials: self.denials.load(Ordering::Relaxed),
             traps: self.traps.load(Ordering::Relaxed),
+            shadow_digest: self.shadow().map(|s| s.digest().to_owned()),
+            shadow_error: self.shadow_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            rolled_back_from,
         }
     }
 
@@ -212,10 +247,12 @@ impl Slot {
         outcome: impl FnOnce(&T) -> &'static str,
     ) -> Result<Answer<T>, PluginError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed();
         self.metrics
             .plugin_duration
             .with_label_values(&[&self.name])
-            .observe(started.elapsed().as_secs_f64());
+            .observe(took.as_secs_f64());
+        self.watch(version, &result, took);
         let label = match &result {
             Ok(value) => outcome(value),
             Err(CallError::Busy(_)) => "overloaded",
@@ -250,119 +287,5 @@ impl Slot {
                 })
             }
         }
-    }
-}
-
-#[async_trait]
-impl CommandSanitizer for Slot {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn applies_to(&self, project: &str) -> bool {
-        self.applies(Some(project))
-    }
-
-    async fn sanitize(&self, input: &SanitizeInput) -> Result<Answer<Verdict>, PluginError> {
-        let version = self.serving()?;
-        let started = Instant::now();
-        let result = version
-            .sanitize(&convert::command(&input.command), &convert::context(input))
-            .await
-            .and_then(|v| convert::verdict(v).map_err(CallError::BadOutput));
-        self.finish(&version, started, result, |v| match v {
-            Verdict::Allow => "allow",
-            Verdict::Deny(_) => "deny",
-            Verdict::Rewrite(_) => "rewrite",
-        })
-    }
-}
-
-#[async_trait]
-impl RequestValidator for Slot {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn applies_to(&self, project: Option<&str>) -> bool {
-        self.applies(project)
-    }
-
-    async fn validate(
-        &self,
-        resource: &str,
-        request: &serde_json::Value,
-    ) -> Result<Answer<Vec<FieldError>>, PluginError> {
-        let version = self.serving()?;
-        let started = Instant::now();
-        let result = version
-            .validate(resource, &request.to_string())
-            .await
-            .and_then(|e| convert::field_errors(e).map_err(CallError::BadOutput));
-        self.finish(&version, started, result, |errors| match errors.is_empty() {
-            true => "valid",
-            false => "invalid",
-        })
-    }
-}
-
-#[async_trait]
-impl ToolPolicy for Slot {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn applies_to(&self, project: &str) -> bool {
-        self.applies(Some(project))
-    }
-
-    async fn judge(&self, input: &ToolInput) -> Result<Answer<ToolCallVerdict>, PluginError> {
-        let version = self.serving()?;
-        let started = Instant::now();
-        let (call, context) = convert::tool_call(input);
-        let result = version
-            .judge_tool(&call, &context)
-            .await
-            .and_then(|v| convert::tool_verdict(v).map_err(CallError::BadOutput));
-        self.finish(&version, started, result, |v| match v {
-            ToolCallVerdict::Allow => "allow",
-            ToolCallVerdict::Deny(_) => "deny",
-        })
-    }
-}
-
-impl Slot {
-    /// Renders a webhook event; the rendering is checked (a content type that is a valid header
-    /// value, at most `max_body` bytes), and any failure is an error, never a body.
-    pub async fn format(
-        &self,
-        event_type: &str,
-        event: &str,
-        target: &super::bindings::types::WebhookTarget,
-        max_body: usize,
-    ) -> Result<super::Rendered, PluginError> {
-        let version = self.serving()?;
-        let started = Instant::now();
-        let result = match version.format(event_type, event, target).await {
-            Ok(Ok(rendered)) => convert::rendered(rendered, max_body).map_err(CallError::BadOutput),
-            Ok(Err(message)) => Err(CallError::BadOutput(format!("reported an error: {message}"))),
-            Err(e) => Err(e),
-        };
-        self.finish(&version, started, result, |_| "ok").map(|a| a.value)
-    }
-
-    /// The projects of an inventory, checked so that discovery never widens visibility.
-    pub async fn discover(
-        &self,
-        inventory: &[super::InventoryItem],
-    ) -> Result<Vec<super::DiscoveredProject>, PluginError> {
-        let version = self.serving()?;
-        let started = Instant::now();
-        let result = match version.discover(&convert::inventory(inventory)).await {
-            Ok(Ok(found)) => convert::projects(found, inventory).map_err(CallError::BadOutput),
-            Ok(Err(message)) => Err(CallError::BadOutput(format!("reported an error: {message}"))),
-            Err(e) => Err(e),
-        };
-        self.finish(&version, started, result, |_| "ok").map(|a| a.value)
     }
 }

@@ -16,6 +16,7 @@ use wasmtime::Store;
 use super::bindings::{discovery, formatter, sanitizer, tool, tools, types, validator};
 use super::cache::{ArtifactCache, Origin};
 use super::call_state::CallState;
+pub use super::compat::Declared;
 use super::manifest::PluginManifest;
 use super::runtime::{Budget, CallError, Runtime};
 
@@ -27,7 +28,21 @@ const CHECK_DEADLINE: Duration = Duration::from_secs(2);
 /// traffic may keep the slots busy a while but must not make a good version fail to load.
 const CHECK_SLOT_WAIT: Duration = Duration::from_secs(60);
 
+/// Which call slots a version's calls take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// The runtime's call slots, waiting up to the slot wait.
+    Serving,
+    /// The shadow slots, never waiting.
+    Shadow,
+}
+
+/// The wall-clock backstop of a shadow call: it runs at idle CPU priority, so on a busy machine
+/// it may wait long for a core without being blocked (its deadline still counts CPU time only).
+const SHADOW_WALL_LIMIT: Duration = Duration::from_secs(30);
+
 /// The pre-instantiated component, typed by world.
+#[derive(Clone)]
 enum Pre {
     Sanitizer(sanitizer::CommandSanitizerPre<CallState>),
     Validator(validator::RequestValidatorPre<CallState>),
@@ -55,9 +70,14 @@ pub struct Version {
     pub snapshot: bool,
     /// When it was loaded (Unix milliseconds).
     pub loaded_at: i64,
+    /// The name and version the component declares of itself.
+    pub declared: Option<Declared>,
+    /// The `rdev:plugin` package version it was built against.
+    pub package_version: Option<String>,
     config_json: String,
     budget: Budget,
     slot_wait: Duration,
+    lane: Lane,
     pre: Pre,
     runtime: Arc<Runtime>,
 }
@@ -83,7 +103,10 @@ macro_rules! call {
             };
             // Declared first, so dropped last: the slot frees once the store is gone, and the
             // pool never holds more instances than there are slots.
-            let _permit = $self.runtime.permit($self.slot_wait).await?;
+            let _permit = match $self.lane {
+                Lane::Serving => $self.runtime.permit($self.slot_wait).await?,
+                Lane::Shadow => $self.runtime.shadow_permit()?,
+            };
             let mut store: Store<CallState> = $self.runtime.store($self.name.clone(), &$self.budget);
             let meter = store.data().meter();
             let run = meter.run(async {
@@ -96,7 +119,7 @@ macro_rules! call {
                 let $store = &mut store;
                 $body.await
             });
-            let wall = $self.budget.wall_limit();
+            let wall = $self.wall_limit();
             match tokio::time::timeout(wall, run).await {
                 Ok(outcome) => outcome.map_err(|e| match e.downcast_ref::<ConfigRefused>() {
                     Some(refused) => CallError::Configure(refused.0.clone()),
@@ -113,7 +136,8 @@ impl Version {
     /// Loads the component `wasm` (whose SHA-256 is `digest`) for `manifest`: configured once
     /// into a snapshot (or from the snapshot cached for this file and configuration), linked,
     /// and checked to implement its world, accept its configuration and pass its bundled
-    /// self-test. Compilation runs on a blocking thread.
+    /// self-test. It is refused first if it was built for another world or an incompatible
+    /// version of the `rdev:plugin` package. Compilation runs on a blocking thread.
     pub async fn load(
         runtime: Arc<Runtime>,
         cache: Arc<ArtifactCache>,
@@ -121,6 +145,7 @@ impl Version {
         wasm: Vec<u8>,
         digest: String,
     ) -> Result<Self, String> {
+        let built = super::compat::check(&wasm, manifest.world)?;
         let budget = manifest.budget();
         // The checks run off the request path, on a machine that may be busy loading other
         // plugins: they prove behaviour, not speed, so they get a generous deadline.
@@ -141,10 +166,13 @@ impl Version {
             config_json,
             budget: check_budget,
             slot_wait: CHECK_SLOT_WAIT,
+            lane: Lane::Serving,
             digest,
             origin: prepared.origin,
             snapshot: prepared.snapshot,
             loaded_at: crate::time::now_ms(),
+            declared: built.declared,
+            package_version: built.package_version,
             manifest,
             pre,
             runtime,
@@ -153,6 +181,42 @@ impl Version {
         version.budget = budget;
         version.slot_wait = version.runtime.limits().slot_wait();
         Ok(version)
+    }
+
+    /// How long a call may take in wall-clock time, waiting included.
+    fn wall_limit(&self) -> Duration {
+        match self.lane {
+            Lane::Serving => self.budget.wall_limit(),
+            Lane::Shadow => self.budget.wall_limit().max(SHADOW_WALL_LIMIT),
+        }
+    }
+
+    /// This version as a shadow candidate: its calls take the shadow slots.
+    pub fn into_shadow(self) -> Self {
+        Self {
+            lane: Lane::Shadow,
+            ..self
+        }
+    }
+
+    /// A serving copy of a shadow candidate, loaded now (the compiled code is shared).
+    pub fn promoted(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            manifest: self.manifest.clone(),
+            digest: self.digest.clone(),
+            origin: self.origin,
+            snapshot: self.snapshot,
+            loaded_at: crate::time::now_ms(),
+            declared: self.declared.clone(),
+            package_version: self.package_version.clone(),
+            config_json: self.config_json.clone(),
+            budget: self.budget,
+            slot_wait: self.slot_wait,
+            lane: Lane::Serving,
+            pre: self.pre.clone(),
+            runtime: self.runtime.clone(),
+        }
     }
 
     /// Judges a command.

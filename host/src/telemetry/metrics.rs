@@ -28,6 +28,14 @@ pub struct Metrics {
     pub plugin_duration: HistogramVec,
     /// Plugin version loads by plugin and result (`loaded`, `failed`).
     pub plugin_loads: IntCounterVec,
+    /// Shadow calls by plugin and comparison with the serving version (`agree`, `allow_to_deny`,
+    /// `deny_to_allow`, `different_rewrite`, `different_errors`, `candidate_trapped`,
+    /// `candidate_timed_out`).
+    pub plugin_shadow_calls: IntCounterVec,
+    /// Versions rolled back automatically, by plugin.
+    pub plugin_rollbacks: IntCounterVec,
+    /// Candidates promoted, by plugin.
+    pub plugin_promotions: IntCounterVec,
     /// Kubernetes API circuit breaker: 0 closed, 1 half-open, 2 open.
     pub kube_breaker_state: IntGauge,
     /// Kubernetes API calls by outcome (`ok`, `failed`, `refused` while the breaker is open).
@@ -109,6 +117,27 @@ impl Metrics {
             &["plugin", "result"],
         )
         .expect("valid metric");
+        let plugin_shadow_calls = IntCounterVec::new(
+            Opts::new(
+                "rdev_plugin_shadow_calls_total",
+                "Shadow calls by plugin and comparison with the serving version",
+            ),
+            &["plugin", "comparison"],
+        )
+        .expect("valid metric");
+        let plugin_rollbacks = IntCounterVec::new(
+            Opts::new(
+                "rdev_plugin_rollbacks_total",
+                "Plugin versions rolled back automatically",
+            ),
+            &["plugin"],
+        )
+        .expect("valid metric");
+        let plugin_promotions = IntCounterVec::new(
+            Opts::new("rdev_plugin_promotions_total", "Shadow candidates promoted"),
+            &["plugin"],
+        )
+        .expect("valid metric");
         let kube_breaker_state = IntGauge::new(
             "rdev_kube_breaker_state",
             "Kubernetes API circuit breaker: 0 closed, 1 half-open, 2 open",
@@ -169,6 +198,9 @@ impl Metrics {
             plugin_calls,
             plugin_duration,
             plugin_loads,
+            plugin_shadow_calls,
+            plugin_rollbacks,
+            plugin_promotions,
             kube_breaker_state,
             kube_api_calls,
             rate_limited,
@@ -180,7 +212,7 @@ impl Metrics {
             webhook_due,
             webhook_oldest_due_age,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 20] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 23] = [
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_duration.clone()),
             Box::new(metrics.auth_failures.clone()),
@@ -191,6 +223,9 @@ impl Metrics {
             Box::new(metrics.plugin_calls.clone()),
             Box::new(metrics.plugin_duration.clone()),
             Box::new(metrics.plugin_loads.clone()),
+            Box::new(metrics.plugin_shadow_calls.clone()),
+            Box::new(metrics.plugin_rollbacks.clone()),
+            Box::new(metrics.plugin_promotions.clone()),
             Box::new(metrics.kube_breaker_state.clone()),
             Box::new(metrics.kube_api_calls.clone()),
             Box::new(metrics.rate_limited.clone()),

@@ -71,6 +71,7 @@ fn gateway_decision(verdict: &'static str, reason: Option<String>) -> Decision {
         verdict,
         reason,
         duration_us: 0,
+        rewrite: None,
     }
 }
 
