@@ -1,6 +1,7 @@
 //! Command line: `rdev serve`, `rdev keys create`, `rdev plugins test|keygen|sign`. Every option has an `RDEV_*` environment
 //! equivalent; flags override the environment, which overrides the config file.
 
+mod explain;
 mod signing;
 
 use std::path::PathBuf;
@@ -71,8 +72,18 @@ struct PluginTestArgs {
     /// The component (`.wasm`).
     file: PathBuf,
     /// The fixture file (JSON).
+    #[arg(long, required_unless_present = "command", conflicts_with = "command")]
+    fixture: Option<PathBuf>,
+    /// Instead of fixtures: a command body (as for `POST …/commands`) to explain through the
+    /// component, a sanitizer or a validator, judged by the gateway's own chain code.
     #[arg(long)]
-    fixture: PathBuf,
+    command: Option<String>,
+    /// The plugin's configuration (JSON) for `--command`.
+    #[arg(long, requires = "command")]
+    plugin_config: Option<String>,
+    /// The project `--command` is judged for.
+    #[arg(long, default_value = "demo", requires = "command")]
+    project: String,
     /// Prints the report as JSON (what the SDK's component harness reads) instead of a table.
     #[arg(long)]
     json: bool,
@@ -187,8 +198,13 @@ fn create_key(config: Config, args: CreateKeyArgs) -> anyhow::Result<()> {
 }
 
 fn test_plugin(args: PluginTestArgs) -> anyhow::Result<()> {
-    let source = args.fixture.display().to_string();
-    let text = std::fs::read_to_string(&args.fixture).with_context(|| format!("cannot read {source}"))?;
+    let Some(fixture) = args.fixture else {
+        let body = args.command.unwrap_or_default();
+        let config = args.plugin_config.as_deref();
+        return runtime()?.block_on(explain::explain(&args.file, &body, config, &args.project, args.json));
+    };
+    let source = fixture.display().to_string();
+    let text = std::fs::read_to_string(&fixture).with_context(|| format!("cannot read {source}"))?;
     let fixture = rdev_plugin_sdk::fixtures::Fixture::parse(&text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     let report = crate::plugins::harness::run(&args.file, &source, &fixture)?;
     if args.json {

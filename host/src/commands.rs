@@ -14,7 +14,7 @@ mod runner;
 mod settings;
 mod spec;
 
-pub use explain::{Explanation, Queueable};
+pub use explain::{Asker, Explanation, Judged, Judgement, Queueable, judge};
 pub use output::EVENT_STREAM;
 pub use settings::CommandsConfig;
 pub use spec::{ClaudeSession, CommandRequest, CommandSpec, PRIORITY_RANGE, SpecError};

@@ -18,7 +18,7 @@ pub use settings::WebhooksConfig;
 pub use subscriptions::{MAX_OUTPUT_TAIL_BYTES, SubscriptionFields, Subscriptions, WebhookError};
 
 /// The event types a subscription may name (or name a family of, as `command.*`).
-pub const EVENT_TYPES: [&str; 14] = [
+pub const EVENT_TYPES: [&str; 16] = [
     "command.accepted",
     "command.rejected",
     "command.started",
@@ -30,6 +30,8 @@ pub const EVENT_TYPES: [&str; 14] = [
     "plugin.loaded",
     "plugin.swapped",
     "plugin.load_failed",
+    "plugin.promoted",
+    "plugin.rolled_back",
     "key.created",
     "key.revoked",
     "webhook.test",

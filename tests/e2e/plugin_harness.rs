@@ -1,5 +1,6 @@
 //! `rdev plugins test`: the default plugins' fixture files pass against their compiled
-//! components, and a failing case fails the run with a readable report.
+//! components, a failing case fails the run with a readable report, and `--command` explains a
+//! command body through one component as the gateway's chains judge it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,4 +61,54 @@ fn a_failing_case_fails_the_run_and_says_why() {
     assert!(!ok, "{report}");
     assert!(report.contains("root delete allowed?"), "{report}");
     assert!(report.contains("1 of 2 cases failed"), "{report}");
+}
+
+fn explain(wasm: &Path, body: &str) -> (bool, String) {
+    let out = Command::new(binary())
+        .args(["plugins", "test"])
+        .arg(wasm)
+        .args(["--command", body, "--json"])
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn a_command_is_explained_through_one_component_by_the_chains_own_code() {
+    use crate::common::plugins::test_plugin;
+    let (ok, report) = explain(&test_plugin("pager_off"), r#"{"kind":"git","args":["status"]}"#);
+    assert!(ok, "{report}");
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        report["command"]["args"],
+        serde_json::json!(["--no-pager", "status"]),
+        "{report}"
+    );
+    let verdicts: Vec<_> = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["verdict"].clone())
+        .collect();
+    assert_eq!(verdicts, ["rewrite", "allow"], "the rewrite is judged again: {report}");
+    assert_eq!(report["decisions"][0]["rewrite"]["args"][0], "--no-pager");
+
+    let (ok, report) = explain(
+        &test_plugin("force_push_guard"),
+        r#"{"kind":"git","args":["push","-f"]}"#,
+    );
+    assert!(!ok, "a refusal fails the run: {report}");
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert!(
+        report["refused"]
+            .as_str()
+            .unwrap()
+            .contains("force pushes are not allowed"),
+        "{report}"
+    );
+    let (ok, report) = explain(
+        &default_plugin("shell_sanitizer"),
+        r#"{"kind":"shell","script":"ls; rm -rf /"}"#,
+    );
+    assert!(!ok && report.contains("\"deny\""), "{report}");
 }

@@ -368,3 +368,30 @@ async fn a_component_built_against_another_package_version_is_refused_with_the_v
         digest_of(&test_plugin("probe_version_a")).as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_whose_gate_holds_long_enough_is_promoted_by_itself() {
+    let gate = "shadow_file = \"candidate.wasm\"\n[plugins.rollout.gate]\nmin_calls = 3\nmax_disagreement_rate = 1.0\nmax_p99_ratio = 1000.0\nauto_promote_after_secs = 1";
+    let gw = with_probe_file("probe_version_a", gate).await;
+    let candidate = digest_of(&plugins_dir(&gw).join("candidate.wasm"));
+    traffic(&gw, 0, 3).await;
+    let deadline = std::time::Instant::now() + SHADOW_BOUND;
+    while probe_status(&gw).await["digest"] != candidate.as_str() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never promoted: {}",
+            probe_status(&gw).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = gw.audit("action=plugin.promoted").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["key_id"], Value::Null, "the gateway promoted it: {rows:?}");
+    let (status, _) = gw
+        .post(
+            "/v1/projects/demo/commands",
+            json!({"kind": "git", "args": ["push", "-f"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

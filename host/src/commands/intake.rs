@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::events::Events;
+use super::explain::{Asker, Judged, Judgement, judge};
 use super::queue::Queue;
 use super::{
     Actor, ClaudeSession, CommandError, CommandRequest, CommandSpec, CommandsConfig, PRIORITY_RANGE, SpecError,
@@ -17,28 +18,10 @@ use super::{
 };
 use crate::auth::Principal;
 use crate::exec::ExecBackend;
-use crate::plugins::{Decision, PluginCommand, Policies, Refusal, Refused, SanitizeInput};
+use crate::plugins::{Decision, Policies, Refused};
 use crate::projects::Project;
 use crate::store::{CommandRecord, CommandState, Inserted, Store};
 use crate::time::now_ms;
-
-/// What the policies made of a request.
-pub(super) struct Judgement {
-    /// The validators' decisions, in order.
-    pub(super) validators: Vec<Decision>,
-    /// The sanitizers' decisions, in order (a rewrite starts the chain again).
-    pub(super) sanitizers: Vec<Decision>,
-    /// The command as the sanitizers leave it, or why it is refused.
-    pub(super) outcome: Result<CommandSpec, Judged>,
-}
-
-/// Why a judged request is refused.
-pub(super) enum Judged {
-    /// It is not a valid command.
-    Invalid(SpecError),
-    /// A policy refused it.
-    Refused(Refusal),
-}
 
 /// What the checks before the policies settled.
 pub(super) struct Prechecked {
@@ -271,64 +254,13 @@ impl Intake {
         }
     }
 
-    /// What the validators and the sanitizer chain make of a request, recording nothing: the
-    /// command as they leave it, or why it is refused, and every decision taken.
+    /// What the validators and the sanitizer chain make of a request, recording nothing.
     pub(super) async fn judge(&self, who: &Principal, project: &Project, request: &CommandRequest) -> Judgement {
-        let commands = &*self.config;
-        let recheck = |spec: &CommandSpec| spec.validate(commands, &project.settings);
-        let spec = CommandSpec::from_request(request);
-        if let Err(e) = recheck(&spec) {
-            return Judgement {
-                validators: Vec::new(),
-                sanitizers: Vec::new(),
-                outcome: Err(Judged::Invalid(e)),
-            };
-        }
-        let body = serde_json::to_value(request).unwrap_or_default();
-        // The validators judge the request while the sanitizers judge the command: the two chains
-        // are independent, and on an idle gateway they run on two cores at once.
-        let policies = self.policies.clone();
-        let name = project.name.clone();
-        let validation = async move { policies.validate_recorded("command", &body, Some(&name)).await };
-        let validation = tokio::spawn(validation.instrument(tracing::Span::current()));
-        let input = SanitizeInput {
-            project: project.name.clone(),
-            command: PluginCommand::from(&spec),
-            key_id: who.key.id.clone(),
-            scopes: who.key.scopes.clone(),
-            workdir: project.workspace.to_string_lossy().into_owned(),
+        let asker = Asker {
+            key_id: &who.key.id,
+            scopes: &who.key.scopes,
         };
-        let recheck_message = |c: &PluginCommand| {
-            recheck(&CommandSpec::from(c.clone())).map_err(|e| format!("{}: {}", e.field, e.message))
-        };
-        let sanitized = self.policies.sanitize(input, recheck_message).await;
-        let validated = validation.await.unwrap_or_else(|e| {
-            let message = format!("validation stopped: {e}");
-            let error = crate::plugins::PluginError {
-                plugin: "request validators".into(),
-                digest: None,
-                message,
-                kind: crate::plugins::FailureKind::Failed,
-            };
-            Err((Refusal::Failed(error), Vec::new()))
-        });
-        let (validators, refused_by_validators) = match validated {
-            Ok(decisions) => (decisions, None),
-            Err((refusal, decisions)) => (decisions, Some(refusal)),
-        };
-        let (sanitizers, outcome) = match sanitized {
-            Ok((command, decisions)) => (decisions, Ok(CommandSpec::from(command))),
-            Err((refusal, decisions)) => (decisions, Err(Judged::Refused(refusal))),
-        };
-        let outcome = match refused_by_validators {
-            Some(refusal) => Err(Judged::Refused(refusal)),
-            None => outcome,
-        };
-        Judgement {
-            validators,
-            sanitizers,
-            outcome,
-        }
+        judge(&self.policies, &self.config, &asker, project, request).await
     }
 
     /// Audits a refused command with the decisions taken, and returns the error for the client.

@@ -64,7 +64,8 @@ pub fn check(wasm: &[u8], world: World) -> Result<Built, String> {
     Ok(built)
 }
 
-fn inspect(wasm: &[u8]) -> Result<Built, String> {
+/// Reads what `wasm` was built against, checking nothing.
+pub fn inspect(wasm: &[u8]) -> Result<Built, String> {
     let mut built = Built {
         package_version: None,
         world: None,

@@ -37,6 +37,43 @@ pub fn world_of(fixture: &Fixture) -> World {
     }
 }
 
+/// A policy chain of the one component in `file` (a sanitizer or a validator), configured with
+/// `config`: the chains' own code judges through it, as the gateway's `POST …/explain` does.
+pub async fn chain_of(file: &Path, world: World, config: serde_json::Value) -> anyhow::Result<super::Policies> {
+    let runtime = Runtime::new(EngineOptions::default())?;
+    let cache_dir = tempfile::tempdir()?;
+    let cache = Arc::new(ArtifactCache::open(
+        cache_dir.path(),
+        runtime.engine(),
+        &CacheKey::ephemeral(),
+    )?);
+    let mut manifest = PluginManifest::new("under-test", world, &file.display().to_string(), 0);
+    manifest.config = config;
+    let wasm = std::fs::read(file)?;
+    let digest = cache::digest(&wasm);
+    let version = Version::load(runtime, cache, manifest.clone(), wasm, digest)
+        .await
+        .map_err(|e| anyhow::anyhow!("the component {e}"))?;
+    let (rollbacks, _) = tokio::sync::mpsc::unbounded_channel();
+    let hooks = super::slot::SlotHooks {
+        runner: Arc::new(super::rollout::shadow::ShadowRunner::start()?),
+        rollbacks,
+    };
+    let slot = Arc::new(super::slot::Slot::new(
+        manifest,
+        crate::telemetry::Metrics::new(),
+        hooks,
+    ));
+    slot.activate(version);
+    let mut chains = super::Chains::default();
+    match world {
+        World::CommandSanitizer => chains.sanitizers.push(slot),
+        World::RequestValidator => chains.validators.push(slot),
+        other => anyhow::bail!("a `{}` component judges no command", other.as_str()),
+    }
+    Ok(super::Policies::new(chains))
+}
+
 /// Runs `fixture` against the component in `file`.
 pub fn run(file: &Path, fixture_source: &str, fixture: &Fixture) -> anyhow::Result<Report> {
     let mut subject = ComponentSubject::new(file, world_of(fixture))?;

@@ -19,7 +19,7 @@ use super::limits::{MAX_CALL_SLOTS, RuntimeLimits};
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// Shadow calls that may run at once across all plugins: they have call slots of their own, so
 /// a candidate starved of CPU never holds a slot a serving call waits for.
-pub const SHADOW_SLOTS: usize = 8;
+pub const SHADOW_SLOTS: usize = 16;
 /// Instances that may exist at once (each call holds one, so no more calls than this run).
 const POOL_INSTANCES: u32 = (MAX_CALL_SLOTS + SHADOW_SLOTS) as u32;
 /// Memory per pooled instance kept resident between calls. A fresh instance whose working set

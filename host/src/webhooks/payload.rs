@@ -50,7 +50,17 @@ pub fn render(facts: &EventFacts<'_>) -> String {
         }
         "plugin" => {
             let mut plugin = json!({ "name": entry.target });
-            for field in ["digest", "error", "serving_digest", "previous_digest", "world"] {
+            let fields = [
+                "digest",
+                "error",
+                "serving_digest",
+                "previous_digest",
+                "world",
+                "to_digest",
+                "reason",
+                "forced",
+            ];
+            for field in fields {
                 if let Some(value) = detail.get(field) {
                     plugin[field] = value.clone();
                 }

@@ -22,7 +22,7 @@ impl Default for RolloutSettings {
     fn default() -> Self {
         Self {
             sample_rate: 1.0,
-            shadow_concurrency: 1,
+            shadow_concurrency: 8,
             gate: Gate::default(),
             rollback: RollbackBudget::default(),
         }

@@ -200,38 +200,64 @@ impl Shadow {
     }
 }
 
+/// A shadow call handed to the shadow thread.
+type Job = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How often the shadow thread picks up the calls handed to it: handing one over is a push onto
+/// a queue, so the request path never pays for waking another thread.
+const PICKUP_TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The thread shadow calls run on: one current-thread runtime at idle CPU priority, so that a
 /// candidate only ever uses CPU the request path leaves idle. It stops when dropped.
 pub struct ShadowRunner {
-    handle: tokio::runtime::Handle,
+    queue: Arc<Mutex<Vec<Job>>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl ShadowRunner {
     /// Starts the thread.
     pub fn start() -> std::io::Result<Self> {
-        let (ready, handle) = std::sync::mpsc::channel();
+        let queue: Arc<Mutex<Vec<Job>>> = Arc::default();
+        let (ready, started) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let jobs = queue.clone();
         std::thread::Builder::new().name("rdev-shadow".into()).spawn(move || {
             lower_priority();
-            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => {
-                    let _ = ready.send(Ok(runtime.handle().clone()));
-                    let _ = runtime.block_on(stopped);
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                }
-            }
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => return drop(ready.send(Err(e))),
+            };
+            let _ = ready.send(Ok(()));
+            runtime.block_on(pick_up(jobs, stopped));
         })?;
-        let handle = handle
+        started
             .recv()
             .map_err(|_| std::io::Error::other("the shadow thread ended at once"))??;
-        Ok(Self { handle, _stop: stop })
+        Ok(Self { queue, _stop: stop })
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.handle.spawn(task);
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::pin(task));
+    }
+}
+
+/// Runs the calls handed over, every tick, until the runner is dropped.
+async fn pick_up(queue: Arc<Mutex<Vec<Job>>>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(PICKUP_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            _ = tick.tick() => {
+                let jobs = std::mem::take(&mut *queue.lock().unwrap_or_else(|e| e.into_inner()));
+                for job in jobs {
+                    tokio::spawn(job);
+                }
+            }
+        }
     }
 }
 
