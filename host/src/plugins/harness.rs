@@ -41,12 +41,7 @@ pub fn world_of(fixture: &Fixture) -> World {
 /// `config`: the chains' own code judges through it, as the gateway's `POST …/explain` does.
 pub async fn chain_of(file: &Path, world: World, config: serde_json::Value) -> anyhow::Result<super::Policies> {
     let runtime = Runtime::new(EngineOptions::default())?;
-    let cache_dir = tempfile::tempdir()?;
-    let cache = Arc::new(ArtifactCache::open(
-        cache_dir.path(),
-        runtime.engine(),
-        &CacheKey::ephemeral(),
-    )?);
+    let (_cache_dir, cache) = throwaway_cache(&runtime)?;
     let mut manifest = PluginManifest::new("under-test", world, &file.display().to_string(), 0);
     manifest.config = config;
     let wasm = std::fs::read(file)?;
@@ -74,6 +69,14 @@ pub async fn chain_of(file: &Path, world: World, config: serde_json::Value) -> a
     Ok(super::Policies::new(chains))
 }
 
+/// An artifact cache that lives as long as its directory, this run: nothing on disk needs to be
+/// trusted.
+fn throwaway_cache(runtime: &Runtime) -> anyhow::Result<(tempfile::TempDir, Arc<ArtifactCache>)> {
+    let dir = tempfile::tempdir()?;
+    let cache = ArtifactCache::open(dir.path(), runtime.engine(), &CacheKey::ephemeral())?;
+    Ok((dir, Arc::new(cache)))
+}
+
 /// Runs `fixture` against the component in `file`.
 pub fn run(file: &Path, fixture_source: &str, fixture: &Fixture) -> anyhow::Result<Report> {
     let mut subject = ComponentSubject::new(file, world_of(fixture))?;
@@ -85,13 +88,7 @@ impl ComponentSubject {
     pub fn new(file: &Path, world: World) -> anyhow::Result<Self> {
         let executor = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let runtime = executor.block_on(async { Runtime::new(EngineOptions::default()) })?;
-        let cache_dir = tempfile::tempdir()?;
-        // The cache lives as long as this run: nothing on disk needs to be trusted.
-        let cache = Arc::new(ArtifactCache::open(
-            cache_dir.path(),
-            runtime.engine(),
-            &CacheKey::ephemeral(),
-        )?);
+        let (cache_dir, cache) = throwaway_cache(&runtime)?;
         Ok(Self {
             file: file.to_owned(),
             world,
