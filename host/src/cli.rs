@@ -1,8 +1,13 @@
-//! Command line: `rdev serve`, `rdev keys create`, `rdev plugins test|keygen|sign`. Every option has an `RDEV_*` environment
+//! Command line: `rdev serve`, `rdev run` (a client of a running gateway), `rdev keys create`,
+//! `rdev plugins test|keygen|sign`. Every option has an `RDEV_*` environment
 //! equivalent; flags override the environment, which overrides the config file.
 
+mod api;
+mod client;
 mod explain;
+mod run;
 mod signing;
+mod sse;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +48,15 @@ struct CommonArgs {
 enum Command {
     /// Runs the gateway.
     Serve(ServeArgs),
+    /// Runs a command in a project through a gateway and prints its output live; exits with its
+    /// exit code (124 timed out, 125 interrupted, 126 refused, 130 cancelled).
+    Run(run::RunArgs),
+    /// The projects the key can see.
+    Projects(api::Common),
+    /// A project's commands: list, show, cancel.
+    Commands(api::CommandsArgs),
+    /// The audit log.
+    Audit(api::AuditArgs),
     /// Manages API keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -65,6 +79,10 @@ enum PluginsCommand {
     Keygen(signing::KeygenArgs),
     /// Signs a component with a private key, writing the detached signature `<file>.sig`.
     Sign(signing::SignArgs),
+    /// Every plugin's state, digest, counters and last error, from a gateway.
+    Status(api::Common),
+    /// Makes a gateway re-read its plugin list and files now.
+    Reload(api::Common),
 }
 
 #[derive(Debug, Args)]
@@ -104,8 +122,12 @@ struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Creates a key and prints its token alone on stdout.
+    /// Creates a key directly in the database and prints its token alone on stdout.
     Create(CreateKeyArgs),
+    /// The keys, through the API (admin).
+    List(api::Common),
+    /// Revokes a key through the API (admin).
+    Revoke(api::RevokeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +243,14 @@ fn test_plugin(args: PluginTestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs a client subcommand on a runtime of its own.
+fn client(call: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(call)
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -252,6 +282,15 @@ pub fn main() -> ExitCode {
         Command::Plugins(PluginsCommand::Sign(args)) => signing::sign(args),
         // The guardian reads no configuration: nothing may keep it from starting.
         Command::Reaper => return crate::exec::guardian::run(),
+        // Clients: they read the gateway's URL and a token, not the gateway's configuration.
+        Command::Run(args) => return run::main(args),
+        Command::Projects(common) => client(api::projects(common)),
+        Command::Commands(args) => client(api::commands(args)),
+        Command::Audit(args) => client(api::audit(args)),
+        Command::Keys(KeysCommand::List(common)) => client(api::keys(common)),
+        Command::Keys(KeysCommand::Revoke(args)) => client(api::revoke(args)),
+        Command::Plugins(PluginsCommand::Status(common)) => client(api::plugins(common, false)),
+        Command::Plugins(PluginsCommand::Reload(common)) => client(api::plugins(common, true)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ mod claude_cli;
 mod claude_items;
 mod claude_runs;
 mod cli;
+mod cli_client;
 mod commands;
 mod common;
 mod deploy;

@@ -439,7 +439,40 @@ async fn a_crash_mid_stream_never_contradicts_what_was_streamed(db: Db) {
     assert_eq!(seqs(&replay), (1..=n).collect::<Vec<_>>());
 }
 
+/// The `end` event says why a command ended as it did, live and in a replay, the same as the
+/// command's record.
+async fn the_end_event_carries_the_reason(db: Db) {
+    let gw = Gateway::start(db, "").await;
+    let (status, cmd) = gw
+        .post(
+            "/v1/projects/demo/commands",
+            json!({"kind": "shell", "script": "echo started; sleep 30", "timeout_secs": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{cmd}");
+    let id = cmd["id"].as_str().unwrap();
+    let live = SseStream::open(&stream_url(&gw, id), &gw.admin_token, None)
+        .await
+        .collect()
+        .await;
+    assert_ends(&live, "timed_out");
+    let end = live.last().unwrap();
+    let stored = gw.command(id).await;
+    assert!(stored["reason"].as_str().is_some_and(|r| !r.is_empty()), "{stored}");
+    assert_eq!(end.data["reason"], stored["reason"], "{end:?}");
+    let replay = collect_whole(&stream_url(&gw, id), &gw.admin_token).await;
+    assert_eq!(replay.last(), live.last());
+    let plain = gw.shell("demo", "exit 3").await;
+    gw.wait_done(&plain).await;
+    let events = collect_whole(&stream_url(&gw, &plain), &gw.admin_token).await;
+    assert_eq!(
+        events.last().unwrap().data,
+        json!({"state": "failed", "exit_code": 3, "reason": gw.command(&plain).await["reason"]})
+    );
+}
+
 crate::on_both_databases!(
+    the_end_event_carries_the_reason,
     a_crash_mid_stream_never_contradicts_what_was_streamed,
     resuming_after_an_event_id_replays_exactly_the_later_events,
     a_malformed_last_event_id_is_a_bad_request,

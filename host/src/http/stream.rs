@@ -220,8 +220,8 @@ impl Follower {
                         }
                     }
                 }
-                if let Some((state, exit_code)) = ended {
-                    yield end_event(state, exit_code);
+                if let Some((state, exit_code, reason)) = ended {
+                    yield end_event(state, exit_code, reason.as_deref());
                     return;
                 }
                 loop {
@@ -239,9 +239,12 @@ impl Follower {
         }
     }
 
-    async fn terminal_state(&self) -> StoreResult<Option<(CommandState, Option<i32>)>> {
+    /// The command's terminal state, exit code and reason, if it has ended.
+    async fn terminal_state(&self) -> StoreResult<Option<(CommandState, Option<i32>, Option<String>)>> {
         let cmd = self.state.store.get_command(&self.id).await?;
-        Ok(cmd.filter(|c| c.state.is_terminal()).map(|c| (c.state, c.exit_code)))
+        Ok(cmd
+            .filter(|c| c.state.is_terminal())
+            .map(|c| (c.state, c.exit_code, c.reason)))
     }
 
     /// Waits for the next live event, or for the key to stop being valid.

@@ -112,8 +112,14 @@ pub(super) fn output_event(chunk: &OutputChunk) -> Bytes {
     out.into()
 }
 
-pub(super) fn end_event(state: CommandState, exit_code: Option<i32>) -> Bytes {
-    single_event("end", &serde_json::json!({ "state": state, "exit_code": exit_code }))
+/// The last event of a command's stream: its terminal state, exit code, and the reason it
+/// ended as it did (`claude` not installed, timed out after 60 s…), so that a client needs no
+/// second call to say why.
+pub(super) fn end_event(state: CommandState, exit_code: Option<i32>, reason: Option<&str>) -> Bytes {
+    single_event(
+        "end",
+        &serde_json::json!({ "state": state, "exit_code": exit_code, "reason": reason }),
+    )
 }
 
 pub(super) fn error_event(code: &str, message: &str) -> Bytes {
