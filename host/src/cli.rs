@@ -5,6 +5,7 @@
 mod api;
 mod client;
 mod explain;
+mod profile;
 mod run;
 mod signing;
 mod sse;
@@ -51,6 +52,9 @@ enum Command {
     /// Runs a command in a project through a gateway and prints its output live; exits with its
     /// exit code (124 timed out, 125 interrupted, 126 refused, 130 cancelled).
     Run(run::RunArgs),
+    /// Saves the gateway's URL and a token (asked for, never echoed) in a profile (mode 0600)
+    /// for the client subcommands.
+    Login(profile::LoginArgs),
     /// The projects the key can see.
     Projects(api::Common),
     /// A project's commands: list, show, cancel.
@@ -284,6 +288,7 @@ pub fn main() -> ExitCode {
         Command::Reaper => return crate::exec::guardian::run(),
         // Clients: they read the gateway's URL and a token, not the gateway's configuration.
         Command::Run(args) => return run::main(args),
+        Command::Login(args) => profile::login(args),
         Command::Projects(common) => client(api::projects(common)),
         Command::Commands(args) => client(api::commands(args)),
         Command::Audit(args) => client(api::audit(args)),

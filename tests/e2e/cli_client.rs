@@ -179,6 +179,10 @@ async fn the_api_subcommands_print_tables_or_json_and_the_apis_errors() {
         err.contains("already ended") && err.contains("request"),
         "the API's message and request id: {err}"
     );
+    let (code, out, err) = rdev(&["commands", "logs", &id]);
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{err}");
+    let (code, out, _) = rdev(&["commands", "logs", "--follow", &id]);
+    assert_eq!((code, out.as_str()), (0, "hi\n"));
     let (code, out, _) = rdev(&["plugins", "status"]);
     assert_eq!(code, 0);
     assert!(out.contains("shell-sanitizer") && out.contains("active"), "{out}");
@@ -204,5 +208,61 @@ async fn the_api_subcommands_print_tables_or_json_and_the_apis_errors() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no API key"),
         "a missing token is named"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdev_login_keeps_the_token_in_a_private_profile_and_never_prints_it() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let gw = Gateway::start(Db::Sqlite, "").await;
+    let config = tempfile::tempdir().unwrap();
+    let mut login = std::process::Command::new(binary())
+        .args(["login", "--url", &gw.url])
+        .env("XDG_CONFIG_HOME", config.path())
+        .env_remove("RDEV_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(gw.admin_token.as_bytes())
+        .unwrap();
+    let out = login.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        !printed.contains(&gw.admin_token),
+        "the token is never echoed: {printed}"
+    );
+    let profile = config.path().join("rdev/profile.toml");
+    let mode = std::fs::metadata(&profile).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the profile is private");
+    let out = std::process::Command::new(binary())
+        .args(["projects", "-o", "json"])
+        .env("XDG_CONFIG_HOME", config.path())
+        .env_remove("RDEV_TOKEN")
+        .env_remove("RDEV_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("demo"));
+    let mut wrong = std::process::Command::new(binary())
+        .args(["login", "--url", &gw.url])
+        .env("XDG_CONFIG_HOME", config.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wrong.stdin.take().unwrap().write_all(b"rdev_key_wrong").unwrap();
+    let out = wrong.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a refused token is not saved");
+    assert!(
+        std::fs::read_to_string(&profile).unwrap().contains(&gw.admin_token),
+        "the old profile stays"
     );
 }

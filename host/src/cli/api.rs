@@ -1,4 +1,4 @@
-//! The client subcommands over the API: `rdev projects`, `rdev commands list|show|cancel`,
+//! The client subcommands over the API: `rdev projects`, `rdev commands list|show|cancel|logs`,
 //! `rdev keys list|revoke`, `rdev plugins status|reload`, `rdev audit`. Human tables by default,
 //! `--output json` for scripts; errors show the API's message and request id.
 
@@ -59,6 +59,14 @@ pub(super) enum CommandsCommand {
     Cancel {
         /// Its id.
         id: String,
+    },
+    /// Prints a command's output (stdout to stdout, stderr to stderr).
+    Logs {
+        /// Its id.
+        id: String,
+        /// Keeps printing until the command ends, resuming after dropped connections.
+        #[arg(long, short = 'f')]
+        follow: bool,
     },
 }
 
@@ -188,6 +196,7 @@ pub(super) async fn commands(args: CommandsArgs) -> anyhow::Result<()> {
             let path = format!("/v1/commands/{id}/cancel");
             show(&common, Method::POST, &path, "", &COMMAND_COLUMNS).await
         }
+        CommandsCommand::Logs { id, follow } => super::run::logs(&Client::new(&common.client)?, &id, follow).await,
     }
 }
 

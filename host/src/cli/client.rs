@@ -6,12 +6,15 @@ use clap::Args;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+/// The gateway's address when nothing names one: `rdev serve`'s default.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
 /// Where the gateway is and who calls it.
 #[derive(Debug, Clone, Args)]
 pub(super) struct ClientArgs {
-    /// The gateway's URL.
-    #[arg(long, env = "RDEV_URL", default_value = "http://127.0.0.1:8080", global = true)]
-    url: String,
+    /// The gateway's URL (default: the profile's, else http://127.0.0.1:8080).
+    #[arg(long, env = "RDEV_URL", global = true)]
+    url: Option<String>,
     /// An API key's token.
     #[arg(long, env = "RDEV_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
@@ -58,16 +61,23 @@ impl CallFailed {
 }
 
 impl Client {
-    /// A client from the arguments; a token is required.
+    /// A client from the arguments, else the profile `rdev login` saved; a token is required.
     pub(super) fn new(args: &ClientArgs) -> anyhow::Result<Self> {
-        let token = args.token.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
-            anyhow::anyhow!("no API key: set RDEV_TOKEN or pass --token (create one with `rdev keys create`)")
+        let saved = super::profile::load()?;
+        let token = args.token.clone().or(saved.token).filter(|t| !t.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("no API key: set RDEV_TOKEN, pass --token or run `rdev login` (create a key with `rdev keys create`)")
         })?;
-        Ok(Self {
+        let url = args.url.clone().or(saved.url).unwrap_or_else(|| DEFAULT_URL.to_owned());
+        Ok(Self::with(&url, &token))
+    }
+
+    /// A client of `url` with `token`.
+    pub(super) fn with(url: &str, token: &str) -> Self {
+        Self {
             http: crate::http_client(),
-            url: args.url.trim_end_matches('/').to_owned(),
-            token,
-        })
+            url: url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        }
     }
 
     /// A request to `path`, authenticated.

@@ -253,6 +253,39 @@ async fn follow(client: &Client, id: &str, queued: bool) -> anyhow::Result<u8> {
     }
 }
 
+/// How long `rdev commands logs` without `--follow` waits for more of a running command's output
+/// once the stored output has arrived.
+const LOGS_QUIET: Duration = Duration::from_millis(500);
+
+/// `rdev commands logs ID [--follow]`: the command's output so far, or (following) to its end.
+pub(super) async fn logs(client: &Client, id: &str, follow_it: bool) -> anyhow::Result<()> {
+    if follow_it {
+        follow(client, id, false).await?;
+        return Ok(());
+    }
+    let response = client
+        .request(Method::GET, &format!("/v1/commands/{id}/stream"))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        let code = response.status();
+        let body: Value = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+        anyhow::bail!(
+            "{} (HTTP {code})",
+            body["error"]["message"].as_str().unwrap_or("the stream failed")
+        );
+    }
+    let mut events = std::pin::pin!(sse::events(response));
+    let mut last = None;
+    // The stored output comes at once; a running command's live output after it is not waited for.
+    while let Ok(Some(event)) = tokio::time::timeout(LOGS_QUIET, events.next()).await {
+        if handle(&event?, &mut last)?.is_some() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// One event: output is written out, the end gives the exit code.
 fn handle(event: &sse::Event, last: &mut Option<String>) -> anyhow::Result<Option<Ended>> {
     let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
