@@ -68,7 +68,7 @@ fn parse_last_event_id(headers: &HeaderMap, params: &StreamParams) -> Result<i64
     params(("id" = String, Path, description = "Command id"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this sequence number"),
            StreamParams),
-    responses((status = 200, content_type = "text/event-stream", description = "`output` events (id = seq) and, for `claude` runs, `claude` events (typed: init, text, tool_use, tool_decision, tool_result, result) in the same sequence; then one `end` event; comment lines as heartbeats"),
+    responses((status = 200, content_type = "text/event-stream", description = "`output` events (id = seq) and, for `claude` runs, `claude` events (typed: init, text, tool_use, tool_decision, tool_result, result) in the same sequence; then one `end` event (`{\"state\", \"exit_code\", \"reason\"}`: why it ended so); comment lines as heartbeats"),
               (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
               (status = 429, description = "The key holds as many open streams as its tier allows", body = super::error::ErrorBody)))]
 pub async fn stream_output(
