@@ -303,6 +303,58 @@ async fn internal_targets_are_refused_at_registration(db: Db) {
     );
 }
 
+/// A rollback is an event: a subscription to `plugin.rolled_back` gets it with the digests and
+/// the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_is_delivered_as_an_event() {
+    use crate::common::plugins::{default_plugin, entry, sanitizer, test_plugin};
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("probe.wasm");
+    std::fs::copy(test_plugin("probe_version_a"), &file).unwrap();
+    let plugins = [
+        sanitizer(
+            "probe",
+            std::path::Path::new("probe.wasm"),
+            "[plugins.rollout.rollback]\nmax_traps = 0",
+        ),
+        entry(
+            "generic-formatter",
+            "webhook-formatter",
+            &default_plugin("generic_formatter"),
+            "",
+        ),
+    ]
+    .concat();
+    let extra = format!(
+        "plugins_dir = {:?}\n{}{plugins}",
+        dir.display().to_string(),
+        config("[0.2]")
+    );
+    let gw = Gateway::start_with_plugins(Db::Sqlite, &extra).await;
+    let (receiver, url) = Receiver::start(&[]).await;
+    let body = json!({"url": url, "events": ["plugin.rolled_back"], "formatter": "generic-formatter"});
+    subscribe(&gw, body).await;
+    std::fs::copy(test_plugin("flaky_trap"), &file).unwrap();
+    let (_, report) = gw.post("/v1/plugins/reload", json!({})).await;
+    assert_eq!(report["loaded"], json!(["probe"]), "{report}");
+    let (status, _) = gw
+        .post(
+            "/v1/projects/demo/commands",
+            json!({"kind": "shell", "script": "echo 10"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the trap is refused and breaks the budget"
+    );
+    wait_until(Duration::from_secs(60), || async { !receiver.got().is_empty() }).await;
+    let event: Value = serde_json::from_slice(&receiver.got()[0].body).unwrap();
+    let text = event.to_string();
+    assert!(text.contains("plugin.rolled_back") && text.contains("probe"), "{text}");
+    assert!(text.contains("1 traps"), "the reason is delivered: {text}");
+}
+
 crate::on_both_databases!(
     command_events_reach_slack_signed_and_verified,
     a_failing_receiver_is_retried_until_it_recovers_and_410_disables,
