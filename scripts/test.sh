@@ -28,6 +28,14 @@ need_program bash bash
 # which Debian ships in its prometheus package.
 need_program promtool prometheus
 
+# The web console is tested in a real browser: Debian's Chromium driven through WebDriver
+# (chromedriver) by Python's selenium (tests/e2e/console.rs).
+need_program chromium chromium
+need_program chromedriver chromium-driver
+if ! python3 -c 'import selenium' 2>/dev/null; then
+  python3 -m pip install --quiet selenium
+fi
+
 # The OpenAPI document is checked by the reference validator.
 if ! command -v openapi-spec-validator >/dev/null; then
   python3 -m pip install --quiet openapi-spec-validator

@@ -4,6 +4,7 @@
 mod audit;
 mod claude;
 mod commands;
+mod console;
 pub mod context;
 pub mod error;
 mod explain;
@@ -181,6 +182,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send>) -> axum::response::Response 
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = router_parts();
     routes
+        .merge(console::routes())
         .layer(Extension(Arc::new(doc)))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

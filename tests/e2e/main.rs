@@ -11,6 +11,7 @@ mod cli;
 mod cli_client;
 mod commands;
 mod common;
+mod console;
 mod deploy;
 mod durability;
 mod edge;

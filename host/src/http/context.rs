@@ -107,12 +107,39 @@ impl From<Exceeded> for (ApiError, Option<Budget>) {
 /// Authenticates a request's bearer token, used from `ip`, unless the client's network failed
 /// too often lately (then its token is not even looked at).
 pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> Result<Principal, Refused> {
-    state.limits.admit_client(ip)?;
-    let token = headers
+    authenticate_token(state, bearer(headers), ip).await
+}
+
+/// The bearer token of a request.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .map(str::trim)
+}
+
+/// The console's session cookie, accepted only on `GET` of an output stream: `EventSource`
+/// cannot send a header, and a stream changes nothing (the cookie is `SameSite=Strict` too).
+fn stream_cookie<'a>(route: &str, method: &axum::http::Method, headers: &'a HeaderMap) -> Option<&'a str> {
+    if route != "/v1/commands/{id}/stream" || method != axum::http::Method::GET {
+        return None;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == super::console::SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// Authenticates `token` (none: refused as missing), used from `ip`, unless the client's network
+/// failed too often lately.
+async fn authenticate_token(state: &AppState, token: Option<&str>, ip: IpAddr) -> Result<Principal, Refused> {
+    state.limits.admit_client(ip)?;
     let outcome = match token {
         Some(token) => state.auth.authenticate(token, ip).await,
         None => Err(AuthError::Missing),
@@ -134,7 +161,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap, ip: IpAddr) -> 
 async fn authenticated(state: &AppState, route: &str, req: Request, next: Next) -> Response {
     let ip = client_address(state, req.headers(), req.extensions());
     let span = tracing::info_span!(target: traces::TARGET, "authenticate", rdev.key_id = tracing::field::Empty);
-    let authenticated = authenticate(state, req.headers(), ip).instrument(span.clone()).await;
+    let token = bearer(req.headers()).or_else(|| stream_cookie(route, req.method(), req.headers()));
+    let authenticated = authenticate_token(state, token, ip).instrument(span.clone()).await;
     if let Ok(principal) = &authenticated {
         span.record("rdev.key_id", principal.key.id.as_str());
     }

@@ -12,7 +12,8 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// Adds the security headers. A handler's own `Cache-Control` (the output streams') is kept;
+/// Adds the security headers. A handler's own `Cache-Control` (the output streams') and
+/// Content-Security-Policy (the console's) are kept;
 /// everything else must not be stored by caches, since API answers depend on the key.
 pub fn secure(headers: &mut HeaderMap, hsts: bool) {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -20,10 +21,10 @@ pub fn secure(headers: &mut HeaderMap, hsts: bool) {
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // The console's pages carry their own policy; everything else renders nothing.
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     if hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
