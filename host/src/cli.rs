@@ -154,6 +154,24 @@ struct CreateKeyArgs {
     /// Rate-limit tier, one of the configured `[limits.tiers]` (default: `default`).
     #[arg(long)]
     rate_limit_tier: Option<String>,
+    /// Creates the key through a running gateway's API (with `RDEV_URL` and an admin's
+    /// `RDEV_TOKEN`, or the profile) instead of in the database.
+    #[arg(long)]
+    api: bool,
+    #[command(flatten)]
+    client: client::ClientArgs,
+}
+
+impl CreateKeyArgs {
+    /// The scopes asked for: `--admin` and every `--scope`.
+    fn scopes(&self) -> anyhow::Result<Vec<String>> {
+        let mut scopes = self.scopes.clone();
+        if self.admin {
+            scopes.push("admin".into());
+        }
+        anyhow::ensure!(!scopes.is_empty(), "give --admin or at least one --scope");
+        Ok(scopes)
+    }
 }
 
 impl CommonArgs {
@@ -194,13 +212,26 @@ fn serve(mut config: Config, args: ServeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(crate::app::serve(config))
 }
 
+/// `rdev keys create --api`: the same key, made by the gateway; the token alone on stdout.
+async fn create_key_via_api(args: CreateKeyArgs) -> anyhow::Result<()> {
+    let client = client::Client::new(&args.client)?;
+    let body = serde_json::json!({
+        "name": args.name,
+        "scopes": args.scopes()?,
+        "projects": (!args.projects.is_empty()).then_some(&args.projects),
+        "allowed_cidrs": (!args.cidrs.is_empty()).then_some(&args.cidrs),
+        "rate_limit_tier": args.rate_limit_tier,
+    });
+    let created = client
+        .send(client.request(reqwest::Method::POST, "/v1/keys").json(&body))
+        .await?;
+    println!("{}", created["token"].as_str().unwrap_or_default());
+    Ok(())
+}
+
 fn create_key(config: Config, args: CreateKeyArgs) -> anyhow::Result<()> {
     config.validate()?;
-    let mut scopes = args.scopes;
-    if args.admin {
-        scopes.push("admin".into());
-    }
-    anyhow::ensure!(!scopes.is_empty(), "give --admin or at least one --scope");
+    let scopes = args.scopes()?;
     if let Some(tier) = &args.rate_limit_tier {
         anyhow::ensure!(config.limits.has_tier(tier), "`{tier}` is not a tier in [limits.tiers]");
     }
@@ -280,6 +311,7 @@ pub fn main() -> ExitCode {
             telemetry.shutdown();
             served
         }),
+        Command::Keys(KeysCommand::Create(args)) if args.api => client(create_key_via_api(args)),
         Command::Keys(KeysCommand::Create(args)) => load(false).and_then(|(config, _)| create_key(config, args)),
         Command::Plugins(PluginsCommand::Test(args)) => load(false).and_then(|_| test_plugin(args)),
         Command::Plugins(PluginsCommand::Keygen(args)) => signing::keygen(args),
