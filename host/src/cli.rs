@@ -83,10 +83,20 @@ enum PluginsCommand {
     Keygen(signing::KeygenArgs),
     /// Signs a component with a private key, writing the detached signature `<file>.sig`.
     Sign(signing::SignArgs),
+    /// Writes the default plugins' components, carried in this binary, into a directory (for
+    /// `plugins_dir`; then `default_plugins = true` adds your own entries to them).
+    Defaults(DefaultsArgs),
     /// Every plugin's state, digest, counters and last error, from a gateway.
     Status(api::Common),
     /// Makes a gateway re-read its plugin list and files now.
     Reload(api::Common),
+}
+
+#[derive(Debug, Args)]
+struct DefaultsArgs {
+    /// The directory to write them into.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +288,15 @@ fn test_plugin(args: PluginTestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn write_default_plugins(dir: &std::path::Path) -> anyhow::Result<()> {
+    let written = crate::plugins::embedded::write_defaults(dir)
+        .with_context(|| format!("cannot write into {}", dir.display()))?;
+    for file in written {
+        println!("{}", file.display());
+    }
+    Ok(())
+}
+
 /// Runs a client subcommand on a runtime of its own.
 fn client(call: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
@@ -315,6 +334,7 @@ pub fn main() -> ExitCode {
         Command::Keys(KeysCommand::Create(args)) => load(false).and_then(|(config, _)| create_key(config, args)),
         Command::Plugins(PluginsCommand::Test(args)) => load(false).and_then(|_| test_plugin(args)),
         Command::Plugins(PluginsCommand::Keygen(args)) => signing::keygen(args),
+        Command::Plugins(PluginsCommand::Defaults(args)) => write_default_plugins(&args.out),
         Command::Plugins(PluginsCommand::Sign(args)) => signing::sign(args),
         // The guardian reads no configuration: nothing may keep it from starting.
         Command::Reaper => return crate::exec::guardian::run(),

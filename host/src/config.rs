@@ -55,6 +55,10 @@ pub struct Config {
     /// The plugins (`[[plugins]]` entries); absent means the default plugins. Changes to this
     /// list in the config file take effect without a restart.
     pub plugins: Option<Vec<PluginManifest>>,
+    /// Whether the default plugins load too: by default only when no `[[plugins]]` entry is
+    /// given. With `true`, the entries are added to the defaults, and an entry named like a
+    /// default replaces it (to configure it).
+    pub default_plugins: Option<bool>,
     /// Milliseconds the plugin directory and config file must be quiet before a reload.
     pub plugins_debounce_ms: u64,
     /// Bounds of the plugin runtime: call slots, waiting for one, plugin file size and load time.
@@ -205,6 +209,7 @@ impl Default for Config {
             replicas: ReplicasConfig::default(),
             plugins_dir: PathBuf::from(env!("RDEV_DEFAULT_PLUGINS_DIR")),
             plugins: None,
+            default_plugins: None,
             plugins_debounce_ms: 200,
             plugin_runtime: RuntimeLimits::default(),
             plugin_trust: TrustConfig::default(),
@@ -263,19 +268,23 @@ impl Config {
     /// The plugin manifests in effect: the configured ones, or the defaults (whose discovery
     /// then reads the Kubernetes backend's label prefix).
     pub fn plugin_manifests(&self) -> Vec<PluginManifest> {
-        self.plugins.clone().unwrap_or_else(|| {
-            let mut defaults = manifest::defaults();
-            let prefix = &self.backend.kubernetes.label_prefix;
-            if *prefix != KubernetesConfig::default().label_prefix {
-                for discovery in defaults
-                    .iter_mut()
-                    .filter(|m| m.world == manifest::World::ProjectDiscovery)
-                {
-                    discovery.config = serde_json::json!({ "prefix": prefix });
-                }
+        let listed = self.plugins.clone().unwrap_or_default();
+        if !self.default_plugins.unwrap_or(self.plugins.is_none()) {
+            return listed;
+        }
+        let mut defaults = manifest::defaults();
+        let prefix = &self.backend.kubernetes.label_prefix;
+        if *prefix != KubernetesConfig::default().label_prefix {
+            for discovery in defaults
+                .iter_mut()
+                .filter(|m| m.world == manifest::World::ProjectDiscovery)
+            {
+                discovery.config = serde_json::json!({ "prefix": prefix });
             }
-            defaults
-        })
+        }
+        defaults.retain(|d| !listed.iter().any(|m| m.name == d.name));
+        defaults.extend(listed);
+        defaults
     }
 
     /// The project sections, for the project registry.
@@ -369,6 +378,30 @@ mod tests {
         let (_, s) = cfg.project_config().settings_of("demo");
         assert_eq!(s.max_concurrent_commands, 2);
         assert_eq!(s.default_timeout_secs, 600);
+    }
+
+    #[test]
+    fn plugins_can_be_added_to_the_defaults_or_replace_them() {
+        let entry = "[[plugins]]\nname = \"probe\"\nworld = \"command-sanitizer\"\nfile = \"probe.wasm\"\n";
+        let names = |toml_text: &str| -> Vec<String> {
+            let cfg: Config = toml::from_str(toml_text).unwrap();
+            cfg.plugin_manifests().into_iter().map(|m| m.name).collect()
+        };
+        assert_eq!(names(entry), ["probe"], "entries replace the defaults");
+        let both = names(&format!("default_plugins = true\n{entry}"));
+        assert_eq!(both.len(), manifest::defaults().len() + 1, "{both:?}");
+        assert!(both.contains(&"probe".to_owned()) && both.contains(&"shell-sanitizer".to_owned()));
+        let configured = "default_plugins = true\n[[plugins]]\nname = \"shell-sanitizer\"\n\
+            world = \"command-sanitizer\"\nfile = \"shell_sanitizer.wasm\"\norder = 5\n";
+        let cfg: Config = toml::from_str(configured).unwrap();
+        let manifests = cfg.plugin_manifests();
+        assert_eq!(
+            manifests.len(),
+            manifest::defaults().len(),
+            "a default is replaced by its namesake"
+        );
+        assert_eq!(manifests.iter().find(|m| m.name == "shell-sanitizer").unwrap().order, 5);
+        assert!(names("default_plugins = false\n").is_empty());
     }
 
     #[test]

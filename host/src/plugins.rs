@@ -8,6 +8,7 @@ mod call_state;
 pub mod compat;
 mod convert;
 mod cpu_meter;
+pub mod embedded;
 mod file;
 pub mod harness;
 mod inventory;

@@ -381,3 +381,33 @@ async fn swaps_under_load_fail_no_request() {
     }
     assert!(accepted > 0, "the load ran");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binarys_default_plugins_load_beside_an_own_one() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let out = std::process::Command::new(crate::common::binary())
+        .args(["plugins", "defaults", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(written, rdev::plugins::manifest::defaults().len());
+    std::fs::copy(test_plugin("probe_version_a"), dir.join("probe.wasm")).unwrap();
+    let extra = format!(
+        "plugins_dir = {:?}\ndefault_plugins = true\n{}",
+        dir.display().to_string(),
+        sanitizer("probe", std::path::Path::new("probe.wasm"), "")
+    );
+    let gw = Gateway::start_with_plugins(Db::Sqlite, &extra).await;
+    let (_, list) = gw.get("/v1/plugins").await;
+    let plugins = list["plugins"].as_array().unwrap();
+    assert_eq!(plugins.len(), written + 1, "{list}");
+    assert!(plugins.iter().all(|p| p["state"] == "active"), "{list}");
+    assert!(probe_reason(&gw, "echo probe").await.unwrap().contains("version a"));
+    let refused = probe_reason(&gw, "ls; rm -rf /").await.unwrap();
+    assert!(
+        refused.contains("shell-sanitizer"),
+        "the default sanitizer serves too: {refused}"
+    );
+}
