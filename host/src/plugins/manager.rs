@@ -278,10 +278,7 @@ impl PluginManager {
                 report.failed.push(ReloadFailure { plugin: name, error });
                 return;
             }
-            Ok((wasm, digest, signature)) => match self.verify(&wasm, signature.as_deref()) {
-                Ok(()) => self.load_version(manifest, wasm, digest).await,
-                Err(e) => Err(e),
-            },
+            Ok((wasm, digest, signature)) => self.load_version(manifest, wasm, digest, signature.as_deref()).await,
             Err(e) => Err(e),
         };
         match outcome {
@@ -363,7 +360,15 @@ impl PluginManager {
         }
     }
 
-    async fn load_version(&self, manifest: PluginManifest, wasm: Vec<u8>, digest: String) -> Result<Version, String> {
+    /// Loads a version of `manifest` from `wasm`, once its signature is checked.
+    async fn load_version(
+        &self,
+        manifest: PluginManifest,
+        wasm: Vec<u8>,
+        digest: String,
+        signature: Option<&[u8]>,
+    ) -> Result<Version, String> {
+        self.verify(&wasm, signature)?;
         let (runtime, cache) = (self.inner.runtime.clone(), self.inner.cache.clone());
         Version::load(runtime, cache, manifest, wasm, digest).await
     }

@@ -105,10 +105,9 @@ impl PluginManager {
             return Err(RolloutError::NoShadowCalls(name.to_owned(), manifest.world.as_str()));
         }
         let digest = crate::plugins::cache::digest(&wasm);
-        let loaded = match self.verify(&wasm, signature.as_deref()) {
-            Ok(()) => self.load_version(manifest, wasm.clone(), digest.clone()).await,
-            Err(e) => Err(e),
-        };
+        let loaded = self
+            .load_version(manifest, wasm.clone(), digest.clone(), signature.as_deref())
+            .await;
         let detail = serde_json::json!({ "digest": digest, "source": "upload" });
         match loaded {
             Ok(version) => {
@@ -210,10 +209,9 @@ impl PluginManager {
         if current.is_some_and(|s| s.digest() == digest && s.version.manifest == manifest) {
             return;
         }
-        let loaded = match self.verify(&wasm, signature.as_deref()) {
-            Ok(()) => self.load_version(manifest, wasm.clone(), digest.clone()).await,
-            Err(e) => Err(e),
-        };
+        let loaded = self
+            .load_version(manifest, wasm.clone(), digest.clone(), signature.as_deref())
+            .await;
         match loaded {
             Ok(version) => {
                 let source = CandidateSource::File {

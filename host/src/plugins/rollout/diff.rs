@@ -47,6 +47,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome as a sample shows it: a rewrite's env values and secrets taken out (it is
+    /// compared before, whole).
+    pub fn redacted(self) -> Self {
+        match self {
+            Outcome::Rewrite { command } => Outcome::Rewrite {
+                command: super::redact::command(&command),
+            },
+            other => other,
+        }
+    }
+
     fn lets_through(&self) -> Option<bool> {
         match self {
             Outcome::Allow | Outcome::Rewrite { .. } => Some(true),
@@ -318,6 +329,20 @@ mod tests {
         };
         assert_eq!(Comparison::of(&errors("a"), &errors("b")), Comparison::DifferentErrors);
         assert_eq!(Comparison::of(&errors("a"), &errors("a")), Comparison::Agree);
+    }
+
+    #[test]
+    fn a_rewrite_in_a_sample_shows_no_env_value() {
+        let mut command = match rewrite("API_TOKEN=s3cr3t make") {
+            Outcome::Rewrite { command } => command,
+            _ => unreachable!(),
+        };
+        command.env.insert("CI".into(), "hidden-value".into());
+        let shown = serde_json::to_string(&Outcome::Rewrite { command }.redacted()).unwrap();
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("hidden-value") && shown.contains("CI"),
+            "{shown}"
+        );
     }
 
     #[test]

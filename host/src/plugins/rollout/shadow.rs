@@ -145,8 +145,8 @@ impl Shadow {
             let sample = (comparison != Comparison::Agree).then(|| Disagreement {
                 at: crate::time::to_rfc3339(crate::time::now_ms()),
                 input: input(),
-                serving: served.outcome,
-                candidate,
+                serving: served.outcome.redacted(),
+                candidate: candidate.redacted(),
             });
             shadow
                 .lock()
