@@ -55,6 +55,18 @@ if [ ! -x "$CLAUDE_CLI_DIR/node_modules/.bin/claude" ]; then
 fi
 export RDEV_TEST_CLAUDE_CLI="$CLAUDE_CLI_DIR/node_modules/.bin/claude"
 
+# Plugins in Python and JavaScript are built by their languages' own tools (tests/e2e/authoring.rs):
+# componentize-py from PyPI, ComponentizeJS from npm (once per machine, in the user's cache).
+if [ "$(componentize-py --version 2>/dev/null)" != "componentize-py 0.25.1" ]; then
+  python3 -m pip install --quiet componentize-py==0.25.1
+fi
+COMPONENTIZE_JS_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/rdev-test/componentize-js"
+if [ ! -x "$COMPONENTIZE_JS_DIR/node_modules/.bin/componentize-js" ]; then
+  need_program npm npm
+  npm install --silent --no-audit --no-fund --prefix "$COMPONENTIZE_JS_DIR" @bytecodealliance/componentize-js@0.23.0 >/dev/null
+fi
+export PATH="$COMPONENTIZE_JS_DIR/node_modules/.bin:$PATH"
+
 if [ -z "${RDEV_TEST_DATABASE_URL:-}" ]; then
   start_postgres
   export RDEV_TEST_DATABASE_URL="$PG_URL"

@@ -62,6 +62,7 @@ fn plugin_settings(config: &Config) -> anyhow::Result<ManagerSettings> {
         cache_dir: config.data_dir.join("plugin-cache"),
         cache_secret: config.key_hash_secret_path(),
         plugins_dir: config.plugins_dir.clone(),
+        deployed_dir: config.data_dir.join("plugins"),
         manifests: config.plugin_manifests(),
         config_file: config.file.clone(),
         read_manifests: |path| {

@@ -1,8 +1,9 @@
 //! Command line: `rdev serve`, `rdev run` (a client of a running gateway), `rdev keys create`,
-//! `rdev plugins test|keygen|sign`. Every option has an `RDEV_*` environment
+//! `rdev plugins new|build|test|deploy|keygen|sign`. Every option has an `RDEV_*` environment
 //! equivalent; flags override the environment, which overrides the config file.
 
 mod api;
+mod authoring;
 mod client;
 mod explain;
 mod profile;
@@ -75,9 +76,21 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PluginsCommand {
+    /// Writes a plugin project for a world in Rust, Python or JavaScript: a plugin that builds
+    /// and passes its fixtures, the fixtures, the WIT, the SDK and a README.
+    New(authoring::NewArgs),
+    /// Builds a project's component with its language's tool (cargo, componentize-py,
+    /// componentize-js) into `dist/NAME.wasm`, and checks it implements the project's world.
+    Build(authoring::BuildArgs),
     /// Runs a fixture file (see the SDK's `fixtures` format) against a compiled component, with
-    /// the gateway's runtime, budgets and checks; exits non-zero when a case fails.
+    /// the gateway's runtime, budgets and checks; exits non-zero when a case fails. Given a
+    /// project directory: its built component and its `fixtures.json`.
     Test(PluginTestArgs),
+    /// Deploys a project (after its fixtures pass) or a component into a running gateway, in
+    /// addition to its configured plugins (admin key).
+    Deploy(authoring::DeployArgs),
+    /// Prints the config file's `[[plugins]]` entry for a project or a component.
+    Entry(authoring::TargetArgs),
     /// Makes an Ed25519 key pair for signing plugins: writes the private key to a file and
     /// prints the public key for `[plugin_trust] keys`.
     Keygen(signing::KeygenArgs),
@@ -101,10 +114,10 @@ struct DefaultsArgs {
 
 #[derive(Debug, Args)]
 struct PluginTestArgs {
-    /// The component (`.wasm`).
+    /// The component (`.wasm`), or a project directory.
     file: PathBuf,
-    /// The fixture file (JSON).
-    #[arg(long, required_unless_present = "command", conflicts_with = "command")]
+    /// The fixture file (JSON); for a project, its `fixtures.json` by default.
+    #[arg(long, conflicts_with = "command")]
     fixture: Option<PathBuf>,
     /// Instead of fixtures: a command body (as for `POST …/commands`) to explain through the
     /// component, a sanitizer or a validator, judged by the gateway's own chain code.
@@ -265,16 +278,25 @@ fn create_key(config: Config, args: CreateKeyArgs) -> anyhow::Result<()> {
 }
 
 fn test_plugin(args: PluginTestArgs) -> anyhow::Result<()> {
-    let Some(fixture) = args.fixture else {
-        let body = args.command.unwrap_or_default();
+    if let Some(body) = &args.command {
         let config = args.plugin_config.as_deref();
-        return runtime()?.block_on(explain::explain(&args.file, &body, config, &args.project, args.json));
+        return runtime()?.block_on(explain::explain(&args.file, body, config, &args.project, args.json));
+    }
+    let (component, fixture) = match args.fixture {
+        Some(fixture) => (args.file, fixture),
+        None if crate::authoring::Project::is_project(&args.file) => authoring::project_test_files(&args.file)?,
+        None => anyhow::bail!("give --fixture FILE or --command BODY (or a project directory)"),
     };
+    test_component(&component, &fixture, args.json)
+}
+
+/// Runs `fixture` against `component` and prints the report; an error when a case fails.
+fn test_component(component: &std::path::Path, fixture: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let source = fixture.display().to_string();
-    let text = std::fs::read_to_string(&fixture).with_context(|| format!("cannot read {source}"))?;
+    let text = std::fs::read_to_string(fixture).with_context(|| format!("cannot read {source}"))?;
     let fixture = rdev_plugin_sdk::fixtures::Fixture::parse(&text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
-    let report = crate::plugins::harness::run(&args.file, &source, &fixture)?;
-    if args.json {
+    let report = crate::plugins::harness::run(component, &source, &fixture)?;
+    if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("{report}");
@@ -333,6 +355,10 @@ pub fn main() -> ExitCode {
         Command::Keys(KeysCommand::Create(args)) if args.api => client(create_key_via_api(args)),
         Command::Keys(KeysCommand::Create(args)) => load(false).and_then(|(config, _)| create_key(config, args)),
         Command::Plugins(PluginsCommand::Test(args)) => load(false).and_then(|_| test_plugin(args)),
+        Command::Plugins(PluginsCommand::New(args)) => authoring::new(args),
+        Command::Plugins(PluginsCommand::Build(args)) => authoring::build(args),
+        Command::Plugins(PluginsCommand::Deploy(args)) => load(false).and_then(|_| authoring::deploy(args)),
+        Command::Plugins(PluginsCommand::Entry(args)) => authoring::entry(args),
         Command::Plugins(PluginsCommand::Keygen(args)) => signing::keygen(args),
         Command::Plugins(PluginsCommand::Defaults(args)) => write_default_plugins(&args.out),
         Command::Plugins(PluginsCommand::Sign(args)) => signing::sign(args),

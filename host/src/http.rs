@@ -6,6 +6,7 @@ mod claude;
 mod commands;
 mod console;
 pub mod context;
+mod deploy;
 pub mod error;
 mod explain;
 mod extract;
@@ -122,14 +123,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::list_plugins))
         .routes(routes!(plugins::reload_plugins))
         .merge(
-            // An upload is a component of up to `plugin_runtime.max_file_bytes`, which the
-            // handler enforces; the other two take no body.
+            // An upload (shadow or deployment) is a component of up to
+            // `plugin_runtime.max_file_bytes`, which the handlers enforce; the others take no body.
             OpenApiRouter::new()
                 .routes(routes!(
                     rollouts::get_shadow,
                     rollouts::put_shadow,
                     rollouts::delete_shadow
                 ))
+                .routes(routes!(deploy::deploy_plugin, deploy::undeploy_plugin))
                 .layer(DefaultBodyLimit::disable()),
         )
         .routes(routes!(rollouts::promote))

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod authoring;
 pub mod claude_items;
 pub mod cli;
 pub mod commands;

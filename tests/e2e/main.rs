@@ -3,6 +3,7 @@
 mod access;
 mod api_errors;
 mod audit;
+mod authoring;
 mod backends;
 mod claude_cli;
 mod claude_items;

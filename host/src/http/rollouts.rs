@@ -15,7 +15,7 @@ use crate::plugins::manager::{Promotion, RolloutActor, RolloutError};
 use crate::plugins::rollout::shadow::ShadowReport;
 
 /// The header an upload's detached signature comes in: the content of a `.sig` file.
-const SIGNATURE_HEADER: &str = "rdev-plugin-signature";
+pub(super) const SIGNATURE_HEADER: &str = "rdev-plugin-signature";
 
 impl From<RolloutError> for ApiError {
     fn from(e: RolloutError) -> Self {
@@ -31,7 +31,7 @@ impl From<RolloutError> for ApiError {
     }
 }
 
-fn actor(caller: &Caller) -> RolloutActor {
+pub(super) fn actor(caller: &Caller) -> RolloutActor {
     RolloutActor {
         key_id: Some(caller.principal.key.id.clone()),
         request_id: Some(super::request_id::current_request_id()),
@@ -70,24 +70,11 @@ pub async fn put_shadow(
     body: Body,
 ) -> Result<Json<ShadowReport>, ApiError> {
     caller.require("admin")?;
-    let limit = state.config.plugin_runtime.max_file_bytes as usize;
-    let wasm = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("a component may be at most {limit} bytes (plugin_runtime.max_file_bytes)"),
-        )
-    })?;
-    if wasm.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
-            "the body must be a component (application/wasm)",
-        ));
-    }
+    let wasm = component_body(&state, body).await?;
     let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes().to_vec());
     let report = state
         .plugins
-        .upload_shadow(&name, wasm.to_vec(), signature, &actor(&caller))
+        .upload_shadow(&name, wasm, signature, &actor(&caller))
         .await?;
     Ok(Json(report))
 }
@@ -137,4 +124,23 @@ pub async fn promote(
         caller.require("admin")?;
     }
     Ok(Json(state.plugins.promote(&name, force, &actor(&caller)).await?))
+}
+
+/// An uploaded component: at most `plugin_runtime.max_file_bytes`, not empty.
+pub(super) async fn component_body(state: &AppState, body: Body) -> Result<Vec<u8>, ApiError> {
+    let limit = state.config.plugin_runtime.max_file_bytes as usize;
+    let wasm = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a component may be at most {limit} bytes (plugin_runtime.max_file_bytes)"),
+        )
+    })?;
+    if wasm.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the body must be a component (application/wasm)",
+        ));
+    }
+    Ok(wasm.to_vec())
 }

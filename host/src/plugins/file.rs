@@ -12,6 +12,17 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 
+/// Writes `bytes` at `path` through a temporary file, synced and renamed over it: a reader sees
+/// the old file or the new one, never a part.
+pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".writing");
+    let temp = PathBuf::from(temp);
+    std::fs::write(&temp, bytes)?;
+    File::open(&temp)?.sync_all()?;
+    std::fs::rename(&temp, path)
+}
+
 /// Why a plugin file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {

@@ -3,8 +3,10 @@
 //! and counted; a failed one never replaces a working version. Rollouts (shadow candidates,
 //! promotion, the audit of rollbacks) are in [`rollouts`].
 
+mod deploy;
 mod rollouts;
 
+pub use deploy::{DeployError, Deployment};
 pub use rollouts::{Promotion, RolloutActor, RolloutError};
 
 use std::path::{Path, PathBuf};
@@ -57,6 +59,7 @@ struct Inner {
     runtime: Arc<Runtime>,
     cache: Arc<ArtifactCache>,
     plugins_dir: PathBuf,
+    deployed_dir: PathBuf,
     config_path: Option<PathBuf>,
     startup_manifests: Vec<PluginManifest>,
     read_manifests: ReadManifests,
@@ -109,6 +112,8 @@ pub struct ManagerSettings {
     pub cache_secret: PathBuf,
     /// Where relative plugin files are read from.
     pub plugins_dir: PathBuf,
+    /// Where deployed plugins are kept (`dropins`); the gateway writes it.
+    pub deployed_dir: PathBuf,
     /// The manifests in effect at start.
     pub manifests: Vec<PluginManifest>,
     /// The configuration file reloads read, if there is one.
@@ -139,6 +144,7 @@ impl PluginManager {
                 runtime,
                 cache: Arc::new(cache),
                 plugins_dir: settings.plugins_dir,
+                deployed_dir: settings.deployed_dir,
                 config_path: settings.config_file,
                 startup_manifests: settings.manifests,
                 read_manifests: settings.read_manifests,
@@ -152,7 +158,9 @@ impl PluginManager {
             }),
         };
         host.spawn_rollout_tasks(rolled_back);
-        let report = host.apply(host.inner.startup_manifests.clone()).await;
+        let mut manifests = host.inner.startup_manifests.clone();
+        manifests.extend(super::dropins::read(&host.inner.deployed_dir, &manifests));
+        let report = host.apply(manifests).await;
         for failure in &report.failed {
             tracing::error!(plugin = %failure.plugin, error = %failure.error, "plugin could not be loaded");
         }
@@ -173,6 +181,11 @@ impl PluginManager {
     /// The directory relative plugin files are read from.
     pub fn plugins_dir(&self) -> &Path {
         &self.inner.plugins_dir
+    }
+
+    /// The directory deployed plugins are kept in.
+    pub fn deployed_dir(&self) -> &Path {
+        &self.inner.deployed_dir
     }
 
     /// The config file watched for plugin manifest changes, if any.
@@ -210,13 +223,26 @@ impl PluginManager {
         self.apply(manifests).await
     }
 
+    /// The plugin list: the configuration's (from its file, if there is one) and the deployed
+    /// plugins.
     fn read_manifests(&self) -> Result<Vec<PluginManifest>, String> {
-        let Some(path) = &self.inner.config_path else {
-            return Ok(self.inner.startup_manifests.clone());
+        let mut manifests = match &self.inner.config_path {
+            Some(path) => (self.inner.read_manifests)(path)?,
+            None => self.inner.startup_manifests.clone(),
         };
-        let manifests = (self.inner.read_manifests)(path)?;
+        manifests.extend(super::dropins::read(&self.inner.deployed_dir, &manifests));
         super::manifest::check_all(&manifests)?;
         Ok(manifests)
+    }
+
+    /// The configuration's plugins, without the deployed ones: its file's as they read now (or,
+    /// when it does not read, as they were at start).
+    fn configured_manifests(&self) -> Vec<PluginManifest> {
+        self.inner
+            .config_path
+            .as_ref()
+            .and_then(|path| (self.inner.read_manifests)(path).ok())
+            .unwrap_or_else(|| self.inner.startup_manifests.clone())
     }
 
     /// Makes the slots match `manifests`, loading what changed, then publishes the chains.

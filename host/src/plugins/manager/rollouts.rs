@@ -2,13 +2,13 @@
 //! or an upload), their diff, promotion through the gate, automatic promotion, and the audit of
 //! rollbacks the slots make.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{Inner, PluginManager};
+use crate::plugins::file::replace;
 use crate::plugins::rollout::shadow::{CandidateSource, Shadow, ShadowReport};
 use crate::plugins::slot::{RolledBack, Slot};
 use crate::plugins::trust::signature_path;
@@ -307,21 +307,13 @@ fn upgrade(weak: &Weak<Inner>) -> Option<PluginManager> {
 /// Writes the candidate's file (and signature) in place of the serving file: each through a
 /// temporary file renamed over the old one, so a reader sees the old file or the new one.
 fn install(path: &std::path::Path, shadow: &Shadow) -> std::io::Result<()> {
-    let write = |to: PathBuf, bytes: &[u8]| -> std::io::Result<()> {
-        let mut temp = to.as_os_str().to_owned();
-        temp.push(".promoting");
-        let temp = PathBuf::from(temp);
-        std::fs::write(&temp, bytes)?;
-        std::fs::File::open(&temp)?.sync_all()?;
-        std::fs::rename(&temp, &to)
-    };
     // The signature first: a reload between the two renames then sees the old file with a
     // signature that does not match it, refuses it, and keeps serving what it serves.
     let sig = signature_path(path);
     match &shadow.signature {
-        Some(signature) => write(sig, signature)?,
+        Some(signature) => replace(&sig, signature)?,
         None if sig.exists() => std::fs::remove_file(sig)?,
         None => {}
     }
-    write(path.to_owned(), &shadow.wasm)
+    replace(path, &shadow.wasm)
 }
