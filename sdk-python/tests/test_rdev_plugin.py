@@ -13,7 +13,7 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 from unittest import mock
 
 SHIM_DIR = Path(__file__).resolve().parent.parent
@@ -31,42 +31,52 @@ def generate_bindings(world: str) -> str:
     return out
 
 
+# The shim and the modules it wraps can only be imported once the bindings exist.
 sys.path[:0] = [generate_bindings("command-sanitizer"), str(SHIM_DIR)]
 
-import rdev_plugin  # noqa: E402
-from componentize_py_types import Err  # noqa: E402
-from wit_world.imports import log as wit_log  # noqa: E402
-from wit_world.imports import shell, types  # noqa: E402
+import rdev_plugin
+from componentize_py_types import Err
+from wit_world.imports import log as wit_log
+from wit_world.imports import shell, types
 
 
 # Records as the host's parser makes them. Spans are byte ranges of the script.
 
 
-def span(start: int, end: int) -> Any:
+def span(start: int, end: int) -> shell.Span:
     return shell.Span(start=start, end=end)
 
 
-def literal(start: int, text: str) -> Any:
+def literal(start: int, text: str) -> shell.Word:
     """A word of one literal part, as written at `start`."""
     return shell.Word(span=span(start, start + len(text)), parts=[shell.WordPart_Literal(text)])
 
 
-def simple(start: int, end: int, *words: Any, assignments: tuple = ()) -> Any:
+def simple(
+    start: int, end: int, *words: shell.Word, assignments: tuple[shell.Assignment, ...] = ()
+) -> shell.Element:
     command = shell.SimpleCommand(
         assignments=list(assignments), words=list(words), redirections=[], span=span(start, end)
     )
     return shell.Element_Simple(command)
 
 
-def pipeline(scope: int, start: int, end: int, *elements: Any) -> Any:
+def pipeline(scope: int, start: int, end: int, *elements: shell.Element) -> shell.Pipeline:
     return shell.Pipeline(scope=scope, negated=False, elements=list(elements), span=span(start, end))
 
 
-def scope(kind: Any, parent: Any, start: int, end: int, name: Any = None, words: tuple = ()) -> Any:
+def scope(
+    kind: shell.ScopeKind,
+    parent: Optional[int],
+    start: int,
+    end: int,
+    name: Optional[str] = None,
+    words: tuple[shell.Word, ...] = (),
+) -> shell.Scope:
     return shell.Scope(kind=kind, parent=parent, name=name, words=list(words), span=span(start, end))
 
 
-def parsed_scripts() -> dict[str, Any]:
+def parsed_scripts() -> dict[str, shell.Script]:
     """What the host's parser returns for the scripts the tests use."""
     kind = shell.ScopeKind
     return {
@@ -131,11 +141,11 @@ def parsed_scripts() -> dict[str, Any]:
     }
 
 
-def fake_parse() -> Callable[[str], Any]:
+def fake_parse() -> Callable[[str], shell.Script]:
     """A stand-in for `shell.parse`: known scripts parse, any other is refused as the host does."""
     scripts = parsed_scripts()
 
-    def parse(script: str) -> Any:
+    def parse(script: str) -> shell.Script:
         if script in scripts:
             return scripts[script]
         raise Err(shell.ParseError(message="unterminated double quote", span=span(5, len(script))))
@@ -159,7 +169,7 @@ class ParseConfigTest(unittest.TestCase):
     def refusal(self, text: str) -> str:
         with self.assertRaises(Err) as raised:
             rdev_plugin.parse_config(text, self.DEFAULTS)
-        return raised.exception.value
+        return str(raised.exception.value)
 
     def test_empty_text_null_and_an_empty_object_give_the_defaults(self) -> None:
         for text in ["", "  \n\t", "null", " null ", "{}", "{ }"]:
@@ -192,7 +202,7 @@ class ParseConfigTest(unittest.TestCase):
                 self.assertEqual(self.refusal(text), f"invalid configuration: {message}")
 
     def test_text_that_is_not_json_is_refused(self) -> None:
-        for text in ["{not json", "{'programs': []}", '{"limit": NaN}', "{" * 200 + "}" * 200]:
+        for text in ["{not json", "{'programs': []}", '{"limit": NaN}', '{"programs": ' + "[" * 200 + "]" * 200 + "}"]:
             with self.subTest(text=text):
                 self.assertTrue(self.refusal(text).startswith("invalid configuration: not JSON: "))
 
@@ -286,7 +296,7 @@ class ScriptTest(unittest.TestCase):
         self.assertEqual(rdev_plugin.word_literal(quoted), "rm")
         self.assertIsNone(rdev_plugin.word_literal(tilde))
         self.assertIsNone(rdev_plugin.word_literal(glob))
-        command = simple(0, 8, tilde).value
+        command = shell.SimpleCommand(assignments=[], words=[tilde], redirections=[], span=span(0, 8))
         self.assertIsNone(rdev_plugin.program(command))
 
     def test_a_parse_error_is_raised_with_its_message_and_span(self) -> None:
@@ -312,7 +322,7 @@ class ScriptTest(unittest.TestCase):
 
 class LogTest(unittest.TestCase):
     def test_records_carry_their_level_message_and_fields_as_text(self) -> None:
-        records: list[tuple] = []
+        records: list[tuple[Any, ...]] = []
         with mock.patch.object(wit_log, "log", lambda *record: records.append(record)):
             rdev_plugin.log.trace("t")
             rdev_plugin.log.debug("d", a=1)

@@ -42,7 +42,7 @@ fn user_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path, target: &str) 
 }
 
 /// Runs `rdev ARGS` in `dir`; its stdout, or a panic with everything it printed.
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     assert_tools();
     let output = rdev(dir).args(args).envs(env.iter().copied()).output().unwrap();
     let (stdout, stderr) = (

@@ -1,14 +1,15 @@
-//! The plugin tutorial (`docs/plugin-tutorial`, walked through in `docs/plugins.md`): it builds
-//! as a component, passes its fixtures through `rdev plugins test`, and does in a gateway what the
-//! guide says it does.
+//! The plugin tutorial (`docs/plugin-tutorial`, walked through in `docs/plugins.md`): followed in a
+//! directory outside the checkout (`rdev plugins new`, the tutorial's files, `rdev plugins
+//! build`), it builds as a component, passes its fixtures through `rdev plugins test`, and does in
+//! a gateway what the guide says it does.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::authoring::run;
 use crate::common::plugins::sanitizer;
 use crate::common::{Db, Gateway, binary};
 
@@ -16,36 +17,28 @@ fn tutorial() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plugin-tutorial")
 }
 
-/// The tutorial's component, built once per test run (release, wasm32-wasip2), as the guide does.
+/// The tutorial's component, built once per test run as the guide builds it: in a directory
+/// outside the checkout, from `rdev plugins new`, with the tutorial's files in place of the
+/// template's.
 fn component() -> &'static Path {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(build)
+    static WASM: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &WASM.get_or_init(build).1
 }
 
-fn build() -> PathBuf {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| std::env::temp_dir().join("rdev-e2e"), PathBuf::from)
-        .join("wasm/tutorial");
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(tutorial().join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
-    // What cargo set for this test run is about the host build; none of it may leak in.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") || key == "RUSTFLAGS" {
-            command.env_remove(key.as_ref());
-        }
+fn build() -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    run(work.path(), &["plugins", "new", "no-force-push", "--world", "command-sanitizer", "--lang", "rust"], &[]);
+    let project = work.path().join("no-force-push");
+    std::fs::remove_file(project.join("tests/fixtures.rs")).unwrap();
+    for file in ["src/lib.rs", "src/push.rs", "fixtures.json", "invariants.json", "tests/plugin.rs"] {
+        std::fs::copy(tutorial().join(file), project.join(file)).unwrap();
     }
-    let output = command.output().expect("cargo can be started");
-    assert!(
-        output.status.success(),
-        "building the tutorial plugin failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    target_dir.join("wasm32-wasip2/release/no_force_push.wasm")
+    let settings = std::fs::read_to_string(project.join("rdev-plugin.toml")).unwrap();
+    let (head, _) = settings.split_once("[config]").unwrap();
+    std::fs::write(project.join("rdev-plugin.toml"), format!("{head}[config]\nprotected_branches = [\"main\"]\n")).unwrap();
+    run(work.path(), &["plugins", "build", "no-force-push"], &[]);
+    let wasm = project.join("dist/no-force-push.wasm");
+    (work, wasm)
 }
 
 #[test]

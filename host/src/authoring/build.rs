@@ -45,17 +45,22 @@ pub enum BuildError {
 
 /// Builds the project in `dir` and returns its component, `dist/NAME.wasm`.
 pub fn build(dir: &Path, project: &Project) -> Result<PathBuf, BuildError> {
-    let output = project.component(dir);
-    let dist = output.parent().expect("dist/ is the component's directory");
+    let shown = project.component(dir);
+    let dist = shown.parent().expect("dist/ is the component's directory");
     std::fs::create_dir_all(dist).map_err(|e| BuildError::Io(format!("cannot create {}: {e}", dist.display())))?;
+    // The tools run in the project directory: they get the output's absolute path.
+    let dist = dist
+        .canonicalize()
+        .map_err(|e| BuildError::Io(format!("cannot resolve {}: {e}", dist.display())))?;
+    let output = dist.join(shown.file_name().expect("the component has a file name"));
     match project.lang {
         Lang::Rust => build_rust(dir, &output)?,
         Lang::Python => run(python(dir, project, &output))?,
         Lang::Js => run(js(dir, project, &output))?,
     }
-    let wasm = std::fs::read(&output).map_err(|e| BuildError::Io(format!("cannot read {}: {e}", output.display())))?;
+    let wasm = std::fs::read(&output).map_err(|e| BuildError::Io(format!("cannot read {}: {e}", shown.display())))?;
     let invalid = |reason: String| BuildError::Invalid {
-        path: output.clone(),
+        path: shown.clone(),
         reason,
     };
     let built = compat::check(&wasm, project.world).map_err(invalid)?;
@@ -65,7 +70,7 @@ pub fn build(dir: &Path, project: &Project) -> Result<PathBuf, BuildError> {
             project.world.as_str()
         )));
     }
-    Ok(output)
+    Ok(shown)
 }
 
 /// A tool invocation: the program, how to install it, and the command.

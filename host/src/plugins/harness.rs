@@ -21,7 +21,7 @@ pub struct ComponentSubject {
     world: World,
     runtime: Arc<Runtime>,
     cache: Arc<ArtifactCache>,
-    _cache_dir: tempfile::TempDir,
+    _cache_dir: Option<tempfile::TempDir>,
     executor: tokio::runtime::Runtime,
     version: Option<Version>,
 }
@@ -41,7 +41,7 @@ pub fn world_of(fixture: &Fixture) -> World {
 /// `config`: the chains' own code judges through it, as the gateway's `POST …/explain` does.
 pub async fn chain_of(file: &Path, world: World, config: serde_json::Value) -> anyhow::Result<super::Policies> {
     let runtime = Runtime::new(EngineOptions::default())?;
-    let (_cache_dir, cache) = throwaway_cache(&runtime)?;
+    let (_cache_dir, cache) = local_cache(&runtime)?;
     let mut manifest = PluginManifest::new("under-test", world, &file.display().to_string(), 0);
     manifest.config = config;
     let wasm = std::fs::read(file)?;
@@ -69,12 +69,48 @@ pub async fn chain_of(file: &Path, world: World, config: serde_json::Value) -> a
     Ok(super::Policies::new(chains))
 }
 
-/// An artifact cache that lives as long as its directory, this run: nothing on disk needs to be
-/// trusted.
-fn throwaway_cache(runtime: &Runtime) -> anyhow::Result<(tempfile::TempDir, Arc<ArtifactCache>)> {
+/// The artifact cache of the user's offline runs (`rdev plugins test`, `deploy`'s fixtures): in
+/// `$XDG_CACHE_HOME/rdev/plugin-cache` (else `~/.cache/…`), authenticated under a key kept apart
+/// from it, in `$XDG_CONFIG_HOME/rdev/artifact-cache.secret` (else `~/.config/…`, mode 0600),
+/// so that testing a large component again, or deploying it after its test, skips compiling
+/// it. Without a home for either, a cache that lives as long as this run.
+fn local_cache(runtime: &Runtime) -> anyhow::Result<(Option<tempfile::TempDir>, Arc<ArtifactCache>)> {
+    let home = |variable: &str, fallback: &str| {
+        std::env::var_os(variable)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
+    };
+    let user = home("XDG_CACHE_HOME", ".cache").zip(home("XDG_CONFIG_HOME", ".config"));
+    if let Some((cache_home, config_home)) = user
+        && let Ok(secret) = local_secret(&config_home.join("rdev/artifact-cache.secret"))
+        && let Ok(cache) = ArtifactCache::open(&cache_home.join("rdev/plugin-cache"), runtime.engine(), &CacheKey::derive(&secret))
+    {
+        return Ok((None, Arc::new(cache)));
+    }
     let dir = tempfile::tempdir()?;
     let cache = ArtifactCache::open(dir.path(), runtime.engine(), &CacheKey::ephemeral())?;
-    Ok((dir, Arc::new(cache)))
+    Ok((Some(dir), Arc::new(cache)))
+}
+
+/// The secret at `path`, made (32 random bytes, mode 0600) when there is none.
+fn local_secret(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read(path) {
+        Ok(secret) if secret.len() >= 32 => return Ok(secret),
+        Ok(_) => return Err(std::io::Error::other("the artifact cache secret is too short")),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    let secret: [u8; 32] = rand::random();
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut file) => file.write_all(&secret).map(|()| secret.to_vec()),
+        // Another run made it first: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) => Err(e),
+    }
 }
 
 /// Runs `fixture` against the component in `file`.
@@ -88,7 +124,7 @@ impl ComponentSubject {
     pub fn new(file: &Path, world: World) -> anyhow::Result<Self> {
         let executor = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let runtime = executor.block_on(async { Runtime::new(EngineOptions::default()) })?;
-        let (cache_dir, cache) = throwaway_cache(&runtime)?;
+        let (cache_dir, cache) = local_cache(&runtime)?;
         Ok(Self {
             file: file.to_owned(),
             world,
@@ -244,5 +280,23 @@ fn to_host_context(c: &sdk::CommandContext) -> types::CommandContext {
         workdir: c.workdir.clone(),
         key_id: c.key_id.clone(),
         scopes: c.scopes.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_cache_secret_is_made_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rdev/artifact-cache.secret");
+        let first = local_secret(&path).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(local_secret(&path).unwrap(), first);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::write(&path, b"short").unwrap();
+        assert!(local_secret(&path).is_err(), "a truncated secret is not used");
     }
 }

@@ -1,0 +1,114 @@
+//! Plugins in Rust, Python and JavaScript (issue #18): each language's example sanitizer (the
+//! `command-sanitizer` template, the same rules in each), written by `rdev plugins new` and built
+//! by `rdev plugins build` with the language's own tool, then
+//! 1. its size and how long it takes to load: compiled (and snapshotted) the first time, then
+//!    from the artifact cache, as a restart or a second replica loads it;
+//! 2. a whole call through the loaded version, a fresh instance of the configured snapshot per
+//!    call, as the gateway makes it — what the plugin adds to accepting a command, since the
+//!    chain runs its sanitizers one after the other on the request path;
+//! 3. the same with the CPU caches filled by other data before each call (untimed).
+//!
+//! Needs `cargo`, `componentize-py` and `componentize-js` on PATH (`scripts/test.sh` installs
+//! them). Run with `cargo bench --bench languages`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdev::authoring::{self, Lang, Project};
+use rdev::plugins::bindings::types;
+use rdev::plugins::cache::{ArtifactCache, CacheKey};
+use rdev::plugins::manifest::{PluginManifest, World};
+use rdev::plugins::runtime::{EngineOptions, Runtime};
+use rdev::plugins::version::Version;
+
+const SAMPLES: usize = 5_000;
+const ROUNDS: usize = 3;
+/// Data written between calls when caches are evicted: twice the L2 cache of the 2-core VM.
+const EVICTION_BYTES: usize = 4 << 20;
+
+fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    (at(0.50), at(0.99))
+}
+
+fn command(script: &str) -> (types::Command, types::CommandContext) {
+    let command = types::Command {
+        kind: "shell".into(),
+        script: Some(script.into()),
+        args: None,
+        prompt: None,
+        env: vec![],
+    };
+    let context = types::CommandContext {
+        project: "demo".into(),
+        workdir: "/workspaces/demo".into(),
+        key_id: "key_bench".into(),
+        scopes: vec!["commands:run".into()],
+    };
+    (command, context)
+}
+
+/// Loads `file` as a sanitizer through `cache`; the version and the seconds it took.
+async fn load(runtime: &Arc<Runtime>, cache: &Arc<ArtifactCache>, file: &Path) -> (Version, f64) {
+    let mut manifest = PluginManifest::new("bench", World::CommandSanitizer, &file.display().to_string(), 0);
+    manifest.config = serde_json::json!({"refused_programs": ["rm", "shred"]});
+    let wasm = std::fs::read(file).unwrap();
+    let digest = rdev::plugins::cache::digest(&wasm);
+    let started = Instant::now();
+    let version = Version::load(runtime.clone(), cache.clone(), manifest, wasm, digest)
+        .await
+        .unwrap();
+    (version, started.elapsed().as_secs_f64())
+}
+
+/// p50 and p99 microseconds of a call; with `evict`, caches filled with other data first.
+async fn per_call(version: &Version, evict: bool) -> (f64, f64) {
+    let mut other_data = vec![0u8; if evict { EVICTION_BYTES } else { 0 }];
+    let (command, context) = command("git status && cargo test 2>&1 | tail -n 20");
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for round in 0..SAMPLES {
+        other_data
+            .iter_mut()
+            .for_each(|b| *b = std::hint::black_box(round as u8));
+        let started = Instant::now();
+        let verdict = version.sanitize(&command, &context).await.unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+        assert!(matches!(verdict, types::Verdict::Allow), "{verdict:?}");
+    }
+    percentiles(samples)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let work = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(EngineOptions::default()).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(ArtifactCache::open(cache_dir.path(), runtime.engine(), &CacheKey::derive(b"bench")).unwrap());
+    println!("the command-sanitizer template in each language");
+    for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+        let dir = work.path().join(lang.as_str());
+        authoring::scaffold(&dir, "no-rm", World::CommandSanitizer, lang).unwrap();
+        let project = Project::read(&dir).unwrap();
+        let started = Instant::now();
+        let file = authoring::build(&dir, &project).unwrap();
+        let built = started.elapsed().as_secs_f64();
+        let bytes = std::fs::metadata(&file).unwrap().len();
+        let (version, compiled) = load(&runtime, &cache, &file).await;
+        let (cached_version, cached) = load(&runtime, &cache, &file).await;
+        assert!(version.snapshot && cached_version.snapshot, "{lang:?} is snapshotted");
+        println!(
+            "1. {}: {:.1} MB, built in {built:.1} s; loaded in {compiled:.2} s compiling, {cached:.3} s from the artifact cache",
+            lang.as_str(),
+            bytes as f64 / 1e6
+        );
+        for round in 1..=ROUNDS {
+            let ((p50, p99), (e50, e99)) = (per_call(&cached_version, false).await, per_call(&cached_version, true).await);
+            println!(
+                "2./3. {} round {round}: call p50 {p50:.1} µs p99 {p99:.1} µs | caches evicted before each call p50 {e50:.1} µs p99 {e99:.1} µs",
+                lang.as_str()
+            );
+        }
+    }
+}
