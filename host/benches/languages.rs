@@ -104,7 +104,10 @@ async fn main() {
             bytes as f64 / 1e6
         );
         for round in 1..=ROUNDS {
-            let ((p50, p99), (e50, e99)) = (per_call(&cached_version, false).await, per_call(&cached_version, true).await);
+            let ((p50, p99), (e50, e99)) = (
+                per_call(&cached_version, false).await,
+                per_call(&cached_version, true).await,
+            );
             println!(
                 "2./3. {} round {round}: call p50 {p50:.1} µs p99 {p99:.1} µs | caches evicted before each call p50 {e50:.1} µs p99 {e99:.1} µs",
                 lang.as_str()

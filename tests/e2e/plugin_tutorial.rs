@@ -27,15 +27,37 @@ fn component() -> &'static Path {
 
 fn build() -> (tempfile::TempDir, PathBuf) {
     let work = tempfile::tempdir().unwrap();
-    run(work.path(), &["plugins", "new", "no-force-push", "--world", "command-sanitizer", "--lang", "rust"], &[]);
+    run(
+        work.path(),
+        &[
+            "plugins",
+            "new",
+            "no-force-push",
+            "--world",
+            "command-sanitizer",
+            "--lang",
+            "rust",
+        ],
+        &[],
+    );
     let project = work.path().join("no-force-push");
     std::fs::remove_file(project.join("tests/fixtures.rs")).unwrap();
-    for file in ["src/lib.rs", "src/push.rs", "fixtures.json", "invariants.json", "tests/plugin.rs"] {
+    for file in [
+        "src/lib.rs",
+        "src/push.rs",
+        "fixtures.json",
+        "invariants.json",
+        "tests/plugin.rs",
+    ] {
         std::fs::copy(tutorial().join(file), project.join(file)).unwrap();
     }
     let settings = std::fs::read_to_string(project.join("rdev-plugin.toml")).unwrap();
     let (head, _) = settings.split_once("[config]").unwrap();
-    std::fs::write(project.join("rdev-plugin.toml"), format!("{head}[config]\nprotected_branches = [\"main\"]\n")).unwrap();
+    std::fs::write(
+        project.join("rdev-plugin.toml"),
+        format!("{head}[config]\nprotected_branches = [\"main\"]\n"),
+    )
+    .unwrap();
     run(work.path(), &["plugins", "build", "no-force-push"], &[]);
     let wasm = project.join("dist/no-force-push.wasm");
     (work, wasm)

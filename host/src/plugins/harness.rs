@@ -84,7 +84,11 @@ fn local_cache(runtime: &Runtime) -> anyhow::Result<(Option<tempfile::TempDir>, 
     let user = home("XDG_CACHE_HOME", ".cache").zip(home("XDG_CONFIG_HOME", ".config"));
     if let Some((cache_home, config_home)) = user
         && let Ok(secret) = local_secret(&config_home.join("rdev/artifact-cache.secret"))
-        && let Ok(cache) = ArtifactCache::open(&cache_home.join("rdev/plugin-cache"), runtime.engine(), &CacheKey::derive(&secret))
+        && let Ok(cache) = ArtifactCache::open(
+            &cache_home.join("rdev/plugin-cache"),
+            runtime.engine(),
+            &CacheKey::derive(&secret),
+        )
     {
         return Ok((None, Arc::new(cache)));
     }
@@ -105,7 +109,12 @@ fn local_secret(path: &Path) -> std::io::Result<Vec<u8>> {
     }
     std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
     let secret: [u8; 32] = rand::random();
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(mut file) => file.write_all(&secret).map(|()| secret.to_vec()),
         // Another run made it first: use that one.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),

@@ -10,7 +10,10 @@ fn repository() -> PathBuf {
 
 fn passes(mut command: Command, what: &str) -> String {
     let output = command.current_dir(repository()).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
     assert!(output.status.success(), "{what} failed:\n{stdout}\n{stderr}");
     format!("{stdout}{stderr}")
 }
