@@ -6,7 +6,10 @@
 //! 2. a whole call through the loaded version, a fresh instance of the configured snapshot per
 //!    call, as the gateway makes it — what the plugin adds to accepting a command, since the
 //!    chain runs its sanitizers one after the other on the request path;
-//! 3. the same with the CPU caches filled by other data before each call (untimed).
+//! 3. the same with the CPU caches filled by other data before each call (untimed);
+//! 4. for Python and JavaScript, the same call of a sanitizer that allows everything without
+//!    looking (the template with its entry file replaced): what the language's runtime costs
+//!    per call, apart from the plugin's own work.
 //!
 //! Needs `cargo`, `componentize-py` and `componentize-js` on PATH (`scripts/test.sh` installs
 //! them). Run with `cargo bench --bench languages`.
@@ -80,6 +83,24 @@ async fn per_call(version: &Version, evict: bool) -> (f64, f64) {
     percentiles(samples)
 }
 
+/// An entry file that allows every command without looking at it.
+fn allow_all(lang: Lang) -> Option<(&'static str, &'static str)> {
+    match lang {
+        Lang::Rust => None,
+        Lang::Python => Some((
+            "app.py",
+            "import wit_world\nfrom rdev_plugin import allow\n\n\nclass WitWorld(wit_world.WitWorld):\n    \
+             def configure(self, config):\n        pass\n\n    def self_test(self):\n        return []\n\n    \
+             def sanitize(self, command, context):\n        return allow()\n",
+        )),
+        Lang::Js => Some((
+            "app.js",
+            "export function configure(text) {}\nexport function selfTest() { return []; }\n\
+             export function sanitize(command, context) { return { tag: 'allow' }; }\n",
+        )),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let work = tempfile::tempdir().unwrap();
@@ -110,6 +131,16 @@ async fn main() {
             );
             println!(
                 "2./3. {} round {round}: call p50 {p50:.1} µs p99 {p99:.1} µs | caches evicted before each call p50 {e50:.1} µs p99 {e99:.1} µs",
+                lang.as_str()
+            );
+        }
+        if let Some((entry, source)) = allow_all(lang) {
+            std::fs::write(dir.join(entry), source).unwrap();
+            let file = authoring::build(&dir, &project).unwrap();
+            let (version, _) = load(&runtime, &cache, &file).await;
+            let (p50, p99) = per_call(&version, false).await;
+            println!(
+                "4. {}: a sanitizer that allows everything, call p50 {p50:.1} µs p99 {p99:.1} µs",
                 lang.as_str()
             );
         }

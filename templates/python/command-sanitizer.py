@@ -19,8 +19,8 @@ DEFAULTS = {"refused_programs": ["rm"]}
 
 class WitWorld(wit_world.WitWorld):
     # componentize-py makes a new `WitWorld` object for every call, so the configuration lives
-    # on the class. It never leaks between calls: the host calls `configure` on every fresh
-    # component instance before the entry point.
+    # on the class. The host runs `configure` once when a version loads and snapshots the
+    # configured instance: every call starts from that snapshot, configured.
     config = parse_config("", DEFAULTS)
 
     def configure(self, config: str) -> None:
