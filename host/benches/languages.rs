@@ -14,6 +14,9 @@
 //! Needs `cargo`, `componentize-py` and `componentize-js` on PATH (`scripts/test.sh` installs
 //! them). Run with `cargo bench --bench languages`.
 
+#[path = "support/calls.rs"]
+mod calls;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,33 +28,10 @@ use rdev::plugins::manifest::{PluginManifest, World};
 use rdev::plugins::runtime::{EngineOptions, Runtime};
 use rdev::plugins::version::Version;
 
+use calls::{EVICTION_BYTES, command, percentiles};
+
 const SAMPLES: usize = 5_000;
 const ROUNDS: usize = 3;
-/// Data written between calls when caches are evicted: twice the L2 cache of the 2-core VM.
-const EVICTION_BYTES: usize = 4 << 20;
-
-fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    (at(0.50), at(0.99))
-}
-
-fn command(script: &str) -> (types::Command, types::CommandContext) {
-    let command = types::Command {
-        kind: "shell".into(),
-        script: Some(script.into()),
-        args: None,
-        prompt: None,
-        env: vec![],
-    };
-    let context = types::CommandContext {
-        project: "demo".into(),
-        workdir: "/workspaces/demo".into(),
-        key_id: "key_bench".into(),
-        scopes: vec!["commands:run".into()],
-    };
-    (command, context)
-}
 
 /// Loads `file` as a sanitizer through `cache`; the version and the seconds it took.
 async fn load(runtime: &Arc<Runtime>, cache: &Arc<ArtifactCache>, file: &Path) -> (Version, f64) {

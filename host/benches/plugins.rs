@@ -14,6 +14,9 @@
 //! The gateway-level figures (chain cost on `POST .../commands`, hot swap under load) are in the
 //! `gateway` benchmark. Run with `cargo bench --bench plugins`.
 
+#[path = "support/calls.rs"]
+mod calls;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,10 +28,10 @@ use rdev::plugins::runtime::{EngineOptions, Runtime};
 use rdev::plugins::snapshot;
 use rdev::plugins::version::Version;
 
+use calls::{EVICTION_BYTES, command, percentiles};
+
 const SAMPLES: usize = 20_000;
 const ROUNDS: usize = 5;
-/// Data written between calls when caches are evicted: twice the L2 cache of the 2-core VM.
-const EVICTION_BYTES: usize = 4 << 20;
 
 fn default_plugin(name: &str) -> std::path::PathBuf {
     Path::new(env!("RDEV_DEFAULT_PLUGINS_DIR")).join(format!("{name}.wasm"))
@@ -36,12 +39,6 @@ fn default_plugin(name: &str) -> std::path::PathBuf {
 
 fn test_plugin(name: &str) -> std::path::PathBuf {
     Path::new(env!("RDEV_TEST_PLUGINS_DIR")).join(format!("{name}.wasm"))
-}
-
-fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
-    (at(0.50), at(0.99))
 }
 
 async fn load(runtime: &Arc<Runtime>, cache_dir: &Path, manifest: PluginManifest) -> Version {
@@ -70,23 +67,6 @@ async fn instantiation(options: EngineOptions, file: &Path) -> (f64, f64) {
         drop((instance, store));
     }
     percentiles(samples)
-}
-
-fn command(script: &str) -> (types::Command, types::CommandContext) {
-    let command = types::Command {
-        kind: "shell".into(),
-        script: Some(script.into()),
-        args: None,
-        prompt: None,
-        env: vec![],
-    };
-    let context = types::CommandContext {
-        project: "demo".into(),
-        workdir: "/workspaces/demo".into(),
-        key_id: "key_bench".into(),
-        scopes: vec!["commands:run".into()],
-    };
-    (command, context)
 }
 
 /// Whole sanitizer calls per second on one task.

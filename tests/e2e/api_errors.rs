@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::common::{Db, Gateway, Reply, send};
 
 /// Every route the server has (host/src/http.rs), as (method, path template).
-const ROUTES: [(&str, &str); 40] = [
+const ROUTES: [(&str, &str); 42] = [
     ("get", "/health"),
     ("get", "/ready"),
     ("get", "/openapi.json"),
@@ -34,6 +34,8 @@ const ROUTES: [(&str, &str); 40] = [
     ("get", "/v1/audit"),
     ("get", "/v1/plugins"),
     ("post", "/v1/plugins/reload"),
+    ("put", "/v1/plugins/{name}"),
+    ("delete", "/v1/plugins/{name}"),
     ("get", "/v1/plugins/{name}/shadow"),
     ("put", "/v1/plugins/{name}/shadow"),
     ("delete", "/v1/plugins/{name}/shadow"),

@@ -75,6 +75,21 @@ pub(super) struct DeployArgs {
     client: ClientArgs,
 }
 
+impl TargetArgs {
+    /// Sets the order and budgets given on the command line in a manifest entry (JSON).
+    fn override_budgets(&self, entry: &mut serde_json::Value) {
+        for (key, value) in [
+            ("order", self.order.map(i64::from)),
+            ("deadline_ms", self.deadline_ms.map(|v| v as i64)),
+            ("memory_mib", self.memory_mib.map(|v| v as i64)),
+        ] {
+            if let Some(value) = value {
+                entry[key] = value.into();
+            }
+        }
+    }
+}
+
 fn world_parser() -> impl clap::builder::TypedValueParser<Value = World> {
     clap::builder::PossibleValuesParser::new(authoring::TEMPLATE_WORLDS.map(World::as_str))
         .map(|name| serde_json::from_value(serde_json::Value::String(name)).expect("a listed world"))
@@ -133,15 +148,7 @@ pub(super) fn entry(target: TargetArgs) -> anyhow::Result<()> {
     if manifest.config != serde_json::json!({}) {
         entry["config"] = manifest.config;
     }
-    for (key, value) in [
-        ("order", target.order.map(i64::from)),
-        ("deadline_ms", target.deadline_ms.map(|v| v as i64)),
-        ("memory_mib", target.memory_mib.map(|v| v as i64)),
-    ] {
-        if let Some(value) = value {
-            entry[key] = value.into();
-        }
-    }
+    target.override_budgets(&mut entry);
     let table = toml::to_string(&serde_json::json!({ "plugins": [entry] }))?;
     println!("# Copy {} into the plugin directory.\n{table}", component.display());
     Ok(())
@@ -176,15 +183,7 @@ fn resolve(target: &TargetArgs) -> anyhow::Result<(PluginManifest, PathBuf, Opti
     };
     let mut entry =
         serde_json::json!({ "name": name, "world": world, "file": dropins::component_file(&name), "config": config });
-    for (key, value) in [
-        ("order", target.order.map(i64::from)),
-        ("deadline_ms", target.deadline_ms.map(|v| v as i64)),
-        ("memory_mib", target.memory_mib.map(|v| v as i64)),
-    ] {
-        if let Some(value) = value {
-            entry[key] = value.into();
-        }
-    }
+    target.override_budgets(&mut entry);
     let manifest: PluginManifest = serde_json::from_value(entry)?;
     manifest.check().map_err(anyhow::Error::msg)?;
     Ok((manifest, component, fixtures))

@@ -32,9 +32,11 @@ impl From<DeployError> for ApiError {
 /// How the deployed plugin runs: its `[[plugins]]` entry, less the name (the path's) and the
 /// file (the gateway's).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeployParams {
     /// The world; by default the one the component's exports implement.
+    #[param(inline)]
     world: Option<World>,
     /// The configuration handed to `configure`, as JSON text (default `{}`).
     config: Option<String>,
