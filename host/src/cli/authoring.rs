@@ -14,7 +14,7 @@ use reqwest::Method;
 use super::client::{Client, ClientArgs};
 use crate::authoring::{self, Lang, Project};
 use crate::plugins::dropins;
-use crate::plugins::manifest::{PluginManifest, World};
+use crate::plugins::manifest::{Overrides, PluginManifest, World};
 
 /// `rdev plugins new`.
 #[derive(Debug, Args)]
@@ -78,15 +78,12 @@ pub(super) struct DeployArgs {
 impl TargetArgs {
     /// Sets the order and budgets given on the command line in a manifest entry (JSON).
     fn override_budgets(&self, entry: &mut serde_json::Value) {
-        for (key, value) in [
-            ("order", self.order.map(i64::from)),
-            ("deadline_ms", self.deadline_ms.map(|v| v as i64)),
-            ("memory_mib", self.memory_mib.map(|v| v as i64)),
-        ] {
-            if let Some(value) = value {
-                entry[key] = value.into();
-            }
-        }
+        let overrides = Overrides {
+            order: self.order,
+            deadline_ms: self.deadline_ms,
+            memory_mib: self.memory_mib,
+        };
+        overrides.apply(entry);
     }
 }
 

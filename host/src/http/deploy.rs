@@ -14,7 +14,7 @@ use super::extract::{Json, Path, Query};
 use super::rollouts::{SIGNATURE_HEADER, actor, component_body};
 use crate::plugins::compat;
 use crate::plugins::manager::{DeployError, Deployment};
-use crate::plugins::manifest::{PluginManifest, World};
+use crate::plugins::manifest::{Overrides, PluginManifest, World};
 
 impl From<DeployError> for ApiError {
     fn from(e: DeployError) -> Self {
@@ -64,15 +64,12 @@ impl DeployParams {
         };
         let mut entry =
             serde_json::json!({ "name": name, "world": world, "file": format!("{name}.wasm"), "config": config });
-        for (key, value) in [
-            ("order", self.order.map(i64::from)),
-            ("deadline_ms", self.deadline_ms.map(|v| v as i64)),
-            ("memory_mib", self.memory_mib.map(|v| v as i64)),
-        ] {
-            if let Some(value) = value {
-                entry[key] = value.into();
-            }
-        }
+        let overrides = Overrides {
+            order: self.order,
+            deadline_ms: self.deadline_ms,
+            memory_mib: self.memory_mib,
+        };
+        overrides.apply(&mut entry);
         serde_json::from_value(entry).map_err(|e| invalid("query", e.to_string()))
     }
 }

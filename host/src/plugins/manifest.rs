@@ -76,6 +76,34 @@ pub struct PluginManifest {
     pub rollout: RolloutSettings,
 }
 
+/// The order and budgets a deployment sets instead of the defaults (a command line's or a
+/// request's), written into a manifest entry (JSON) before it is parsed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Overrides {
+    /// Position in its chain.
+    pub order: Option<i32>,
+    /// Deadline of one call, in milliseconds.
+    pub deadline_ms: Option<u64>,
+    /// Memory limit, in MiB.
+    pub memory_mib: Option<u64>,
+}
+
+impl Overrides {
+    /// Sets the values given in `entry`.
+    pub fn apply(&self, entry: &mut serde_json::Value) {
+        let values = [
+            ("order", self.order.map(serde_json::Value::from)),
+            ("deadline_ms", self.deadline_ms.map(serde_json::Value::from)),
+            ("memory_mib", self.memory_mib.map(serde_json::Value::from)),
+        ];
+        for (key, value) in values {
+            if let Some(value) = value {
+                entry[key] = value;
+            }
+        }
+    }
+}
+
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
 }
