@@ -185,3 +185,32 @@ fn new_refuses_to_overwrite_and_build_names_a_missing_tool() {
         "{stderr}"
     );
 }
+
+#[test]
+fn entry_prints_the_config_files_plugins_entry_of_a_component() {
+    let work = tempfile::tempdir().unwrap();
+    let component = crate::common::plugins::test_plugin("force_push_guard");
+    let printed = run(
+        work.path(),
+        &[
+            "plugins",
+            "entry",
+            component.to_str().unwrap(),
+            "--name",
+            "guard",
+            "--order",
+            "5",
+        ],
+        &[],
+    );
+    let table: toml::Table = toml::from_str(&printed).unwrap();
+    let entry = &table["plugins"].as_array().unwrap()[0];
+    assert_eq!(entry["name"].as_str(), Some("guard"), "{printed}");
+    assert_eq!(
+        entry["world"].as_str(),
+        Some("command-sanitizer"),
+        "the world is read from the exports: {printed}"
+    );
+    assert_eq!(entry["file"].as_str(), Some("force_push_guard.wasm"), "{printed}");
+    assert_eq!(entry["order"].as_integer(), Some(5), "{printed}");
+}

@@ -200,14 +200,13 @@ fn built(dir: &Path, project: &Project) -> anyhow::Result<PathBuf> {
 
 async fn upload(client: ClientArgs, manifest: PluginManifest, wasm: Vec<u8>, component: &Path) -> anyhow::Result<()> {
     let client = Client::new(&client)?;
-    let mut query = vec![
+    let query = [
         ("world", manifest.world.as_str().to_owned()),
         ("config", manifest.config.to_string()),
         ("order", manifest.order.to_string()),
         ("deadline_ms", manifest.deadline_ms.to_string()),
         ("memory_mib", manifest.memory_mib.to_string()),
     ];
-    query.retain(|(_, value)| !value.is_empty());
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(query)
         .finish();
